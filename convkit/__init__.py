@@ -1,0 +1,55 @@
+"""convkit: one convolution API over interchangeable engines.
+
+Two operations, each with exact semantics, on every backend:
+
+- :func:`convolve_nd`: N-d convolution, as ``scipy.signal.fftconvolve``
+  (with NaN and inf kept local);
+- :func:`conv` / :func:`conv1d` / :func:`conv2d` / :func:`conv3d`: CNN-layer
+  convolution, as Theano's / PyTensor's ``conv2d``.
+
+Backends are plugins (entry-point group ``convkit.backends``), loaded on
+first use; ``import convkit`` imports none of them.
+"""
+
+from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd
+from convkit._config import get_memory_limit, get_num_threads, set_memory_limit, set_num_threads
+from convkit._errors import (
+    BackendError,
+    BackendResultError,
+    BackendUnavailableError,
+    UnknownBackendError,
+    WorkingSetTooLargeError,
+)
+from convkit._registry import (
+    BackendInfo,
+    list_backends,
+    register_backend,
+    set_backend,
+    unregister_backend,
+    use_backend,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendInfo",
+    "BackendResultError",
+    "BackendUnavailableError",
+    "UnknownBackendError",
+    "WorkingSetTooLargeError",
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "convolve_nd",
+    "get_memory_limit",
+    "get_num_threads",
+    "list_backends",
+    "register_backend",
+    "set_backend",
+    "set_memory_limit",
+    "set_num_threads",
+    "unregister_backend",
+    "use_backend",
+]

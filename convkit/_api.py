@@ -1,0 +1,267 @@
+"""The public operations: validate once, choose a backend, run, check."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal, TypeAlias, Union
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from convkit._backend import Backend
+from convkit._config import get_memory_limit
+from convkit._errors import BackendResultError, WorkingSetTooLargeError
+from convkit._problems import Problem
+from convkit._registry import select_backend
+from convkit._validation import normalize_conv, normalize_convolve
+
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
+
+Mode: TypeAlias = Literal["full", "valid", "same"]
+BorderMode: TypeAlias = Union[
+    Literal["valid", "full", "half", "same"], int, Sequence[Union[int, tuple[int, int]]]
+]
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]
+BackendChoice: TypeAlias = Union[str, Backend, None]
+
+
+def _gib(count: int) -> str:
+    return f"{count / 2**30:.2f} GiB"
+
+
+def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
+    chosen = select_backend(problem, backend)
+    needed = chosen.working_set_bytes(problem)
+    limit = get_memory_limit()
+    if needed > limit:
+        raise WorkingSetTooLargeError(
+            f"{problem.operation}: backend {chosen.name!r} needs about {_gib(needed)} of working "
+            f"memory for output shape {problem.output_shape}, over the limit of {_gib(limit)}; "
+            "split the problem (e.g. along the batch axis), or raise the limit with "
+            "convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the memory is there"
+        )
+    result = getattr(chosen, problem.operation)(problem)
+    shape = tuple(getattr(result, "shape", ()) or ())
+    if not hasattr(result, "dtype") or not hasattr(result, "shape"):
+        raise BackendResultError(
+            f"backend {chosen.name!r} returned {type(result).__name__}, not an array, for "
+            f"{problem.operation} with output shape {problem.output_shape}"
+        )
+    if shape != tuple(problem.output_shape):
+        raise BackendResultError(
+            f"backend {chosen.name!r} returned shape {shape} for {problem.operation}; "
+            f"expected {problem.output_shape}"
+        )
+    if np.dtype(result.dtype) != problem.dtype:
+        raise BackendResultError(
+            f"backend {chosen.name!r} returned dtype {result.dtype} for {problem.operation}; "
+            f"expected {problem.dtype}"
+        )
+    if isinstance(result, np.ndarray) and not result.flags.writeable:
+        result = result.copy()
+    return result
+
+
+def convolve_nd(
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    *,
+    axes: int | Sequence[int] | None = None,
+    backend: BackendChoice = None,
+) -> np.ndarray:
+    """Convolve two N-dimensional arrays, as ``scipy.signal.fftconvolve`` does.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The inputs, with the same number of dimensions.  Axes not in ``axes``
+        broadcast (equal lengths, or one of them 1).
+    mode : {"full", "valid", "same"}
+        ``"full"``: the whole linear convolution (length ``M + m - 1``);
+        ``"valid"``: only outputs that don't rely on zero padding (length
+        ``|M - m| + 1``; one input must be at least as large as the other in
+        every convolved axis, in either order); ``"same"``: the shape of
+        ``in1``, centred on the full result as SciPy centres it.
+    axes : int, sequence of int or None
+        Axes to convolve over (default: all).  Must not be empty.
+    backend : str, Backend or None
+        Run on this backend, strictly (no fallback).  None: the current
+        choice (:func:`use_backend`, :func:`set_backend`,
+        ``CONVKIT_BACKEND``, else "auto").
+
+    Returns
+    -------
+    numpy.ndarray
+        The result, of dtype float32 for float32 (and float16) inputs,
+        float64 for float64, integer and bool inputs, complex64 and
+        complex128 for complex ones (mixed inputs promote first).  0-d
+        inputs multiply; an empty input gives an empty (0,) array.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric inputs or arguments of the wrong type.
+    ValueError
+        Mismatched dimensions, incompatible shapes, bad ``mode`` or ``axes``.
+    convkit.BackendError
+        The named backend is unknown, unavailable or cannot do this problem.
+
+    Notes
+    -----
+    Unlike SciPy's FFT convolution, NaN and inf stay local on every backend:
+    a non-finite value affects only the outputs whose direct-definition sum
+    contains it.
+
+    Examples
+    --------
+    >>> import convkit
+    >>> convkit.convolve_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5])
+    array([0. , 1. , 2.5, 4. , 1.5])
+    >>> convkit.convolve_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="same")
+    array([1. , 2.5, 4. ])
+    """
+    problem = normalize_convolve(in1, in2, mode, axes)
+    if isinstance(problem, np.ndarray):
+        return problem
+    return _run(problem, backend)
+
+
+def conv(
+    input: ArrayLike,
+    filters: ArrayLike,
+    border_mode: BorderMode = "valid",
+    subsample: IntOrTuple = 1,
+    filter_flip: bool = True,
+    filter_dilation: IntOrTuple = 1,
+    num_groups: int = 1,
+    *,
+    backend: BackendChoice = None,
+) -> np.ndarray:
+    """CNN-layer convolution with Theano's / PyTensor's semantics, any spatial rank.
+
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C, *spatial)``: batch, channels, one or more spatial axes.
+    filters : array_like
+        ``(F, C // num_groups, *kernel)``.
+    border_mode : str, int or tuple
+        ``"valid"`` (no padding), ``"full"`` (``dilation * (k - 1)`` each
+        side), ``"half"`` (``(dilation * (k - 1) + 1) // 2`` each side),
+        ``"same"`` (output ``ceil(in / stride)``, the odd unit of padding after
+        the data, as TensorFlow), an int (every side), a tuple of ints (per
+        axis) or a tuple of ``(before, after)`` pairs.
+    subsample : int or tuple of int
+        Stride, per axis; >= 1.
+    filter_flip : bool
+        True (default): true convolution, the kernel flipped in every spatial
+        axis.  False: cross-correlation, as PyTorch's ``conv2d``.
+    filter_dilation : int or tuple of int
+        Dilation, per axis; >= 1.
+    num_groups : int
+        Channel groups; divides both C and F.  Each output channel sums over
+        the input channels of its group.
+    backend : str, Backend or None
+        As for :func:`convolve_nd`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, F, *out)`` where ``out = (in + before + after - dilation * (k - 1) - 1)
+        // stride + 1`` per axis; dtype by the rule of :func:`convolve_nd`.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric inputs, arguments of the wrong type.
+    ValueError
+        Wrong numbers of dimensions, channel mismatch, bad border mode,
+        stride, dilation or groups, an empty output.
+    convkit.BackendError
+        The named backend is unknown, unavailable or cannot do this problem.
+
+    Examples
+    --------
+    >>> import numpy as np, convkit
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    >>> convkit.conv(x, w)
+    array([[[[4., 4.],
+             [4., 4.]]]])
+    >>> convkit.conv(x, w, filter_flip=False)
+    array([[[[-4., -4.],
+             [-4., -4.]]]])
+    """
+    problem = normalize_conv(
+        input, filters, border_mode, subsample, filter_flip, filter_dilation, num_groups,
+        spatial_dims=None, function="conv",
+    )
+    if isinstance(problem, np.ndarray):
+        return problem
+    return _run(problem, backend)
+
+
+def _fixed_rank(spatial_dims: int, function: str):
+    def convolution(
+        input: ArrayLike,
+        filters: ArrayLike,
+        border_mode: BorderMode = "valid",
+        subsample: IntOrTuple = 1,
+        filter_flip: bool = True,
+        filter_dilation: IntOrTuple = 1,
+        num_groups: int = 1,
+        *,
+        backend: BackendChoice = None,
+    ) -> np.ndarray:
+        problem = normalize_conv(
+            input, filters, border_mode, subsample, filter_flip, filter_dilation, num_groups,
+            spatial_dims=spatial_dims, function=function,
+        )
+        if isinstance(problem, np.ndarray):
+            return problem
+        return _run(problem, backend)
+
+    convolution.__name__ = convolution.__qualname__ = function
+    return convolution
+
+
+conv1d = _fixed_rank(1, "conv1d")
+conv1d.__doc__ = """:func:`conv` with one spatial axis: input ``(N, C, W)``, filters ``(F, C // g, k)``.
+
+Examples
+--------
+>>> import convkit
+>>> convkit.conv1d([[[1.0, 2.0, 3.0]]], [[[1.0, 1.0]]])
+array([[[3., 5.]]])
+"""
+
+conv2d = _fixed_rank(2, "conv2d")
+conv2d.__doc__ = """:func:`conv` with two spatial axes: input ``(N, C, H, W)``, filters ``(F, C // g, kh, kw)``.
+
+This is ``theano.tensor.nnet.conv2d`` / PyTensor's ``conv2d``: each output
+channel sums over the input channels (of its group), the kernel is flipped
+unless ``filter_flip=False``.  See :func:`conv` for every parameter.
+
+Examples
+--------
+>>> import numpy as np, convkit
+>>> image = np.arange(25.0).reshape(1, 1, 5, 5)
+>>> convkit.conv2d(image, np.ones((1, 1, 3, 3)), border_mode="valid")
+array([[[[ 54.,  63.,  72.],
+         [ 99., 108., 117.],
+         [144., 153., 162.]]]])
+>>> convkit.conv2d(image, np.ones((1, 1, 3, 3)), border_mode="half", subsample=2).shape
+(1, 1, 3, 3)
+"""
+
+conv3d = _fixed_rank(3, "conv3d")
+conv3d.__doc__ = """:func:`conv` with three spatial axes: input ``(N, C, D, H, W)``, filters ``(F, C // g, kd, kh, kw)``.
+
+Examples
+--------
+>>> import numpy as np, convkit
+>>> convkit.conv3d(np.ones((1, 2, 3, 3, 3)), np.ones((4, 2, 2, 2, 2))).shape
+(1, 4, 2, 2, 2)
+"""

@@ -1,0 +1,164 @@
+"""The plugin contract: what a backend is and what it declares.
+
+A backend subclasses :class:`Backend`, declares what it can do with a
+:class:`Capabilities`, and implements :meth:`Backend.conv` and/or
+:meth:`Backend.convolve_nd`, which receive normalized problems
+(:class:`convkit.plugin.ConvProblem`, :class:`convkit.plugin.ConvolveProblem`)
+and return an array of ``problem.output_shape`` and ``problem.dtype``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from convkit._problems import ConvProblem, ConvolveProblem, Problem
+
+__all__ = ["Availability", "Backend", "Capabilities"]
+
+FLOAT_DTYPES = frozenset(np.dtype(name) for name in ("float32", "float64"))
+ALL_DTYPES = FLOAT_DTYPES | frozenset(np.dtype(name) for name in ("complex64", "complex128"))
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run here, and if not, why.
+
+    Attributes
+    ----------
+    available : bool
+        True when the backend can compute in this process.
+    reason : str
+        Why it is unavailable (empty when available).
+    device : str
+        What it runs on, for people: ``"CPU, 2 threads"``, ``"NVIDIA H100"``.
+    simulated : bool
+        True for a simulated device (Numba's CUDA simulator): usable when
+        chosen by name, never chosen by "auto".
+    """
+
+    available: bool
+    reason: str = ""
+    device: str = "CPU"
+    simulated: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can compute.
+
+    Attributes
+    ----------
+    operations : frozenset of str
+        Among ``"conv"`` and ``"convolve_nd"``.
+    dtypes : frozenset of numpy.dtype
+        Compute dtypes it accepts (float32, float64, complex64, complex128).
+    max_spatial_dims : int or None
+        The most convolved (spatial) axes it handles; None for any number.
+    groups : bool
+        Whether ``conv`` supports ``groups > 1``.
+    """
+
+    operations: frozenset[str] = frozenset({"conv", "convolve_nd"})
+    dtypes: frozenset[np.dtype] = field(default=FLOAT_DTYPES)
+    max_spatial_dims: int | None = None
+    groups: bool = True
+
+    def why_not(self, problem: Problem) -> str | None:
+        """Return why these capabilities cannot serve ``problem``, or None."""
+        if problem.operation not in self.operations:
+            return f"does not implement {problem.operation}"
+        if problem.dtype not in self.dtypes:
+            supported = ", ".join(sorted(str(dtype) for dtype in self.dtypes))
+            return f"does not support dtype {problem.dtype} (supports {supported})"
+        if self.max_spatial_dims is not None and problem.spatial_dims > self.max_spatial_dims:
+            return (
+                f"supports at most {self.max_spatial_dims} convolved axes, "
+                f"this problem has {problem.spatial_dims}"
+            )
+        if isinstance(problem, ConvProblem) and problem.groups > 1 and not self.groups:
+            return "does not support num_groups > 1"
+        return None
+
+
+class Backend:
+    """Base class of every convkit backend.
+
+    Subclasses set :attr:`name` and :attr:`capabilities` and override the
+    operations they implement.  Everything else has a sensible default.
+
+    Examples
+    --------
+    A complete backend that computes ``convolve_nd`` with NumPy alone:
+
+    >>> import numpy as np
+    >>> import convkit
+    >>> from convkit.plugin import Backend, Capabilities
+    >>> class Tiny(Backend):
+    ...     name = "tiny-doc"
+    ...     capabilities = Capabilities(operations=frozenset({"convolve_nd"}))
+    ...     def convolve_nd(self, problem):
+    ...         (axis,) = problem.axes
+    ...         full = np.apply_along_axis(np.convolve, axis, problem.in1, problem.in2.ravel())
+    ...         return full[problem.output_slices].astype(problem.dtype)
+    >>> convkit.register_backend(Tiny())
+    >>> convkit.convolve_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], backend="tiny-doc")
+    array([0. , 1. , 2.5, 4. , 1.5])
+    """
+
+    #: Name users select the backend by; lower case, no commas.
+    name: str = ""
+    #: What the backend can compute.
+    capabilities: Capabilities = Capabilities()
+    #: Tie-breaker for "auto" when cost estimates are equal (higher wins).
+    priority: int = 0
+
+    @property
+    def version(self) -> str:
+        """Version of the backend (its distribution's, by default)."""
+        return ""
+
+    def availability(self) -> Availability:
+        """Say whether the backend can run here; called once, then cached."""
+        return Availability(True)
+
+    def threads(self) -> int | None:
+        """Threads the next call would use, or None if not applicable."""
+        from convkit._config import get_num_threads
+
+        return get_num_threads()
+
+    def why_not(self, problem: Problem) -> str | None:
+        """Return why this backend cannot do ``problem``, or None if it can.
+
+        The default consults :attr:`capabilities`; override it to refuse
+        problems by size or layout as well.
+        """
+        return self.capabilities.why_not(problem)
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        """Estimate the peak memory one call needs, in bytes.
+
+        The core refuses a problem whose estimate exceeds
+        :func:`convkit.get_memory_limit`.  The default counts the operands and
+        the output once each; backends with workspaces should say more.
+        """
+        first, second = problem.operands
+        output = int(np.prod(problem.output_shape, dtype=np.int64)) * problem.dtype.itemsize
+        return first.nbytes + second.nbytes + output
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        """Predicted run time, used by "auto" to rank backends; None: unknown."""
+        return None
+
+    def conv(self, problem: ConvProblem) -> np.ndarray:
+        """Compute a normalized CNN convolution (see ConvProblem)."""
+        raise TypeError(f"backend {self.name!r} does not implement conv")
+
+    def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
+        """Compute a normalized N-d convolution (see ConvolveProblem)."""
+        raise TypeError(f"backend {self.name!r} does not implement convolve_nd")
+
+    def __repr__(self) -> str:
+        return f"<convkit backend {self.name!r}>"

@@ -1,0 +1,460 @@
+"""Backend discovery, registration and selection (SPEC section 6).
+
+Backends come from the entry-point group ``convkit.backends`` (found and
+imported lazily, on the first call that needs them) or from
+:func:`register_backend`.  Selection, first that applies: ``backend=`` on the
+call (strict); the innermost :func:`use_backend`, then :func:`set_backend`;
+``CONVKIT_BACKEND``; "auto".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from convkit._backend import Availability, Backend
+from convkit._errors import BackendUnavailableError, UnknownBackendError
+from convkit._problems import Problem
+
+__all__ = [
+    "BackendInfo",
+    "list_backends",
+    "register_backend",
+    "select_backend",
+    "set_backend",
+    "unregister_backend",
+    "use_backend",
+]
+
+ENTRY_POINT_GROUP = "convkit.backends"
+AUTO = "auto"
+
+Choice = str | Backend | Sequence[str | Backend]
+
+
+@dataclass
+class _Slot:
+    """One backend name: where it comes from, and what loading it gave."""
+
+    name: str
+    origin: str
+    entry_point: object | None = None
+    backend: Backend | None = None
+    load_error: str | None = None
+    availability: Availability | None = None
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What :func:`convkit.list_backends` reports about one backend.
+
+    Attributes
+    ----------
+    name : str
+        The name to select it by.
+    available : bool
+        Whether it can run here.
+    reason : str
+        Why not, when it is unavailable (a load error, a missing driver).
+    version : str
+        The backend's version.
+    device : str
+        What it runs on.
+    simulated : bool
+        Runs on a simulated device; never chosen by "auto".
+    operations : tuple of str
+        The operations it implements.
+    dtypes : tuple of str
+        The compute dtypes it accepts.
+    threads : int or None
+        Threads it would use for the next call.
+    origin : str
+        The entry point it came from, or ``"register_backend"``.
+    """
+
+    name: str
+    available: bool
+    reason: str
+    version: str
+    device: str
+    simulated: bool
+    operations: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    threads: int | None
+    origin: str
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._slots: dict[str, _Slot] = {}
+        self._discovered = False
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        with self._lock:
+            if self._discovered:
+                return
+            from importlib.metadata import entry_points
+
+            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+                name = entry_point.name.strip().lower()
+                if name in self._slots:
+                    continue
+                distribution = getattr(entry_point, "dist", None)
+                where = f" ({distribution.name} {distribution.version})" if distribution else ""
+                self._slots[name] = _Slot(
+                    name=name, origin=f"{entry_point.value}{where}", entry_point=entry_point
+                )
+            self._discovered = True
+
+    def names(self) -> list[str]:
+        self._discover()
+        with self._lock:
+            return sorted(self._slots)
+
+    def slot(self, name: str) -> _Slot:
+        self._discover()
+        key = name.strip().lower()
+        with self._lock:
+            slot = self._slots.get(key)
+        if slot is None:
+            installed = ", ".join(self.names()) or "none"
+            raise UnknownBackendError(
+                f"unknown convkit backend {name!r}; installed backends: {installed} "
+                "(or 'auto'). Install a plugin such as convkit-numba, or register one with "
+                "convkit.register_backend"
+            )
+        return slot
+
+    def load(self, name: str) -> _Slot:
+        """The slot of ``name`` with its backend loaded and availability known."""
+        slot = self.slot(name)
+        if slot.availability is not None:
+            return slot
+        with self._lock:
+            if slot.availability is not None:
+                return slot
+            if slot.backend is None and slot.load_error is None:
+                slot.backend, slot.load_error = _load_entry_point(slot)
+            if slot.backend is None:
+                slot.availability = Availability(False, f"failed to load: {slot.load_error}")
+            else:
+                try:
+                    slot.availability = slot.backend.availability()
+                except Exception as error:  # a plugin's bug must not break convkit
+                    slot.availability = Availability(
+                        False, f"availability check failed: {type(error).__name__}: {error}"
+                    )
+            return slot
+
+    def register(self, backend: Backend, replace: bool) -> None:
+        if not isinstance(backend, Backend):
+            raise TypeError(
+                f"register_backend needs an instance of convkit.plugin.Backend, got "
+                f"{type(backend).__name__}; subclass convkit.plugin.Backend"
+            )
+        name = _check_name(backend.name)
+        self._discover()
+        with self._lock:
+            if name in self._slots and not replace:
+                raise ValueError(
+                    f"a backend named {name!r} is already installed ({self._slots[name].origin}); "
+                    "pass replace=True to replace it"
+                )
+            self._slots[name] = _Slot(name=name, origin="register_backend", backend=backend)
+
+    def unregister(self, name: str) -> None:
+        key = self.slot(name).name
+        with self._lock:
+            del self._slots[key]
+
+    def forget_discovery(self) -> None:
+        """Drop entry-point slots so that the next use discovers them again."""
+        with self._lock:
+            self._slots = {k: v for k, v in self._slots.items() if v.entry_point is None}
+            self._discovered = False
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a backend needs a non-empty str name, got {name!r}")
+    key = name.strip().lower()
+    if "," in key or key == AUTO:
+        raise ValueError(f"a backend cannot be named {name!r} (no commas, not 'auto')")
+    return key
+
+
+def _load_entry_point(slot: _Slot) -> tuple[Backend | None, str | None]:
+    try:
+        loaded = slot.entry_point.load()  # type: ignore[union-attr]
+        backend = loaded if isinstance(loaded, Backend) else loaded()
+        if not isinstance(backend, Backend):
+            raise TypeError(
+                f"entry point gave {type(backend).__name__}, not a convkit.plugin.Backend"
+            )
+        if _check_name(backend.name) != slot.name:
+            raise ValueError(
+                f"entry point is named {slot.name!r} but the backend calls itself {backend.name!r}"
+            )
+    except Exception as error:  # a broken plugin must never break convkit
+        message = f"{type(error).__name__}: {error}"
+        warnings.warn(
+            f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
+            f"unavailable: {message}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None, message
+    return backend, None
+
+
+_registry = _Registry()
+_context_choice: contextvars.ContextVar[tuple[str | Backend, ...] | None] = contextvars.ContextVar(
+    "convkit_backend_choice", default=None
+)
+_process_choice: tuple[str | Backend, ...] | None = None
+
+
+def _parse_choice(choice: Choice, where: str) -> tuple[str | Backend, ...]:
+    """A name, a comma-separated list, a backend, or a sequence of those."""
+    if isinstance(choice, Backend):
+        return (choice,)
+    if isinstance(choice, str):
+        items: list[str | Backend] = [part.strip().lower() for part in choice.split(",")]
+    elif isinstance(choice, Sequence):
+        items = []
+        for item in choice:
+            items.extend(_parse_choice(item, where))
+    else:
+        raise TypeError(
+            f"{where}: a backend choice is a name, a comma-separated list of names, a "
+            f"convkit.plugin.Backend or a list of those, got {type(choice).__name__}"
+        )
+    if not items or any(item == "" for item in items):
+        raise ValueError(f"{where}: empty backend name in {choice!r}")
+    for item in items:
+        if isinstance(item, str) and item != AUTO:
+            _registry.slot(item)
+    return tuple(items)
+
+
+@contextlib.contextmanager
+def use_backend(choice: Choice) -> Iterator[None]:
+    """Use a backend (or a priority list) inside a ``with`` block.
+
+    The choice is context-local: other threads and asyncio tasks don't see
+    it.  It beats :func:`set_backend` and ``CONVKIT_BACKEND``, and loses to
+    ``backend=`` on a call.
+
+    Parameters
+    ----------
+    choice : str, Backend or sequence
+        A name (``"numba"``), a comma-separated priority list
+        (``"cuda,numba,scipy"``, which may contain ``"auto"``), a backend
+        object, or a list of those.
+
+    Examples
+    --------
+    >>> import convkit
+    >>> with convkit.use_backend("scipy"):
+    ...     convkit.convolve_nd([1.0, 2.0], [1.0, 1.0])
+    array([1., 3., 2.])
+    """
+    token = _context_choice.set(_parse_choice(choice, "use_backend"))
+    try:
+        yield
+    finally:
+        _context_choice.reset(token)
+
+
+def set_backend(choice: Choice | None) -> None:
+    """Choose the backend (or priority list) for the whole process.
+
+    Parameters
+    ----------
+    choice : str, Backend, sequence or None
+        As for :func:`use_backend`; None goes back to ``CONVKIT_BACKEND`` and
+        "auto".
+
+    Examples
+    --------
+    >>> import convkit
+    >>> convkit.set_backend("scipy")
+    >>> convkit.set_backend(None)
+    """
+    global _process_choice
+    _process_choice = None if choice is None else _parse_choice(choice, "set_backend")
+
+
+def register_backend(backend: Backend, *, replace: bool = False) -> None:
+    """Add a backend object at run time, without packaging it.
+
+    Parameters
+    ----------
+    backend : convkit.plugin.Backend
+        The backend; it is selected by ``backend.name``.
+    replace : bool
+        Replace an installed backend of the same name instead of failing.
+
+    Examples
+    --------
+    >>> import convkit
+    >>> from convkit.plugin import Backend
+    >>> class Nothing(Backend):
+    ...     name = "nothing-doc"
+    >>> convkit.register_backend(Nothing())
+    >>> "nothing-doc" in [info.name for info in convkit.list_backends()]
+    True
+    >>> convkit.unregister_backend("nothing-doc")
+    """
+    _registry.register(backend, replace)
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend by name (it comes back with the next process).
+
+    Examples
+    --------
+    >>> import convkit
+    >>> convkit.unregister_backend("no-such-backend")
+    Traceback (most recent call last):
+    ...
+    convkit.UnknownBackendError: unknown convkit backend 'no-such-backend'; ...
+    """
+    _registry.unregister(name)
+
+
+def list_backends() -> list[BackendInfo]:
+    """Describe every installed and registered backend (loading each).
+
+    Examples
+    --------
+    >>> import convkit
+    >>> [info for info in convkit.list_backends() if info.name == "scipy"][0].available
+    True
+    """
+    infos = []
+    for name in _registry.names():
+        slot = _registry.load(name)
+        availability = slot.availability or Availability(False, "not loaded")
+        backend = slot.backend
+        capabilities = backend.capabilities if backend else None
+        try:
+            threads = backend.threads() if backend and availability.available else None
+            version = backend.version if backend else ""
+        except Exception:  # a plugin's bug must not break the listing
+            threads, version = None, ""
+        infos.append(
+            BackendInfo(
+                name=name,
+                available=availability.available,
+                reason=availability.reason,
+                version=version,
+                device=availability.device if availability.available else "",
+                simulated=availability.simulated,
+                operations=tuple(sorted(capabilities.operations)) if capabilities else (),
+                dtypes=tuple(sorted(str(d) for d in capabilities.dtypes)) if capabilities else (),
+                threads=threads,
+                origin=slot.origin,
+            )
+        )
+    return infos
+
+
+def _describe(item: str | Backend) -> str:
+    return item.name if isinstance(item, Backend) else item
+
+
+def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str | None]:
+    """The backend for ``item`` if it can run ``problem``, else why not."""
+    if isinstance(item, Backend):
+        backend = item
+        try:
+            availability = backend.availability()
+        except Exception as error:
+            return None, f"availability check failed: {error}"
+    else:
+        slot = _registry.load(item)
+        backend, availability = slot.backend, slot.availability
+        assert availability is not None
+    if not availability.available or backend is None:
+        return None, f"unavailable: {availability.reason}"
+    reason = backend.why_not(problem)
+    return (None, reason) if reason else (backend, None)
+
+
+def _auto(problem: Problem) -> tuple[Backend | None, list[str]]:
+    candidates, reasons = [], []
+    for name in _registry.names():
+        backend, reason = _why_not(name, problem)
+        slot = _registry.slot(name)
+        if backend is not None and slot.availability is not None and slot.availability.simulated:
+            backend, reason = None, "runs on a simulated device (auto never picks it)"
+        if backend is None:
+            reasons.append(f"{name}: {reason}")
+            continue
+        estimate = backend.estimate_seconds(problem)
+        candidates.append((math.inf if estimate is None else estimate, -backend.priority, name, backend))
+    if not candidates:
+        return None, reasons
+    return min(candidates, key=lambda entry: entry[:3])[3], reasons
+
+
+def _from_list(items: tuple[str | Backend, ...], problem: Problem, source: str) -> Backend:
+    reasons = []
+    for item in items:
+        if item == AUTO:
+            backend, auto_reasons = _auto(problem)
+            if backend is not None:
+                return backend
+            reasons.append("auto: no backend can do it (" + "; ".join(auto_reasons) + ")")
+            continue
+        backend, reason = _why_not(item, problem)
+        if backend is not None:
+            return backend
+        reasons.append(f"{_describe(item)}: {reason}")
+    raise BackendUnavailableError(
+        f"no backend from {source} can do this {problem.operation} problem: " + "; ".join(reasons)
+    )
+
+
+def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
+    """The backend that runs ``problem`` under SPEC section 6's precedence."""
+    if explicit is not None:
+        if isinstance(explicit, str) and explicit.strip().lower() == AUTO:
+            return _from_list((AUTO,), problem, "backend='auto'")
+        if not isinstance(explicit, (str, Backend)):
+            raise TypeError(
+                f"backend must be a backend name or a convkit.plugin.Backend, got "
+                f"{type(explicit).__name__}"
+            )
+        if isinstance(explicit, str) and "," in explicit:
+            raise ValueError(
+                f"backend={explicit!r}: backend= takes one name (it is strict); use "
+                "convkit.use_backend or CONVKIT_BACKEND for a priority list"
+            )
+        if isinstance(explicit, str):
+            _registry.slot(explicit)
+        backend, reason = _why_not(explicit if isinstance(explicit, Backend) else explicit.strip().lower(), problem)
+        if backend is None:
+            raise BackendUnavailableError(
+                f"backend {_describe(explicit)!r} cannot run this {problem.operation} problem: {reason}"
+            )
+        return backend
+    choice = _context_choice.get()
+    if choice is not None:
+        return _from_list(choice, problem, "convkit.use_backend")
+    if _process_choice is not None:
+        return _from_list(_process_choice, problem, "convkit.set_backend")
+    environment = os.environ.get("CONVKIT_BACKEND", "").strip()
+    if environment:
+        return _from_list(_parse_choice(environment, "CONVKIT_BACKEND"), problem, "CONVKIT_BACKEND")
+    return _from_list((AUTO,), problem, "auto")

@@ -1,0 +1,408 @@
+"""Argument checking and normalization: the only place arguments are judged.
+
+Every public entry point passes its arguments through here once.  What comes
+out is either a normalized problem (see ``_problems``) or a trivial result
+(0-d inputs, empty arrays) that needs no backend.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+import numpy as np
+
+from convkit._problems import ConvProblem, ConvolveProblem
+
+__all__ = ["compute_dtype", "normalize_conv", "normalize_convolve", "to_operand"]
+
+MODES = ("full", "valid", "same")
+BORDER_MODE_NAMES = ("valid", "full", "half", "same")
+_REJECTED_KINDS = {
+    "O": "object",
+    "U": "str",
+    "S": "bytes",
+    "V": "structured/void",
+    "M": "datetime64",
+    "m": "timedelta64",
+}
+
+
+def _is_scalar(value: object) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0
+    return not isinstance(value, (Sequence, set, frozenset, dict))
+
+
+def to_operand(value: object, function: str, argument: str) -> np.ndarray:
+    """Turn an array-like into an ndarray, with errors that name ``argument``."""
+    if value is None:
+        raise TypeError(f"{function}: {argument} must be an array, got None")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"{function}: {argument} could not be turned into an array ({error}); "
+            "pass a numeric array or a rectangular nested list of numbers"
+        ) from None
+    if array.dtype.kind in _REJECTED_KINDS:
+        raise TypeError(
+            f"{function}: {argument} has dtype {array.dtype} "
+            f"({_REJECTED_KINDS[array.dtype.kind]}); convkit computes with numbers only, "
+            f"convert it first, e.g. np.asarray({argument}, dtype=float)"
+        )
+    return array
+
+
+def compute_dtype(function: str, *arrays: np.ndarray) -> np.dtype:
+    """The dtype rule of SPEC section 3, applied to the promoted input dtype."""
+    promoted = np.result_type(*arrays)
+    if promoted.kind in "biu":
+        return np.dtype(np.float64)
+    if promoted == np.float16:
+        return np.dtype(np.float32)
+    if promoted.kind == "f" and promoted.itemsize in (4, 8):
+        return np.dtype(promoted.name)
+    if promoted.kind == "c" and promoted.itemsize in (8, 16):
+        return np.dtype(promoted.name)
+    raise TypeError(
+        f"{function}: inputs promote to {promoted}, which convkit does not compute in; "
+        "supported are float32, float64, complex64, complex128 (float16, ints and bool are "
+        "converted): cast with .astype(np.float64) or .astype(np.complex128)"
+    )
+
+
+def _readonly_contiguous(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous, native-order, read-only array of ``dtype``.
+
+    It may share memory with the caller's array (no copy when none is
+    needed); making it read-only guarantees no backend can write into it.
+    """
+    result = np.ascontiguousarray(array, dtype=dtype).view()
+    result.flags.writeable = False
+    return result
+
+
+def _check_mode(mode: object, function: str) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"{function}: mode must be one of {MODES}, got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(
+            f"{function}: mode must be one of 'full', 'valid', 'same', got {mode!r}"
+        )
+    return mode
+
+
+def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
+    if axes is None:
+        return tuple(range(ndim))
+    items = [axes] if _is_scalar(axes) else list(axes)
+    if not items:
+        raise ValueError(f"{function}: when provided, axes cannot be empty; use axes=None for all axes")
+    normalized = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            raise TypeError(f"{function}: axes must be ints, got {axes!r}")
+        try:
+            axis = operator.index(item)
+        except TypeError:
+            raise TypeError(f"{function}: axes must be ints, got {axes!r}") from None
+        if not -ndim <= axis < ndim:
+            raise ValueError(
+                f"{function}: axis {axis} is out of range for inputs with {ndim} dimensions "
+                f"(valid: {-ndim} to {ndim - 1})"
+            )
+        normalized.append(axis % ndim)
+    if len(set(normalized)) != len(normalized):
+        raise ValueError(f"{function}: all axes must be unique, got {axes!r}")
+    return tuple(sorted(normalized))
+
+
+def normalize_convolve(
+    in1: object, in2: object, mode: object, axes: object
+) -> ConvolveProblem | np.ndarray:
+    """Check and normalize the arguments of ``convolve_nd``.
+
+    Returns a :class:`ConvolveProblem`, or the finished result for 0-d and
+    empty inputs, which need no backend.
+    """
+    function = "convolve_nd"
+    first = to_operand(in1, function, "in1")
+    second = to_operand(in2, function, "in2")
+    mode = _check_mode(mode, function)
+    dtype = compute_dtype(function, first, second)
+
+    if first.ndim == second.ndim == 0:
+        return np.asarray(first.astype(dtype) * second.astype(dtype), dtype=dtype)
+    if first.ndim != second.ndim:
+        raise ValueError(
+            f"{function}: in1 and in2 should have the same dimensionality, got shapes "
+            f"{first.shape} and {second.shape}; add axes of length 1 with np.expand_dims "
+            "so that the arrays line up"
+        )
+    axes_tuple = _normalize_axes(axes, first.ndim, function)
+    for axis in range(first.ndim):
+        a, b = first.shape[axis], second.shape[axis]
+        if axis not in axes_tuple and a != b and 1 not in (a, b):
+            raise ValueError(
+                f"{function}: incompatible shapes for in1 and in2: {first.shape} and "
+                f"{second.shape}; axis {axis} is not convolved, so its lengths must be "
+                "equal or one of them 1 (broadcast)"
+            )
+    if first.size == 0 or second.size == 0:
+        return np.empty((0,), dtype=dtype)
+
+    # SciPy treats convolved axes where either length is 1 as broadcast axes:
+    # they neither take part in the 'valid' size rule nor in the swap.
+    sized_axes = [a for a in axes_tuple if first.shape[a] != 1 and second.shape[a] != 1]
+    if mode == "valid":
+        first_larger = all(first.shape[a] >= second.shape[a] for a in sized_axes)
+        second_larger = all(second.shape[a] >= first.shape[a] for a in sized_axes)
+        if not (first_larger or second_larger):
+            raise ValueError(
+                f"{function}: for 'valid' mode, one input must be at least as large as the "
+                f"other in every convolved axis, got shapes {first.shape} and "
+                f"{second.shape} over axes {axes_tuple}; use mode='full' or 'same'"
+            )
+        if not first_larger:
+            first, second = second, first
+
+    output_start, output_shape = [], []
+    for axis, (a, b) in enumerate(zip(first.shape, second.shape)):
+        convolved = axis in axes_tuple
+        full = a + b - 1 if convolved else max(a, b)
+        if mode == "full":
+            start, size = 0, full
+        elif mode == "same":
+            start, size = (full - a) // 2, a
+        elif convolved:
+            start, size = min(a, b) - 1, abs(a - b) + 1
+        else:
+            start, size = 0, full
+        output_start.append(start)
+        output_shape.append(size)
+
+    return ConvolveProblem(
+        in1=_readonly_contiguous(first, dtype),
+        in2=_readonly_contiguous(second, dtype),
+        axes=axes_tuple,
+        mode=mode,
+        output_start=tuple(output_start),
+        output_shape=tuple(output_shape),
+        dtype=dtype,
+    )
+
+
+def _per_axis(value: object, spatial_dims: int, function: str, argument: str) -> tuple[int, ...]:
+    """An int or a tuple of ints, one per spatial axis, each >= 1."""
+    items = (value,) * spatial_dims if _is_scalar(value) else tuple(value)
+    if len(items) != spatial_dims or not all(_is_scalar(item) for item in items):
+        raise ValueError(
+            f"{function}: {argument} must be an int or a tuple of {spatial_dims} ints "
+            f"(one per spatial axis), got {value!r}"
+        )
+    result = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            raise TypeError(f"{function}: {argument} must contain ints, got {value!r}")
+        try:
+            number = operator.index(item)
+        except TypeError:
+            raise TypeError(f"{function}: {argument} must contain ints, got {value!r}") from None
+        if number < 1:
+            raise ValueError(f"{function}: {argument} must be >= 1 in every axis, got {value!r}")
+        result.append(number)
+    return tuple(result)
+
+
+def _padding_amount(item: object, function: str, border_mode: object) -> int:
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError(f"{function}: border_mode padding must be ints, got {border_mode!r}")
+    try:
+        amount = operator.index(item)
+    except TypeError:
+        raise TypeError(
+            f"{function}: border_mode padding must be ints, got {border_mode!r}"
+        ) from None
+    if amount < 0:
+        raise ValueError(f"{function}: border_mode padding must be >= 0, got {border_mode!r}")
+    return amount
+
+
+def _explicit_padding(
+    border_mode: object,
+    input_spatial: tuple[int, ...],
+    kernel_spatial: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    function: str,
+) -> tuple[tuple[int, int], ...]:
+    spatial_dims = len(input_spatial)
+    extents = [d * (k - 1) + 1 for k, d in zip(kernel_spatial, dilation)]
+    if isinstance(border_mode, str):
+        if border_mode == "valid":
+            return ((0, 0),) * spatial_dims
+        if border_mode == "full":
+            return tuple((e - 1, e - 1) for e in extents)
+        if border_mode == "half":
+            return tuple((e // 2, e // 2) for e in extents)
+        if border_mode == "same":
+            padding = []
+            for size, extent, step in zip(input_spatial, extents, stride):
+                wanted = -(-size // step)
+                total = max((wanted - 1) * step + extent - size, 0)
+                padding.append((total // 2, total - total // 2))
+            return tuple(padding)
+        raise ValueError(
+            f"{function}: border_mode must be 'valid', 'full', 'half', 'same', an int, a "
+            f"tuple of ints or a tuple of (before, after) pairs, got {border_mode!r}"
+        )
+    if _is_scalar(border_mode):
+        amount = _padding_amount(border_mode, function, border_mode)
+        return ((amount, amount),) * spatial_dims
+    if not isinstance(border_mode, Sequence) or len(border_mode) != spatial_dims:
+        raise ValueError(
+            f"{function}: border_mode as a tuple needs one entry per spatial axis "
+            f"({spatial_dims}), got {border_mode!r}"
+        )
+    padding = []
+    for item in border_mode:
+        if _is_scalar(item):
+            amount = _padding_amount(item, function, border_mode)
+            padding.append((amount, amount))
+        elif isinstance(item, Sequence) and len(item) == 2:
+            padding.append(
+                (
+                    _padding_amount(item[0], function, border_mode),
+                    _padding_amount(item[1], function, border_mode),
+                )
+            )
+        else:
+            raise ValueError(
+                f"{function}: each border_mode entry must be an int or a (before, after) "
+                f"pair, got {item!r} in {border_mode!r}"
+            )
+    return tuple(padding)
+
+
+def _shape_hint(array: np.ndarray, spatial_dims: int, argument: str) -> str:
+    missing = spatial_dims + 2 - array.ndim
+    if not 0 < missing <= 2:
+        return ""
+    leading = ("batch", "channel") if argument == "input" else ("filter", "channel")
+    named = " and ".join(leading[-missing:] if missing == 1 else leading)
+    if missing == 1:
+        named = leading[0]
+    axes = "axes" if missing == 2 else "axis"
+    return f"; add the missing {named} {axes} with {argument}[{', '.join(['None'] * missing)}]"
+
+
+def normalize_conv(
+    input: object,
+    filters: object,
+    border_mode: object,
+    subsample: object,
+    filter_flip: object,
+    filter_dilation: object,
+    num_groups: object,
+    spatial_dims: int | None,
+    function: str,
+) -> ConvProblem | np.ndarray:
+    """Check and normalize the arguments of ``conv``/``conv1d``/``conv2d``/``conv3d``.
+
+    Returns a :class:`ConvProblem`, or the finished (all-zero or empty)
+    result when the batch, channel or filter count is 0.
+    """
+    data = to_operand(input, function, "input")
+    kernels = to_operand(filters, function, "filters")
+    dtype = compute_dtype(function, data, kernels)
+
+    if spatial_dims is None:
+        if data.ndim < 3:
+            raise ValueError(
+                f"{function}: input must be (N, C, *spatial) with at least one spatial axis, "
+                f"got shape {data.shape}"
+            )
+        spatial_dims = data.ndim - 2
+    layout = "(N, C, " + ", ".join("DHW"[3 - spatial_dims :] if spatial_dims <= 3 else ["S"] * spatial_dims) + ")"
+    if data.ndim != spatial_dims + 2:
+        raise ValueError(
+            f"{function}: input must have {spatial_dims + 2} dimensions {layout}, got shape "
+            f"{data.shape}{_shape_hint(data, spatial_dims, 'input')}"
+        )
+    if kernels.ndim != spatial_dims + 2:
+        raise ValueError(
+            f"{function}: filters must have {spatial_dims + 2} dimensions "
+            f"(F, C // num_groups, {', '.join(['k'] * spatial_dims)}), got shape "
+            f"{kernels.shape}{_shape_hint(kernels, spatial_dims, 'filters')}"
+        )
+    if not isinstance(filter_flip, (bool, np.bool_)):
+        raise TypeError(f"{function}: filter_flip must be True or False, got {filter_flip!r}")
+    if isinstance(num_groups, (bool, np.bool_)) or not isinstance(num_groups, (int, np.integer)):
+        raise TypeError(f"{function}: num_groups must be a positive int, got {num_groups!r}")
+    groups = int(num_groups)
+    if groups < 1:
+        raise ValueError(f"{function}: num_groups must be >= 1, got {groups}")
+
+    batch, channels = data.shape[:2]
+    filter_count, filter_channels = kernels.shape[:2]
+    if channels % groups:
+        raise ValueError(
+            f"{function}: input has {channels} channels, which num_groups={groups} does not "
+            "divide; choose num_groups that divides the channel count"
+        )
+    if filter_count % groups:
+        raise ValueError(
+            f"{function}: filters has {filter_count} filters (shape {kernels.shape}), which "
+            f"num_groups={groups} does not divide; the filter count must be a multiple of "
+            "num_groups"
+        )
+    if filter_channels != channels // groups:
+        raise ValueError(
+            f"{function}: input has {channels} channels but filters expect "
+            f"{filter_channels * groups} (filters shape {kernels.shape}, "
+            f"num_groups={groups}); with num_groups=g, filters.shape[1] must equal "
+            "channels / g"
+        )
+    kernel_spatial = tuple(kernels.shape[2:])
+    if 0 in kernel_spatial:
+        raise ValueError(f"{function}: filters must have a non-empty kernel, got shape {kernels.shape}")
+
+    stride = _per_axis(subsample, spatial_dims, function, "subsample")
+    dilation = _per_axis(filter_dilation, spatial_dims, function, "filter_dilation")
+    input_spatial = tuple(data.shape[2:])
+    padding = _explicit_padding(border_mode, input_spatial, kernel_spatial, stride, dilation, function)
+
+    output_spatial = []
+    for axis, (size, k, (before, after), step, dil) in enumerate(
+        zip(input_spatial, kernel_spatial, padding, stride, dilation)
+    ):
+        extent = dil * (k - 1) + 1
+        count = (size + before + after - extent) // step + 1
+        if size + before + after < extent:
+            raise ValueError(
+                f"{function}: output would be empty along spatial axis {axis}: input size "
+                f"{size} with padding ({before}, {after}) is smaller than the dilated kernel "
+                f"extent {extent} (kernel {k}, dilation {dil}); use a larger input, more "
+                "padding (e.g. border_mode='half' or 'full') or a smaller kernel"
+            )
+        output_spatial.append(count)
+    output_shape = (batch, filter_count, *output_spatial)
+
+    if batch == 0 or filter_count == 0 or channels == 0:
+        return np.zeros(output_shape, dtype=dtype)
+
+    if filter_flip:
+        kernels = kernels[(slice(None), slice(None)) + (slice(None, None, -1),) * spatial_dims]
+    return ConvProblem(
+        input=_readonly_contiguous(data, dtype),
+        filters=_readonly_contiguous(kernels, dtype),
+        padding=padding,
+        stride=stride,
+        dilation=dilation,
+        groups=groups,
+        output_shape=output_shape,
+        dtype=dtype,
+        filter_flip=bool(filter_flip),
+    )
+

@@ -1,0 +1,37 @@
+"""The public plugin API: everything a backend author needs.
+
+A backend distribution subclasses :class:`Backend`, declares its
+:class:`Capabilities`, and registers the class under the entry-point group
+``convkit.backends`` in its ``pyproject.toml``::
+
+    [project.entry-points."convkit.backends"]
+    mine = "my_package:MyBackend"
+
+The core hands it normalized problems (:class:`ConvProblem`,
+:class:`ConvolveProblem`); :func:`with_local_nonfinite` keeps NaN and inf
+local for FFT methods.  The README's "Writing a backend" walks through a
+complete example.
+"""
+
+from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
+from convkit._config import get_num_threads
+from convkit._nonfinite import with_local_nonfinite
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit._registry import ENTRY_POINT_GROUP
+from convkit._validation import normalize_conv, normalize_convolve
+
+__all__ = [
+    "ALL_DTYPES",
+    "ENTRY_POINT_GROUP",
+    "FLOAT_DTYPES",
+    "Availability",
+    "Backend",
+    "Capabilities",
+    "ConvProblem",
+    "ConvolveProblem",
+    "Problem",
+    "get_num_threads",
+    "normalize_conv",
+    "normalize_convolve",
+    "with_local_nonfinite",
+]
