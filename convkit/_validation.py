@@ -290,11 +290,8 @@ def _shape_hint(array: np.ndarray, spatial_dims: int, argument: str) -> str:
     if not 0 < missing <= 2:
         return ""
     leading = ("batch", "channel") if argument == "input" else ("filter", "channel")
-    named = " and ".join(leading[-missing:] if missing == 1 else leading)
-    if missing == 1:
-        named = leading[0]
-    axes = "axes" if missing == 2 else "axis"
-    return f"; add the missing {named} {axes} with {argument}[{', '.join(['None'] * missing)}]"
+    named = f"{leading[0]} and {leading[1]} axes" if missing == 2 else f"{leading[0]} axis"
+    return f"; add the missing {named} with {argument}[{', '.join(['None'] * missing)}]"
 
 
 def normalize_conv(
