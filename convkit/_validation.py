@@ -31,6 +31,8 @@ _REJECTED_KINDS = {
 def _is_scalar(value: object) -> bool:
     if isinstance(value, np.ndarray):
         return value.ndim == 0
+    if isinstance(value, (str, bytes)):
+        return True
     return not isinstance(value, (Sequence, set, frozenset, dict))
 
 
