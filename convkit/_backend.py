@@ -105,6 +105,7 @@ class Backend:
     >>> convkit.register_backend(Tiny())
     >>> convkit.convolve_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], backend="tiny-doc")
     array([0. , 1. , 2.5, 4. , 1.5])
+    >>> convkit.unregister_backend("tiny-doc")
     """
 
     #: Name users select the backend by; lower case, no commas.

@@ -35,3 +35,8 @@ class BackendResultError(BackendError):
 
 class WorkingSetTooLargeError(MemoryError):
     """The problem needs more working memory than convkit's memory budget."""
+
+
+for _error in (BackendError, UnknownBackendError, BackendUnavailableError, BackendResultError,
+               WorkingSetTooLargeError):
+    _error.__module__ = "convkit"  # shown in tracebacks as part of the public API

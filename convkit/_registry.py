@@ -195,10 +195,11 @@ def _check_name(name: object) -> str:
 def _load_entry_point(slot: _Slot) -> tuple[Backend | None, str | None]:
     try:
         loaded = slot.entry_point.load()  # type: ignore[union-attr]
-        backend = loaded if isinstance(loaded, Backend) else loaded()
+        backend = loaded() if callable(loaded) and not isinstance(loaded, Backend) else loaded
         if not isinstance(backend, Backend):
             raise TypeError(
-                f"entry point gave {type(backend).__name__}, not a convkit.plugin.Backend"
+                f"entry point gave {type(backend).__name__}, not a convkit.plugin.Backend "
+                "(nor a class or function returning one)"
             )
         if _check_name(backend.name) != slot.name:
             raise ValueError(
