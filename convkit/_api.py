@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Literal, TypeAlias, Union
+from typing import Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,11 +18,9 @@ from convkit._validation import normalize_conv, normalize_convolve
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
 
 Mode: TypeAlias = Literal["full", "valid", "same"]
-BorderMode: TypeAlias = Union[
-    Literal["valid", "full", "half", "same"], int, Sequence[Union[int, tuple[int, int]]]
-]
-IntOrTuple: TypeAlias = Union[int, Sequence[int]]
-BackendChoice: TypeAlias = Union[str, Backend, None]
+BorderMode: TypeAlias = Literal["valid", "full", "half", "same"] | int | Sequence[int | tuple[int, int]]
+IntOrTuple: TypeAlias = int | Sequence[int]
+BackendChoice: TypeAlias = str | Backend | None
 
 
 def _gib(count: int) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from convkit._problems import ConvProblem, ConvolveProblem, Problem
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = ["Availability", "Backend", "Capabilities"]
 

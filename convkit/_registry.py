@@ -149,7 +149,7 @@ class _Registry:
             else:
                 try:
                     slot.availability = slot.backend.availability()
-                except Exception as error:  # a plugin's bug must not break convkit
+                except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
                     slot.availability = Availability(
                         False, f"availability check failed: {type(error).__name__}: {error}"
                     )
@@ -205,7 +205,7 @@ def _load_entry_point(slot: _Slot) -> tuple[Backend | None, str | None]:
             raise ValueError(
                 f"entry point is named {slot.name!r} but the backend calls itself {backend.name!r}"
             )
-    except Exception as error:  # a broken plugin must never break convkit
+    except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
         message = f"{type(error).__name__}: {error}"
         warnings.warn(
             f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
@@ -351,7 +351,7 @@ def list_backends() -> list[BackendInfo]:
         try:
             threads = backend.threads() if backend and availability.available else None
             version = backend.version if backend else ""
-        except Exception:  # a plugin's bug must not break the listing
+        except Exception:  # noqa: BLE001 - a plugin's failure must never break convkit
             threads, version = None, ""
         infos.append(
             BackendInfo(
@@ -380,7 +380,7 @@ def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str
         backend = item
         try:
             availability = backend.availability()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
             return None, f"availability check failed: {error}"
     else:
         slot = _registry.load(item)

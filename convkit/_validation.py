@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from convkit._problems import ConvProblem, ConvolveProblem
+from convkit._problems import ConvolveProblem, ConvProblem
 
 __all__ = ["compute_dtype", "normalize_conv", "normalize_convolve", "to_operand"]
 

@@ -131,13 +131,13 @@ def conv_cases(draw):
         st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=spatial, max_size=spatial).map(tuple),
     ))
     sizes = [draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 5)) for k, d in zip(kernel, dilation)]
-    return dict(
-        x_shape=(draw(st.integers(1, 2)), channels, *sizes),
-        w_shape=(filters, channels // groups, *kernel),
-        border_mode=border, subsample=tuple(stride), filter_dilation=tuple(dilation),
-        filter_flip=draw(st.booleans()), num_groups=groups, dtype=draw(st.sampled_from([np.float32, np.float64])),
-        seed=draw(st.integers(0, 2**31)),
-    )
+    return {
+        "x_shape": (draw(st.integers(1, 2)), channels, *sizes),
+        "w_shape": (filters, channels // groups, *kernel),
+        "border_mode": border, "subsample": tuple(stride), "filter_dilation": tuple(dilation),
+        "filter_flip": draw(st.booleans()), "num_groups": groups, "dtype": draw(st.sampled_from([np.float32, np.float64])),
+        "seed": draw(st.integers(0, 2**31)),
+    }
 
 
 @settings(max_examples=150, deadline=None)

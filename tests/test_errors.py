@@ -47,8 +47,8 @@ CONV_ERRORS = [
     (convkit.conv2d, np.ones((3, 5, 5)), W, {}, ValueError, ["batch axis", "input[None]"]),
     (convkit.conv2d, X, np.ones((3, 3)), {}, ValueError, ["filters must have 4 dimensions", "filters[None, None]"]),
     (convkit.conv2d, X, np.ones((1, 1, 3, 3)), {}, ValueError, [
-        "conv2d: input has 3 channels but filters expect 1 (filters shape (1, 1, 3, 3), num_groups=1); "
-        "with num_groups=g, filters.shape[1] must equal channels / g"]),
+        ("conv2d: input has 3 channels but filters expect 1 (filters shape (1, 1, 3, 3), num_groups=1); "
+        "with num_groups=g, filters.shape[1] must equal channels / g")]),
     (convkit.conv1d, np.ones((1, 2, 5, 5)), W, {}, ValueError, ["conv1d", "3 dimensions (N, C, W)"]),
     (convkit.conv3d, X, W, {}, ValueError, ["conv3d", "5 dimensions (N, C, D, H, W)"]),
     (convkit.conv, np.ones((2, 3)), W, {}, ValueError, ["at least one spatial axis"]),

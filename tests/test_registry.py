@@ -100,9 +100,8 @@ def test_priority_list_skips_unavailable_and_unsuitable(labelled, monkeypatch):
         assert convkit.convolve_nd(ONES.astype(np.float32), ONES.astype(np.float32))[0] == 2.0
     monkeypatch.setenv("CONVKIT_BACKEND", "t-down,t-up")
     assert who() == 3.0
-    with convkit.use_backend(["t-down", "t-f32only"]):
-        with pytest.raises(convkit.BackendUnavailableError) as caught:
-            who()
+    with convkit.use_backend(["t-down", "t-f32only"]), pytest.raises(convkit.BackendUnavailableError) as caught:
+        who()
     assert "t-down: unavailable: no device here" in str(caught.value)
     assert "does not support dtype float64" in str(caught.value)
 
@@ -305,11 +304,13 @@ def test_environment_choice_in_a_fresh_process(fake_plugins):
     script = "import numpy, convkit; print(convkit.convolve_nd(numpy.ones(3), numpy.ones(2))[0])"
     environment = {"PYTHONPATH": str(fake_plugins), "CONVKIT_BACKEND": "t-broken-import,t-good",
                    "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-W", "ignore::RuntimeWarning", "-c", script],
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-W", "ignore::RuntimeWarning", "-c", script],
                           capture_output=True, text=True, env=environment, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42.0"
-    info = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
+    info = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
                           env=environment, timeout=120)
     assert info.returncode == 0, info.stderr
     assert re.search(r"t-broken-import +no: failed to load: ImportError", info.stdout), info.stdout

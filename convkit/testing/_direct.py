@@ -60,7 +60,7 @@ def direct_conv(problem: ConvProblem, absolute: bool = False) -> np.ndarray:
     filters = problem.filters.astype(wide)
     if absolute:
         data, filters = np.abs(data), np.abs(filters)
-    batch, channels = data.shape[:2]
+    channels = data.shape[1]
     filter_count = filters.shape[0]
     group_channels = channels // problem.groups
     group_filters = filter_count // problem.groups
