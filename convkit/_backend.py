@@ -149,6 +149,16 @@ class Backend:
         output = int(np.prod(problem.output_shape, dtype=np.int64)) * problem.dtype.itemsize
         return first.nbytes + second.nbytes + output
 
+    def method(self, problem: Problem) -> str:
+        """How this backend rounds on ``problem``: ``"direct"`` or ``"fft"``.
+
+        Sums of products (any blocking or order) are ``"direct"``; anything
+        that goes through a Fourier transform is ``"fft"``.  The conformance
+        kit holds each method to its own error bound (see
+        ``convkit.testing.error_bound``).
+        """
+        return "direct"
+
     def estimate_seconds(self, problem: Problem) -> float | None:
         """Predicted run time, used by "auto" to rank backends; None: unknown."""
         return None

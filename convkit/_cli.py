@@ -1,4 +1,4 @@
-"""``python -m convkit``: ``info`` (the backend table) and ``demo`` (the seed comparison)."""
+"""``python -m convkit``: ``info`` (the backend table), ``demo`` (the seed comparison), ``check``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,19 @@ def demo(backends: Sequence[str]) -> None:
                   bool(np.allclose(depthwise, each_channel)))
 
 
+def check(backend: str, level: str, worst: int) -> int:
+    """``python -m convkit check``: 0 when every case passes, 1 on failures, 2 on errors."""
+    from convkit.testing import check_backend, generate_cases
+
+    try:
+        report = check_backend(backend, generate_cases(level))
+    except convkit.BackendError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(report.format(worst))
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m convkit`` and the ``convkit`` script."""
     parser = argparse.ArgumentParser(prog="python -m convkit", description=__doc__)
@@ -108,10 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser = commands.add_parser("demo", help="the conv2d vs convolve_nd comparison, on every backend")
     demo_parser.add_argument("--backend", action="append",
                              help="run on this backend only (repeatable); default: every available one")
+    check_parser = commands.add_parser(
+        "check", help="run the conformance matrix (SPEC section 7) on one backend")
+    check_parser.add_argument("backend", help="the backend's name")
+    check_parser.add_argument("--full", action="store_true",
+                              help="the full matrix (large sizes, denser crossing); default: the fast one")
+    check_parser.add_argument("--worst", type=int, default=5, metavar="N",
+                              help="list the N passing cases closest to the bound (default 5)")
     arguments = parser.parse_args(argv)
     if arguments.command == "info":
         print(info())
         return 0
+    if arguments.command == "check":
+        return check(arguments.backend, "full" if arguments.full else "fast", arguments.worst)
     names = arguments.backend or [b.name for b in convkit.list_backends() if b.available]
     try:
         demo(names)

@@ -75,6 +75,9 @@ class ScipyBackend(Backend):
         # float64 accumulator, one tap's product and the widened filters.
         return (output * 2 + first.size) * wide + second.size * wide
 
+    def method(self, problem: Problem) -> str:
+        return "fft" if isinstance(problem, ConvolveProblem) else "direct"
+
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
         return with_local_nonfinite(problem, self._fftconvolve).astype(problem.dtype)
 
@@ -121,5 +124,6 @@ class ScipyBackend(Backend):
             else:
                 patch = grouped_input[(Ellipsis, *input_slices)].astype(wide)
                 weights = grouped_filters[(slice(None), slice(None), slice(None), *tap)]
-                output[(Ellipsis, *output_slices)] += np.einsum("ngc...,gfc->ngf...", patch, weights)
+                with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf terms are meant
+                    output[(Ellipsis, *output_slices)] += np.einsum("ngc...,gfc->ngf...", patch, weights)
         return output.reshape(problem.output_shape).astype(problem.dtype)

@@ -1,9 +1,36 @@
-"""Tools to test convkit backends: the direct-definition oracle.
+"""The conformance kit: SPEC section 7's equivalence matrix, for any backend.
 
-``convkit.testing`` is imported by tests only; ``import convkit`` does not
-import it.
+Run it from the command line::
+
+    python -m convkit check NAME [--full]
+
+or under pytest::
+
+    pytest --pyargs convkit.testing --convkit-backend NAME [--convkit-full]
+
+or from Python with :func:`check_backend`.  The oracle is the float64 direct
+definition (:func:`direct_conv`, :func:`direct_convolve_nd`); the tolerance is
+:func:`error_bound`; the cases come from :func:`generate_cases` and, for
+property-based tests, :mod:`convkit.testing.strategies` (needs hypothesis).
+``import convkit`` does not import this package.
 """
 
+from convkit.testing._bound import BASE_TOLERANCE, error_bound
+from convkit.testing._cases import DTYPES, LAYOUTS, Case, generate_cases
+from convkit.testing._check import CaseResult, Report, check_backend, check_case
 from convkit.testing._direct import direct_conv, direct_convolve_nd
 
-__all__ = ["direct_conv", "direct_convolve_nd"]
+__all__ = [
+    "BASE_TOLERANCE",
+    "DTYPES",
+    "LAYOUTS",
+    "Case",
+    "CaseResult",
+    "Report",
+    "check_backend",
+    "check_case",
+    "direct_conv",
+    "direct_convolve_nd",
+    "error_bound",
+    "generate_cases",
+]

@@ -1,10 +1,11 @@
 """Direct-definition results in double precision: the oracle of SPEC section 7.
 
-These are written for clarity, not speed, and independently of every backend:
-``convolve_nd`` by shift-and-add over the elements of the second input,
-``conv`` by summing, for each kernel tap, the products at the input positions
-that exist.  Both accumulate in float64 / complex128, so their own rounding
-is far below any backend's tolerance.
+These are written for clarity and independently of every backend:
+``convolve_nd`` by shift-and-add (one shifted copy of the larger input per
+element of the smaller), ``conv`` by gathering, for each kernel tap, the input
+positions every output reads, with a mask for the positions outside the input
+(so padding adds no terms).  Both accumulate in float64 / complex128, far
+below any backend's tolerance.
 """
 
 from __future__ import annotations
@@ -18,24 +19,31 @@ from convkit._problems import ConvolveProblem, ConvProblem
 __all__ = ["direct_conv", "direct_convolve_nd"]
 
 
-def _wide(dtype: np.dtype) -> np.dtype:
+def _wide(dtype: np.dtype, absolute: bool) -> np.dtype:
+    if absolute:
+        return np.dtype(np.float64)
     return np.dtype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+
+
+def _prepare(first: np.ndarray, second: np.ndarray, dtype: np.dtype, absolute: bool):
+    if absolute:
+        return np.abs(first).astype(np.float64), np.abs(second).astype(np.float64)
+    wide = _wide(dtype, absolute)
+    return first.astype(wide), second.astype(wide)
 
 
 def direct_convolve_nd(problem: ConvolveProblem, absolute: bool = False) -> np.ndarray:
     """The output region of ``problem`` by the direct definition.
 
     With ``absolute=True`` both inputs are replaced by their absolute values
-    first (``|in1| (*) |in2|``, the scale of the rounding error bound).
+    (``|in1| (*) |in2|``, the scale of the rounding-error bound).
     """
-    wide = _wide(problem.dtype)
-    first = problem.in1.astype(wide)
-    second = problem.in2.astype(wide)
-    if absolute:
-        first, second = np.abs(first), np.abs(second)
-    full = np.zeros(problem.full_shape, dtype=wide if not absolute else np.float64)
-    convolved = problem.axes
-    ranges = [range(second.shape[axis]) if axis in convolved else [None] for axis in range(second.ndim)]
+    first, second = _prepare(problem.in1, problem.in2, problem.dtype, absolute)
+    axes = problem.axes
+    if np.prod([second.shape[a] for a in axes]) > np.prod([first.shape[a] for a in axes]):
+        first, second = second, first  # convolution commutes: shift the larger one
+    full = np.zeros(problem.full_shape, dtype=first.dtype)
+    ranges = [range(second.shape[axis]) if axis in axes else [None] for axis in range(second.ndim)]
     for offset in itertools.product(*ranges):
         target, source = [], []
         for axis, j in enumerate(offset):
@@ -55,33 +63,27 @@ def direct_conv(problem: ConvProblem, absolute: bool = False) -> np.ndarray:
 
     With ``absolute=True`` the inputs are replaced by their absolute values.
     """
-    wide = _wide(problem.dtype)
-    data = problem.input.astype(wide)
-    filters = problem.filters.astype(wide)
-    if absolute:
-        data, filters = np.abs(data), np.abs(filters)
-    channels = data.shape[1]
+    data, filters = _prepare(problem.input, problem.filters, problem.dtype, absolute)
+    batch, channels = data.shape[:2]
     filter_count = filters.shape[0]
-    group_channels = channels // problem.groups
-    group_filters = filter_count // problem.groups
-    output = np.zeros(problem.output_shape, dtype=np.float64 if absolute else wide)
-    spatial_in = data.shape[2:]
-    for position in itertools.product(*(range(n) for n in problem.output_shape[2:])):
-        for tap in itertools.product(*(range(k) for k in filters.shape[2:])):
-            source = []
-            for axis, (o, k) in enumerate(zip(position, tap)):
-                index = o * problem.stride[axis] - problem.padding[axis][0] + k * problem.dilation[axis]
-                if not 0 <= index < spatial_in[axis]:
-                    break
-                source.append(index)
-            else:
-                for f in range(filter_count):
-                    group = f // group_filters
-                    channel_slice = slice(group * group_channels, (group + 1) * group_channels)
-                    # (N, Cg) . (Cg,) -> (N,): one tap's products summed over the group's channels.
-                    with np.errstate(invalid="ignore", over="ignore"):
-                        output[(slice(None), f, *position)] += (
-                            data[(slice(None), channel_slice, *source)]
-                            * filters[(f, slice(None), *tap)]
-                        ).sum(axis=1)
-    return output
+    groups = problem.groups
+    group_channels, group_filters = channels // groups, filter_count // groups
+    spatial_out = problem.output_shape[2:]
+    grouped = data.reshape(batch, groups, group_channels, *data.shape[2:])
+    weights = filters.reshape(groups, group_filters, group_channels, *filters.shape[2:])
+    output = np.zeros((batch, groups, group_filters, *spatial_out), dtype=data.dtype)
+    for tap in itertools.product(*(range(k) for k in filters.shape[2:])):
+        indices, inside = [], np.ones(spatial_out, dtype=bool)
+        for axis, k in enumerate(tap):
+            position = (np.arange(spatial_out[axis]) * problem.stride[axis]
+                        - problem.padding[axis][0] + k * problem.dilation[axis])
+            valid = (position >= 0) & (position < data.shape[2 + axis])
+            shape = [1] * len(spatial_out)
+            shape[axis] = -1
+            inside = inside & valid.reshape(shape)
+            indices.append(np.clip(position, 0, data.shape[2 + axis] - 1))
+        gathered = grouped[(Ellipsis, *np.ix_(*indices))]  # (N, G, Cg, *out)
+        with np.errstate(invalid="ignore", over="ignore"):
+            products = np.einsum("ngc...,gfc->ngf...", gathered, weights[(Ellipsis, *tap)])
+            output += np.where(inside, products, 0)
+    return output.reshape(problem.output_shape)

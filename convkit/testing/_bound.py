@@ -1,0 +1,86 @@
+"""The rounding-error bound every backend's result must meet (SPEC section 7).
+
+Elementwise, against the float64 direct-definition result ``r`` and the scale
+``s = |in1| (*) |in2|`` (the same operation on absolute values)::
+
+    direct methods:  |y - r| <= tol(dtype, K) * s + tiny
+    FFT methods:     |y - r| <= tol(dtype, K) * s
+                                + eps(dtype) * log2(n) * (s + max(s)) + tiny
+
+where ``K`` is the number of terms in each output's sum, ``tol(dtype, K) =
+max(base, 4 * eps * sqrt(K))`` with base 1e-5 for float32/complex64 and 1e-13
+for float64/complex128, ``eps`` the dtype's machine epsilon and ``n`` the
+number of points of the transform (the full result's size over the convolved
+axes).  The FFT term is uniform because an FFT spreads its rounding over all
+outputs; on SciPy's float32 FFT the worst measured error is about 0.1 of it.
+Non-finite outputs are not bounded: they must match exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
+
+__all__ = ["BASE_TOLERANCE", "error_bound", "terms_per_output", "transform_points"]
+
+BASE_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
+_TINY = {"float32": 1e-30, "float64": 1e-300}
+
+
+def _real_name(dtype: np.dtype) -> str:
+    return "float32" if np.dtype(dtype) in (np.float32, np.complex64) else "float64"
+
+
+def terms_per_output(problem: Problem) -> int:
+    """The most products any output sums (``K`` of the bound)."""
+    if isinstance(problem, ConvProblem):
+        return max(1, math.prod(problem.filters.shape[1:]))
+    return max(1, math.prod(min(problem.in1.shape[a], problem.in2.shape[a]) for a in problem.axes))
+
+
+def transform_points(problem: Problem) -> int:
+    """Points of the transform an FFT method needs (``n`` of the bound)."""
+    if isinstance(problem, ConvolveProblem):
+        return math.prod(problem.full_shape[a] for a in problem.axes)
+    return math.prod(
+        size + before + after + dilation * (k - 1)
+        for size, (before, after), dilation, k in zip(
+            problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape
+        )
+    )
+
+
+def error_bound(problem: Problem, scale: np.ndarray, method: str) -> np.ndarray:
+    """The elementwise bound on ``|y - r|`` for ``problem`` solved by ``method``.
+
+    Parameters
+    ----------
+    problem : ConvProblem or ConvolveProblem
+        The normalized problem.
+    scale : numpy.ndarray
+        ``|in1| (*) |in2|`` from the direct definition (float64).
+    method : {"direct", "fft"}
+        What the backend declared through ``Backend.method``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_convolve
+    >>> from convkit.testing import error_bound
+    >>> problem = normalize_convolve(np.ones(4, np.float32), np.ones(3, np.float32), "full", None)
+    >>> error_bound(problem, np.array([1.0, 2.0]), "direct")
+    array([1.e-05, 2.e-05])
+    """
+    if method not in ("direct", "fft"):
+        raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
+    name = _real_name(problem.dtype)
+    eps = float(np.finfo(name).eps)
+    tolerance = max(BASE_TOLERANCE[name], 4 * eps * math.sqrt(terms_per_output(problem)))
+    bound = tolerance * scale + _TINY[name]
+    if method == "fft":
+        spread = eps * math.log2(max(transform_points(problem), 2))
+        bound = bound + spread * (scale + (scale.max() if scale.size else 0.0))
+    return bound

@@ -1,0 +1,278 @@
+"""The cases of the equivalence matrix: deterministic, readable, reproducible.
+
+Each :class:`Case` names one call of the public API (operation, shapes, dtype,
+parameters, memory layout, non-finite values) and builds its arrays from a
+seed, so that a failure can be rerun from its id alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["DTYPES", "LAYOUTS", "Case", "generate_cases"]
+
+DTYPES = ("float32", "float64", "complex64", "complex128")
+LAYOUTS = ("contiguous", "non-contiguous", "negative-stride", "fortran")
+_NONFINITE = (np.nan, np.inf, -np.inf)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of the equivalence matrix.
+
+    Attributes
+    ----------
+    operation : {"conv", "convolve_nd"}
+    shapes : tuple of two shapes
+        ``(input, filters)`` for conv, ``(in1, in2)`` for convolve_nd.
+    dtype : str
+        Both operands' dtype.
+    params : tuple of (name, value)
+        Keyword arguments of the call (border_mode, subsample, ... or mode, axes).
+    layout : str
+        How the operands sit in memory: one of :data:`LAYOUTS`.
+    nonfinite : tuple of (operand, position, value)
+        Non-finite values written into the operands (position is a fraction
+        of the flat size, so it stays valid for any shape).
+    tags : tuple of str
+        What the case exercises (``"large"``, ``"even-kernel"``, ...).
+    """
+
+    operation: str
+    shapes: tuple[tuple[int, ...], tuple[int, ...]]
+    dtype: str
+    params: tuple[tuple[str, object], ...]
+    layout: str = "contiguous"
+    nonfinite: tuple[tuple[int, float, float], ...] = ()
+    tags: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def id(self) -> str:
+        """A readable, unique name: operation, dtype, shapes, parameters, layout."""
+        shapes = "*".join("x".join(map(str, shape)) or "0d" for shape in self.shapes)
+        params = ",".join(f"{name}={_short(value)}" for name, value in self.params)
+        extra = [self.layout] if self.layout != "contiguous" else []
+        if self.nonfinite:
+            extra.append("nonfinite=" + "+".join(
+                f"{'ab'[operand]}{_short(value)}" for operand, _, value in self.nonfinite))
+        return "-".join([self.operation, self.dtype, shapes, params, *extra])
+
+    @property
+    def kwargs(self) -> dict[str, object]:
+        """The keyword arguments of the call."""
+        return dict(self.params)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Build the two operands (deterministic in the case's id)."""
+        rng = np.random.default_rng(zlib.crc32(self.id.encode()))
+        operands = []
+        for shape in self.shapes:
+            values = rng.standard_normal(shape)
+            if np.dtype(self.dtype).kind == "c":
+                values = values + 1j * rng.standard_normal(shape)
+            operands.append(values.astype(self.dtype))
+        for operand, position, value in self.nonfinite:
+            flat = operands[operand].reshape(-1)
+            if flat.size:
+                flat[min(int(position * flat.size), flat.size - 1)] = value
+        return tuple(_lay_out(array, self.layout) for array in operands)  # type: ignore[return-value]
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan" if value != value else repr(value))
+    if isinstance(value, tuple):
+        return "(" + ",".join(_short(v) for v in value) + ")"
+    return str(value)
+
+
+def _lay_out(array: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "contiguous" or array.ndim == 0:
+        return np.ascontiguousarray(array)
+    if layout == "fortran":
+        return np.asfortranarray(array)
+    if layout == "negative-stride":
+        flip = (slice(None, None, -1),) * array.ndim
+        return array[flip].copy()[flip]
+    if layout == "non-contiguous":
+        holder = np.zeros(tuple(2 * n for n in array.shape), dtype=array.dtype)
+        every_other = (slice(None, None, 2),) * array.ndim
+        holder[every_other] = array
+        return holder[every_other]
+    raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+
+
+def _cycle(options: tuple, index: int, salt: int):
+    """The option of factor ``salt`` for case ``index``: every option recurs."""
+    return options[(index + salt * (index // len(options))) % len(options)]
+
+
+def _conv_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
+    cases = []
+    border_modes = ("valid", "full", "half", "same", 1, "pairs")
+    for dtype, spatial in itertools.product(dtypes, (1, 2, 3)):
+        for i in range(count):
+            rng = np.random.default_rng(zlib.crc32(f"conv{dtype}{spatial}{i}".encode()))
+            groups = _cycle((1, 2, 3, "depthwise"), i, 1)
+            kernel_parity = _cycle(("odd", "even"), i, 2)
+            stride = _cycle((1, 2, 3), i, 3)
+            dilation = _cycle((1, 1, 2), i, 4)
+            border = _cycle(border_modes, i, 5)
+            flip = _cycle((True, False), i, 6)
+            layout = _cycle(LAYOUTS, i, 7)
+            per_group = int(rng.integers(1, 3))
+            group_count = per_group * 2 if groups == "depthwise" else groups
+            channels = group_count if groups == "depthwise" else group_count * per_group
+            filters = group_count * int(rng.integers(1, 3))
+            kernel = tuple(
+                int(rng.choice((1, 3, 5) if kernel_parity == "odd" else (2, 4))) if spatial < 3
+                else int(rng.choice((1, 3) if kernel_parity == "odd" else (2,)))
+                for _ in range(spatial)
+            )
+            sizes = tuple(
+                dilation * (k - 1) + 1 + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
+            )
+            if border == "pairs":
+                border = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(spatial))
+            params = (("border_mode", border), ("subsample", stride), ("filter_flip", flip),
+                      ("filter_dilation", dilation), ("num_groups", group_count))
+            cases.append(Case(
+                "conv", ((int(rng.integers(1, 3)), channels, *sizes), (filters, channels // group_count, *kernel)),
+                dtype, params, layout, tags=(f"{spatial}d", kernel_parity, f"groups={groups}"),
+            ))
+    return cases
+
+
+def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
+    cases = []
+    for dtype, ndim in itertools.product(dtypes, (1, 2, 3)):
+        for i in range(count):
+            rng = np.random.default_rng(zlib.crc32(f"convolve{dtype}{ndim}{i}".encode()))
+            mode = _cycle(("full", "same", "valid"), i, 1)
+            kernel_parity = _cycle(("odd", "even"), i, 2)
+            axes_kind = _cycle(("all", "subset", "negative"), i, 3)
+            layout = _cycle(LAYOUTS, i, 4)
+            swap = _cycle((False, False, True), i, 5)
+            shape1, shape2 = [], []
+            convolved = list(range(ndim))
+            if axes_kind != "all" and ndim > 1:
+                convolved = sorted(rng.choice(ndim, size=int(rng.integers(1, ndim)), replace=False).tolist())
+            for axis in range(ndim):
+                if axis in convolved:
+                    k = int(rng.choice((1, 3, 5) if kernel_parity == "odd" else (2, 4)))
+                    n = k + int(rng.integers(0, 10 if ndim < 3 else 5))
+                    shape1.append(n)
+                    shape2.append(k)
+                else:
+                    n = int(rng.integers(1, 4))
+                    shape1.append(n)
+                    shape2.append(int(rng.choice((n, 1))))
+            if swap:
+                shape1, shape2 = shape2, shape1
+            axes = None
+            if axes_kind == "subset" or (axes_kind == "negative" and ndim > 1):
+                axes = tuple(a - ndim if axes_kind == "negative" else a for a in convolved)
+            params = (("mode", mode), ("axes", axes))
+            cases.append(Case("convolve_nd", (tuple(shape1), tuple(shape2)), dtype, params, layout,
+                              tags=(f"{ndim}d", kernel_parity, f"axes={axes_kind}")))
+    return cases
+
+
+def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """Sizes of 1, the seed's example and non-finite values."""
+    cases = []
+    for dtype in dtypes:
+        cases += [
+            Case("convolve_nd", ((1,), (1,)), dtype, (("mode", "full"), ("axes", None)), tags=("size-1",)),
+            Case("convolve_nd", ((1, 1), (1, 1)), dtype, (("mode", "same"), ("axes", None)), tags=("size-1",)),
+            Case("conv", ((1, 1, 1, 1), (1, 1, 1, 1)), dtype,
+                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("size-1",)),
+            Case("conv", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype,
+                 (("border_mode", "full"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("seed",)),
+            Case("convolve_nd", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype, (("mode", "full"), ("axes", None)),
+                 tags=("seed",)),
+        ]
+        for j, value in enumerate(_NONFINITE):
+            cases.append(Case("convolve_nd", ((23, 9), (4, 3)), dtype,
+                              (("mode", ("full", "same", "valid")[j]), ("axes", None)),
+                              nonfinite=((0, 0.37, value), (1, 0.5, 0.0)), tags=("nonfinite",)))
+            cases.append(Case("convolve_nd", ((300,), (7,)), dtype, (("mode", "same"), ("axes", None)),
+                              nonfinite=((0, 0.5, value), (0, 0.9, -value if value == value else 1.0)),
+                              tags=("nonfinite",)))
+            cases.append(Case("conv", ((2, 4, 9, 8), (4, 2, 3, 3)), dtype,
+                              (("border_mode", ("full", "half", 1)[j]), ("subsample", 1 + j % 2),
+                               ("filter_flip", True), ("filter_dilation", 1), ("num_groups", 2)),
+                              nonfinite=((1, 0.2, value), (0, 0.6, value)), tags=("nonfinite",)))
+    return cases
+
+
+def _large_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """Sizes that take FFT, overlap-add and blocked paths in real backends."""
+    cases = []
+    for dtype in dtypes:
+        if np.dtype(dtype).kind == "c":
+            continue
+        cases += [
+            Case("convolve_nd", ((4096,), (129,)), dtype, (("mode", "same"), ("axes", None)), tags=("large",)),
+            Case("convolve_nd", ((20000,), (9,)), dtype, (("mode", "valid"), ("axes", None)), tags=("large",)),
+            Case("convolve_nd", ((160, 150), (33, 32)), dtype, (("mode", "full"), ("axes", None)), tags=("large",)),
+            Case("convolve_nd", ((8, 1000), (1, 65)), dtype, (("mode", "same"), ("axes", -1)), tags=("large",)),
+            Case("convolve_nd", ((40, 36, 30), (7, 5, 6)), dtype, (("mode", "same"), ("axes", None)), tags=("large",)),
+            Case("conv", ((4, 32, 20, 20), (48, 32, 3, 3)), dtype,
+                 (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
+            Case("conv", ((2, 16, 33, 31), (16, 1, 3, 3)), dtype,
+                 (("border_mode", "same"), ("subsample", 2), ("filter_flip", False),
+                  ("filter_dilation", 1), ("num_groups", 16)), tags=("large", "depthwise")),
+            Case("conv", ((2, 64, 9, 9), (96, 64, 1, 1)), dtype,
+                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
+            Case("conv", ((1, 3, 64, 64), (8, 3, 7, 7)), dtype,
+                 (("border_mode", 3), ("subsample", 2), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
+            Case("conv", ((1, 1, 96, 96), (1, 1, 31, 31)), dtype,
+                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
+            Case("conv", ((2, 4, 300), (6, 4, 25)), dtype,
+                 (("border_mode", "full"), ("subsample", 3), ("filter_flip", True),
+                  ("filter_dilation", 2), ("num_groups", 1)), tags=("large",)),
+        ]
+    return cases
+
+
+def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> list[Case]:
+    """The equivalence matrix.
+
+    Parameters
+    ----------
+    level : {"fast", "full"}
+        ``"fast"`` covers every factor value (operation x dtype x rank x mode
+        or border mode x stride x dilation x groups x kernel parity x layout)
+        in a few hundred small cases, plus edge and non-finite cases;
+        ``"full"`` crosses them more densely and adds large sizes that take
+        FFT and blocked paths.
+    dtypes : tuple of str
+        Which dtypes to generate.
+
+    Examples
+    --------
+    >>> from convkit.testing import generate_cases
+    >>> cases = generate_cases("fast")
+    >>> len(cases) > 200 and len({case.id for case in cases}) == len(cases)
+    True
+    """
+    if level not in ("fast", "full"):
+        raise ValueError(f"level must be 'fast' or 'full', got {level!r}")
+    per_group = 12 if level == "fast" else 48
+    cases = _conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
+    if level == "full":
+        cases += _large_cases(dtypes)
+    unique = {case.id: case for case in cases}
+    return list(unique.values())
