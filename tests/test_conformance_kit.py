@@ -161,7 +161,7 @@ def test_strategies_draw_valid_cases():
     @settings(max_examples=40, deadline=None)
     @given(case_strategy())
     def draw(case):
-        first, second = case.arrays()
+        first, _second = case.arrays()
         assert first.dtype == np.dtype(case.dtype)
         assert check_case("scipy", case).status == "pass"
 

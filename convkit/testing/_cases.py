@@ -85,7 +85,7 @@ class Case:
 
 def _short(value: object) -> str:
     if isinstance(value, float):
-        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan" if value != value else repr(value))
+        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan" if math.isnan(value) else repr(value))
     if isinstance(value, tuple):
         return "(" + ",".join(_short(v) for v in value) + ")"
     return str(value)
@@ -204,7 +204,7 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
                               (("mode", ("full", "same", "valid")[j]), ("axes", None)),
                               nonfinite=((0, 0.37, value), (1, 0.5, 0.0)), tags=("nonfinite",)))
             cases.append(Case("convolve_nd", ((300,), (7,)), dtype, (("mode", "same"), ("axes", None)),
-                              nonfinite=((0, 0.5, value), (0, 0.9, -value if value == value else 1.0)),
+                              nonfinite=((0, 0.5, value), (0, 0.9, 1.0 if math.isnan(value) else -value)),
                               tags=("nonfinite",)))
             cases.append(Case("conv", ((2, 4, 9, 8), (4, 2, 3, 3)), dtype,
                               (("border_mode", ("full", "half", 1)[j]), ("subsample", 1 + j % 2),

@@ -183,15 +183,15 @@ class Report:
                          str(counted["fail"]), str(counted["skip"]),
                          f"{max(ratios):.3g}" if ratios else "-"])
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = [f"convkit conformance: backend {self.backend!r}, {len(self.results)} cases, "
-                 f"{self.seconds:.1f} s", ""]
+        lines = [(f"convkit conformance: backend {self.backend!r}, {len(self.results)} cases, "
+                 f"{self.seconds:.1f} s"), ""]
         for number, row in enumerate(rows):
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
             if number == 0:
                 lines.append("  ".join("-" * width for width in widths))
         ranked = sorted((r for r in self.results if r.status == "pass"), key=lambda r: -r.worst_ratio)
         if ranked and worst:
-            lines += ["", f"closest to the bound (of the passing cases):"]
+            lines += ["", "closest to the bound (of the passing cases):"]
             lines += [f"  {r.worst_ratio:8.3g} x bound  max error {r.max_error:.3g}  {r.case.id}"
                       for r in ranked[:worst]]
         if self.failures:
