@@ -9,6 +9,7 @@ and return an array of ``problem.output_shape`` and ``problem.dtype``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,7 +147,7 @@ class Backend:
         the output once each; backends with workspaces should say more.
         """
         first, second = problem.operands
-        output = int(np.prod(problem.output_shape, dtype=np.int64)) * problem.dtype.itemsize
+        output = math.prod(problem.output_shape) * problem.dtype.itemsize
         return first.nbytes + second.nbytes + output
 
     def method(self, problem: Problem) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 __all__ = [
     "get_memory_limit",
@@ -100,7 +101,22 @@ def _parse_bytes(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
+_MEMINFO_SECONDS = 0.5
+_memory_reading: tuple[float, int] = (-1e9, 0)
+
+
 def _available_memory() -> int:
+    """Memory available now, read at most every half second (calls are frequent)."""
+    global _memory_reading
+    taken, value = _memory_reading
+    now = time.monotonic()
+    if now - taken > _MEMINFO_SECONDS:
+        value = _read_available_memory()
+        _memory_reading = (now, value)
+    return value
+
+
+def _read_available_memory() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:

@@ -29,6 +29,8 @@ _REJECTED_KINDS = {
 
 
 def _is_scalar(value: object) -> bool:
+    if type(value) in (int, str, float, bool):  # the common case, without ABC checks
+        return True
     if isinstance(value, np.ndarray):
         return value.ndim == 0
     if isinstance(value, (str, bytes)):
@@ -56,17 +58,23 @@ def to_operand(value: object, function: str, argument: str) -> np.ndarray:
     return array
 
 
+_COMPUTE_DTYPES = {
+    ("f", 2): np.dtype(np.float32),
+    ("f", 4): np.dtype(np.float32),
+    ("f", 8): np.dtype(np.float64),
+    ("c", 8): np.dtype(np.complex64),
+    ("c", 16): np.dtype(np.complex128),
+}
+
+
 def compute_dtype(function: str, *arrays: np.ndarray) -> np.dtype:
     """The dtype rule of SPEC section 3, applied to the promoted input dtype."""
     promoted = np.result_type(*arrays)
     if promoted.kind in "biu":
         return np.dtype(np.float64)
-    if promoted == np.float16:
-        return np.dtype(np.float32)
-    if promoted.kind == "f" and promoted.itemsize in (4, 8):
-        return np.dtype(promoted.name)
-    if promoted.kind == "c" and promoted.itemsize in (8, 16):
-        return np.dtype(promoted.name)
+    found = _COMPUTE_DTYPES.get((promoted.kind, promoted.itemsize))
+    if found is not None:
+        return found
     raise TypeError(
         f"{function}: inputs promote to {promoted}, which convkit does not compute in; "
         "supported are float32, float64, complex64, complex128 (float16, ints and bool are "
@@ -197,6 +205,8 @@ def normalize_convolve(
 
 def _per_axis(value: object, spatial_dims: int, function: str, argument: str) -> tuple[int, ...]:
     """An int or a tuple of ints, one per spatial axis, each >= 1."""
+    if type(value) is int and value >= 1:
+        return (value,) * spatial_dims
     items = (value,) * spatial_dims if _is_scalar(value) else tuple(value)
     if len(items) != spatial_dims or not all(_is_scalar(item) for item in items):
         raise ValueError(
@@ -323,8 +333,9 @@ def normalize_conv(
                 f"got shape {data.shape}"
             )
         spatial_dims = data.ndim - 2
-    layout = "(N, C, " + ", ".join("DHW"[3 - spatial_dims :] if spatial_dims <= 3 else ["S"] * spatial_dims) + ")"
     if data.ndim != spatial_dims + 2:
+        named = "DHW"[3 - spatial_dims :] if spatial_dims <= 3 else ["S"] * spatial_dims
+        layout = "(N, C, " + ", ".join(named) + ")"
         raise ValueError(
             f"{function}: input must have {spatial_dims + 2} dimensions {layout}, got shape "
             f"{data.shape}{_shape_hint(data, spatial_dims, 'input')}"
