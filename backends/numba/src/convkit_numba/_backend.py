@@ -1,0 +1,221 @@
+"""The "numba" backend: dispatch each normalized problem to a kernel."""
+
+from __future__ import annotations
+
+import math
+import threading
+from importlib import metadata
+
+import numpy as np
+
+from convkit.plugin import (
+    ALL_DTYPES,
+    Availability,
+    Backend,
+    Capabilities,
+    ConvolveProblem,
+    ConvProblem,
+    Problem,
+    get_num_threads,
+    with_local_nonfinite,
+)
+
+__all__ = ["NumbaBackend"]
+
+SPATIAL = 3
+# Below this many multiply-adds the direct kernel beats unfolding + GEMM
+# (its per-call cost is lower); measured in bench/NOTES.md.
+DIRECT_MULTIPLY_ADDS = 2**21
+# Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
+COLUMN_BYTES = 64 * 2**20
+
+_blas_lock = threading.Lock()
+_blas_controller = None
+
+
+def _blas_limits(threads: int):
+    """A context that caps the BLAS library's threads at ``threads``."""
+    global _blas_controller
+    if _blas_controller is None:
+        with _blas_lock:
+            if _blas_controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=threads, user_api="blas")
+
+
+def _lift(values: tuple, spatial: int, fill: int) -> np.ndarray:
+    """Per-axis parameters padded to three spatial axes."""
+    return np.array((fill,) * (SPATIAL - spatial) + tuple(values), dtype=np.int64)
+
+
+def _lift_array(array: np.ndarray, leading: int) -> np.ndarray:
+    """(A, B, *spatial) -> (A, B, 1, ..., *spatial) with three spatial axes."""
+    spatial = array.ndim - leading
+    return array.reshape(array.shape[:leading] + (1,) * (SPATIAL - spatial) + array.shape[leading:])
+
+
+class NumbaBackend(Backend):
+    """Parallel CPU kernels compiled by Numba (direct, and im2col + BLAS GEMM)."""
+
+    name = "numba"
+    capabilities = Capabilities(dtypes=ALL_DTYPES, max_spatial_dims=SPATIAL)
+    priority = 10
+
+    @property
+    def version(self) -> str:
+        return metadata.version("convkit-numba")
+
+    def availability(self) -> Availability:
+        from convkit_numba._threads import layer
+
+        chosen = layer()
+        note = "" if chosen != "workqueue" else ", calls serialized (no thread-safe layer)"
+        return Availability(True, device=f"CPU, threading layer {chosen}{note}")
+
+    def threads(self) -> int | None:
+        import numba
+
+        return max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        flops = 2.0 * problem.multiply_adds
+        if isinstance(problem, ConvProblem):
+            if self._uses_gemm(problem):
+                return 30e-6 + flops / 90e9
+            return 5e-6 + flops / 25e9
+        return 5e-6 + flops / 40e9
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        base = super().working_set_bytes(problem)
+        if isinstance(problem, ConvProblem) and self._uses_gemm(problem):
+            return base + min(self._column_bytes_per_image(problem) * problem.input.shape[0],
+                              max(COLUMN_BYTES, self._column_bytes_per_image(problem)))
+        return base
+
+    @staticmethod
+    def _column_bytes_per_image(problem: ConvProblem) -> int:
+        taps = math.prod(problem.filters.shape[1:])
+        return taps * math.prod(problem.output_shape[2:]) * problem.dtype.itemsize
+
+    @staticmethod
+    def _uses_gemm(problem: ConvProblem) -> bool:
+        depthwise = problem.filters.shape[1] == 1 and problem.groups > 1
+        return not depthwise and problem.multiply_adds > DIRECT_MULTIPLY_ADDS
+
+    def conv(self, problem: ConvProblem) -> np.ndarray:
+        if not self._uses_gemm(problem):
+            return _conv_direct(problem)
+        padded = any(before or after for before, after in problem.padding)
+        if padded and not np.isfinite(problem.filters).all():
+            # Unfolding writes padding as zeros, and 0 * inf is NaN where the
+            # direct definition has no term: protect only this case.
+            return with_local_nonfinite(problem, _conv_gemm).astype(problem.dtype)
+        return _conv_gemm(problem)
+
+    def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
+        return _convolve(problem)
+
+
+def _conv_direct(problem: ConvProblem) -> np.ndarray:
+    from convkit_numba._kernels import conv_direct
+    from convkit_numba._threads import run_parallel
+
+    spatial = problem.spatial_dims
+    out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
+                   dtype=problem.dtype)
+    run_parallel(
+        conv_direct,
+        _lift_array(problem.input, 2),
+        _lift_array(problem.filters, 2),
+        _lift(tuple(before for before, _ in problem.padding), spatial, 0),
+        _lift(problem.stride, spatial, 1),
+        _lift(problem.dilation, spatial, 1),
+        problem.groups,
+        out,
+    )
+    return out.reshape(problem.output_shape)
+
+
+def _conv_gemm(problem: ConvProblem) -> np.ndarray:
+    from convkit_numba._kernels import im2col
+    from convkit_numba._threads import run_parallel
+
+    spatial = problem.spatial_dims
+    x = _lift_array(problem.input, 2)
+    batch, channels = x.shape[:2]
+    filters, group_channels = problem.filters.shape[:2]
+    groups = problem.groups
+    group_filters = filters // groups
+    kernel = _lift(problem.kernel_shape, spatial, 1)
+    padding = _lift(tuple(before for before, _ in problem.padding), spatial, 0)
+    stride = _lift(problem.stride, spatial, 1)
+    dilation = _lift(problem.dilation, spatial, 1)
+    output_spatial = _lift(problem.output_shape[2:], spatial, 1)
+    positions = math.prod(problem.output_shape[2:])
+    taps = group_channels * math.prod(problem.kernel_shape)
+    weights = problem.filters.reshape(groups, group_filters, taps)
+    out = np.empty((batch, filters, positions), dtype=problem.dtype)
+    pointwise = (
+        taps == group_channels and not padding.any() and (stride == 1).all()
+    )
+    per_image = taps * positions * problem.dtype.itemsize
+    chunk = max(1, min(batch, COLUMN_BYTES // max(per_image, 1)))
+    with _blas_limits(max(1, get_num_threads())):
+        for g in range(groups):
+            channel_slice = slice(g * group_channels, (g + 1) * group_channels)
+            filter_slice = slice(g * group_filters, (g + 1) * group_filters)
+            for first in range(0, batch, chunk):
+                count = min(chunk, batch - first)
+                if pointwise:
+                    images = problem.input[first:first + count, channel_slice].reshape(count, group_channels, positions)
+                    out[first:first + count, filter_slice] = np.matmul(weights[g], images)
+                    continue
+                columns = np.empty((taps, count * positions), dtype=problem.dtype)
+                run_parallel(im2col, x[first:first + count], g * group_channels, kernel, padding,
+                             stride, dilation, output_spatial, columns)
+                if count == 1 and groups == 1:
+                    np.matmul(weights[g], columns, out=out[first])
+                else:
+                    product = weights[g] @ columns
+                    out[first:first + count, filter_slice] = product.reshape(
+                        group_filters, count, positions).transpose(1, 0, 2)
+    return out.reshape(problem.output_shape)
+
+
+def _convolve(problem: ConvolveProblem) -> np.ndarray:
+    """Map the problem onto convolve_rows: a batch of 3-axis convolutions."""
+    from convkit_numba._kernels import convolve_rows
+    from convkit_numba._threads import run_parallel
+
+    axes = problem.axes
+    ndim = problem.in1.ndim
+    others = [axis for axis in range(ndim) if axis not in axes]
+    signal, kernel = problem.in1, problem.in2
+    if math.prod(kernel.shape[a] for a in axes) > math.prod(signal.shape[a] for a in axes):
+        signal, kernel = kernel, signal  # convolution commutes: loop over the smaller one's taps
+    order = others + list(axes)
+    signal, kernel = signal.transpose(order), kernel.transpose(order)
+    batch_rank = len(others)
+    region = [slice(problem.output_start[a], problem.output_start[a] + problem.output_shape[a]) for a in others]
+    full_batch = tuple(max(a, b) for a, b in zip(signal.shape[:batch_rank], kernel.shape[:batch_rank]))
+
+    def batch_index(array: np.ndarray) -> np.ndarray:
+        own = array.shape[:batch_rank]
+        flat = np.arange(math.prod(own), dtype=np.int64).reshape(own)
+        return np.ascontiguousarray(np.broadcast_to(flat, full_batch)[tuple(region)]).reshape(-1)
+
+    signal_index, kernel_index = batch_index(signal), batch_index(kernel)
+    spatial = len(axes)
+    signal3 = np.ascontiguousarray(signal).reshape(
+        (-1,) + (1,) * (SPATIAL - spatial) + signal.shape[batch_rank:])
+    kernel3 = np.ascontiguousarray(kernel).reshape(
+        (-1,) + (1,) * (SPATIAL - spatial) + kernel.shape[batch_rank:])
+    start = _lift(tuple(problem.output_start[a] for a in axes), spatial, 0)
+    region_shape = tuple(problem.output_shape[a] for a in others)
+    conv_shape = tuple(problem.output_shape[a] for a in axes)
+    out = np.empty((len(signal_index),) + (1,) * (SPATIAL - spatial) + conv_shape, dtype=problem.dtype)
+    run_parallel(convolve_rows, signal3, kernel3, signal_index, kernel_index, start, out)
+    result = out.reshape(region_shape + conv_shape)
+    return np.ascontiguousarray(result.transpose(np.argsort(order)))
