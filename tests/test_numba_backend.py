@@ -1,0 +1,100 @@
+"""What the numba backend promises beyond the matrix: threads, concurrency, bounds checks."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import convkit
+
+CONCURRENT = textwrap.dedent("""\
+    import threading, numpy as np, convkit
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    big_w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    signal = rng.standard_normal((8, 4000))
+    expected = [convkit.conv2d(x, w, "half", backend="scipy"),
+                convkit.conv2d(x, big_w, "half", backend="scipy"),
+                convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="scipy")]
+    errors = []
+
+    def work():
+        for _ in range(15):
+            got = [convkit.conv2d(x, w, "half", backend="numba"),
+                   convkit.conv2d(x, big_w, "half", backend="numba"),
+                   convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="numba")]
+            for g, e in zip(got, expected):
+                if not np.allclose(g, e, rtol=1e-4, atol=1e-3):
+                    errors.append(float(np.abs(g - e).max()))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    from convkit_numba._threads import layer
+    print(layer(), len(errors))
+""")
+
+
+def _python(script, **environment):
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: PLW1510
+                          env={**os.environ, **environment}, timeout=900)
+
+
+def test_concurrent_calls_from_threads():
+    done = _python(CONCURRENT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    layer, wrong = done.stdout.split()
+    assert layer in ("tbb", "omp") and wrong == "0", done.stdout
+
+
+def test_concurrent_calls_with_workqueue_are_serialized():
+    # Numba's workqueue layer aborts the process on concurrent launches; the backend locks.
+    done = _python(CONCURRENT, NUMBA_THREADING_LAYER="workqueue")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["workqueue", "0"], done.stdout
+    assert "serialized" in _python(
+        "import convkit; print([b.device for b in convkit.list_backends() if b.name == 'numba'][0])",
+        NUMBA_THREADING_LAYER="workqueue").stdout
+
+
+def test_thread_count_follows_convkit_setting():
+    import numba
+    from convkit_numba._backend import _blas_limits
+    from convkit_numba._threads import run_parallel
+    from threadpoolctl import threadpool_info
+
+    convkit.set_num_threads(1)
+    assert run_parallel(numba.get_num_threads) == 1
+    assert [b for b in convkit.list_backends() if b.name == "numba"][0].threads == 1
+    with _blas_limits(1):
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    convkit.set_num_threads(None)
+    assert run_parallel(numba.get_num_threads) == min(convkit.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+
+
+def test_gemm_path_keeps_nonfinite_filters_local():
+    from convkit.plugin import normalize_conv
+    from convkit.testing import direct_conv
+    from convkit_numba._backend import NumbaBackend
+
+    x = np.random.default_rng(1).standard_normal((2, 32, 20, 20))
+    w = np.random.default_rng(2).standard_normal((32, 32, 3, 3))
+    w[3, 4, 0, 0] = np.inf
+    problem = normalize_conv(x, w, "full", 1, True, 1, 1, None, "conv2d")
+    assert NumbaBackend._uses_gemm(problem)
+    result = convkit.conv2d(x, w, "full", backend="numba")
+    expected = direct_conv(problem)
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+    assert np.isfinite(result[:, :3]).all()
+
+
+def test_matrix_under_numba_boundscheck(tmp_path):
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "convkit", "check", "numba"], capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " 0 failed" in done.stdout.splitlines()[-1]
