@@ -1,0 +1,130 @@
+"""What a user would pick instead of convkit: scipy.signal, PyTorch, PyTensor.
+
+Each peer is optional: a missing package just drops its column.  Each peer
+returns a callable with the same meaning as the workload's convkit call (true
+convolution; the filter is flipped once, outside the timed call, for
+cross-correlating libraries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from workloads import Workload
+
+Peer = Callable[[], np.ndarray]
+
+
+def _scipy_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
+    if workload.kind != "convolve_nd" and not _single_channel(workload):
+        return {}
+    import scipy.fft
+    import scipy.signal
+
+    mode = workload.params.get("mode", "full") if workload.kind == "convolve_nd" else "valid"
+    axes = workload.params.get("axes")
+    if workload.kind == "conv":
+        first, second = first[0, 0], second[0, 0]
+
+    lift = (lambda result: result[None, None]) if workload.kind == "conv" else (lambda result: result)
+
+    def with_workers(function):
+        def call():
+            with scipy.fft.set_workers(threads):
+                return lift(function())
+        return call
+
+    peers = {
+        "scipy.fftconvolve": with_workers(lambda: scipy.signal.fftconvolve(first, second, mode, axes=axes)),
+        "scipy.oaconvolve": with_workers(lambda: scipy.signal.oaconvolve(first, second, mode, axes=axes)),
+    }
+    if axes is None:
+        peers["scipy.convolve(auto)"] = with_workers(lambda: scipy.signal.convolve(first, second, mode))
+    return peers
+
+
+def _single_channel(workload: Workload) -> bool:
+    first, second = workload.shapes
+    return workload.kind == "conv" and first[:2] == (1, 1) and second[:2] == (1, 1) and not workload.params
+
+
+def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
+    try:
+        import torch
+        import torch.nn.functional as functional
+    except ImportError:
+        return {}
+    torch.set_num_threads(threads)
+    if workload.kind == "conv":
+        spatial = first.ndim - 2
+        if spatial not in (1, 2, 3):
+            return {}
+        p = workload.params
+        border = p.get("border_mode", "valid")
+        kernel = second.shape[2:]
+        if border == "half":
+            padding = tuple(k // 2 for k in kernel)
+        elif border == "valid":
+            padding = 0
+        elif isinstance(border, int):
+            padding = border
+        else:
+            return {}
+        x = torch.from_numpy(np.ascontiguousarray(first))
+        w = torch.from_numpy(second[(Ellipsis,) + (slice(None, None, -1),) * spatial].copy())
+        function = (functional.conv1d, functional.conv2d, functional.conv3d)[spatial - 1]
+        stride, groups = p.get("subsample", 1), p.get("num_groups", 1)
+
+        def call():
+            with torch.no_grad():
+                return function(x, w, stride=stride, padding=padding, groups=groups).numpy()
+        return {"torch.conv": call}
+    mode, axes = workload.params.get("mode", "full"), workload.params.get("axes")
+    if first.ndim == 2 and axes is None and mode in ("full", "same"):
+        x = torch.from_numpy(first)[None, None]
+        w = torch.from_numpy(second[::-1, ::-1].copy())[None, None]
+        padding = tuple(k - 1 for k in second.shape) if mode == "full" else "same"
+
+        def call2d():
+            with torch.no_grad():
+                return functional.conv2d(x, w, padding=padding)[0, 0].numpy()
+        if mode == "same" and any(k % 2 == 0 for k in second.shape):
+            return {}
+        return {"torch.conv": call2d}
+    if first.ndim == 2 and axes in (-1, 1) and second.shape[0] == 1 and mode == "full":
+        x = torch.from_numpy(first)[:, None]
+        w = torch.from_numpy(second[:, ::-1].copy())[None]
+
+        def call1d():
+            with torch.no_grad():
+                return functional.conv1d(x, w, padding=second.shape[1] - 1)[:, 0].numpy()
+        return {"torch.conv": call1d}
+    return {}
+
+
+def _pytensor_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
+    """PyTensor 2.36 has no CNN conv2d (nnet was removed); its signal.convolve2d is the peer."""
+    if workload.kind != "convolve_nd" or first.ndim != 2 or workload.params.get("axes") is not None:
+        return {}
+    try:
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.tensor.signal import convolve2d
+    except ImportError:
+        return {}
+    mode = workload.params.get("mode", "full")
+    if mode == "same":
+        return {}
+    a, b = pt.matrix(dtype=workload.dtype), pt.matrix(dtype=workload.dtype)
+    function = pytensor.function([a, b], convolve2d(a, b, mode=mode))
+    return {"pytensor.convolve2d": lambda: function(first, second)}
+
+
+def peers_for(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
+    """Every installed peer that computes this workload."""
+    found: dict[str, Peer] = {}
+    for factory in (_scipy_peers, _torch_peers, _pytensor_peers):
+        found.update(factory(workload, first, second, threads))
+    return found
