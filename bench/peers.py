@@ -82,6 +82,11 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
                 return function(x, w, stride=stride, padding=padding, groups=groups).numpy()
         return {"torch.conv": call}
     mode, axes = workload.params.get("mode", "full"), workload.params.get("axes")
+    # torch's CPU conv unfolds the input (kernel size x outputs elements): skip it where that
+    # buffer alone would not fit in memory, rather than let it try.
+    unfolded = second.size * workload.problem().multiply_adds // max(second.size, 1) * first.itemsize
+    if unfolded > 8 * 2**30:
+        return {}
     if first.ndim == 2 and axes is None and mode in ("full", "same"):
         x = torch.from_numpy(first)[None, None]
         w = torch.from_numpy(second[::-1, ::-1].copy())[None, None]

@@ -101,8 +101,9 @@ def run_workload(workload: Workload, threads: int, budget: float, max_repeat: in
         kind = "convkit" if label.startswith("convkit") else "peer"
         try:
             result, first_s, median_s, repeats = measure(call, budget, max_repeat)
-        except convkit.BackendError as error:
-            rows.append({"implementation": label, "kind": kind, "skipped": str(error)})
+        except (convkit.BackendError, MemoryError, RuntimeError) as error:
+            # A backend that cannot do the problem, or a peer that runs out of memory.
+            rows.append({"implementation": label, "kind": kind, "skipped": f"{type(error).__name__}: {error}"})
             continue
         ok, error = check(result, reference, workload.dtype)
         rows.append({

@@ -26,11 +26,29 @@ SPATIAL = 3
 # Below this many multiply-adds the direct kernel beats unfolding + GEMM
 # (its per-call cost is lower); measured in bench/NOTES.md.
 DIRECT_MULTIPLY_ADDS = 2**21
+# Images with at least this many output positions get one GEMM each, written in
+# place; smaller ones share one wider GEMM (BLAS is inefficient on narrow ones).
+PER_IMAGE_GEMM_POSITIONS = 2048
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
 
 _blas_lock = threading.Lock()
 _blas_controller = None
+_scratch = threading.local()
+
+
+def _column_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A reused, per-thread im2col buffer (at most COLUMN_BYTES unless one image needs more).
+
+    Fresh pages of a new 58 MB buffer cost 13 ms of page faults on every call
+    here (bench/NOTES.md); the buffer is kept for the calling thread instead.
+    """
+    needed = math.prod(shape) * dtype.itemsize
+    buffer = getattr(_scratch, "columns", None)
+    if buffer is None or buffer.nbytes < needed:
+        buffer = np.empty(needed, dtype=np.uint8)
+        _scratch.columns = buffer
+    return buffer[:needed].view(dtype).reshape(shape)
 
 
 def _blas_limits(threads: int):
@@ -170,13 +188,18 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                 count = min(chunk, batch - first)
                 if pointwise:
                     images = problem.input[first:first + count, channel_slice].reshape(count, group_channels, positions)
-                    out[first:first + count, filter_slice] = np.matmul(weights[g], images)
+                    if groups == 1:
+                        np.matmul(weights[g], images, out=out[first:first + count])
+                    else:
+                        out[first:first + count, filter_slice] = np.matmul(weights[g], images)
                     continue
-                columns = np.empty((taps, count * positions), dtype=problem.dtype)
+                columns = _column_buffer((taps, count * positions), problem.dtype)
                 run_parallel(im2col, x[first:first + count], g * group_channels, kernel, padding,
                              stride, dilation, output_spatial, columns)
-                if count == 1 and groups == 1:
-                    np.matmul(weights[g], columns, out=out[first])
+                if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS:
+                    for image in range(count):  # each GEMM writes its image's output in place
+                        np.matmul(weights[g], columns[:, image * positions:(image + 1) * positions],
+                                  out=out[first + image])
                 else:
                     product = weights[g] @ columns
                     out[first:first + count, filter_slice] = product.reshape(
