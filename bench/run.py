@@ -34,7 +34,7 @@ def sgemm_rate(size: int) -> float:
     """GFLOP/s of NumPy's float32 matrix product (the machine's practical ceiling)."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(3))
+    best = min(_timed(lambda: a @ a) for _ in range(5))  # this VM's timings are noisy: take the best
     return 2 * size**3 / best / 1e9
 
 
