@@ -19,6 +19,7 @@ def test_quick_bench_writes_checked_results(tmp_path):
         rows = {row["implementation"]: row for row in entry["rows"]}
         assert rows["convkit[scipy]"]["ok"] and rows["convkit[numba]"]["ok"], entry["workload"]
         assert all(row.get("ok", True) for row in entry["rows"]), entry
-        assert any(row["kind"] == "peer" for row in entry["rows"]) or "seed" not in entry["workload"]
+        if entry["kind"] == "convolve_nd":  # scipy.signal is always there; torch and PyTensor may not be
+            assert any(row["kind"] == "peer" for row in entry["rows"]), entry["workload"]
     table = (tmp_path / "results.md").read_text()
     assert "| implementation | median ms | GFLOP/s | % sgemm | x best peer |" in table
