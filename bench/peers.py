@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
 from workloads import Workload
 
 Peer = Callable[[], np.ndarray]
@@ -53,7 +52,7 @@ def _single_channel(workload: Workload) -> bool:
 def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
     try:
         import torch
-        import torch.nn.functional as functional
+        from torch.nn import functional
     except ImportError:
         return {}
     torch.set_num_threads(threads)

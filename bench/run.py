@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-import convkit
 from peers import peers_for
 from workloads import FULL, Workload, quick
+
+import convkit
 
 ROOT = Path(__file__).resolve().parent
 
@@ -125,16 +125,16 @@ def run_workload(workload: Workload, threads: int, budget: float, max_repeat: in
 def markdown(report: dict) -> str:
     lines = [
         f"# convkit benchmark ({'quick' if report['quick'] else 'full'})", "",
-        f"{report['machine']}; {report['threads']} threads; sgemm ceiling "
-        f"{report['sgemm_gflops']:.0f} GFLOP/s; versions {report['versions']}", "",
+        (f"{report['machine']}; {report['threads']} threads; sgemm ceiling "
+        f"{report['sgemm_gflops']:.0f} GFLOP/s; versions {report['versions']}"), "",
     ]
     if report.get("warm_first_call_s"):
-        lines += [f"Warm-cache first call in a fresh process (import included): "
+        lines += ["Warm-cache first call in a fresh process (import included): "
                   + ", ".join(f"{k} {v:.2f} s" for k, v in report["warm_first_call_s"].items()), ""]
     for entry in report["workloads"]:
         lines += [f"## {entry['workload']}", "",
-                  f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
-                  f"target: {entry['target'] or '-'}", "",
+                  (f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
+                  f"target: {entry['target'] or '-'}"), "",
                   "| implementation | median ms | GFLOP/s | % sgemm | x best peer | first call ms | check |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         for row in entry["rows"]:

@@ -68,7 +68,7 @@ def test_thread_count_follows_convkit_setting():
 
     convkit.set_num_threads(1)
     assert run_parallel(numba.get_num_threads) == 1
-    assert [b for b in convkit.list_backends() if b.name == "numba"][0].threads == 1
+    assert next(b for b in convkit.list_backends() if b.name == "numba").threads == 1
     with _blas_limits(1):
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
     convkit.set_num_threads(None)
@@ -76,9 +76,10 @@ def test_thread_count_follows_convkit_setting():
 
 
 def test_gemm_path_keeps_nonfinite_filters_local():
+    from convkit_numba._backend import NumbaBackend
+
     from convkit.plugin import normalize_conv
     from convkit.testing import direct_conv
-    from convkit_numba._backend import NumbaBackend
 
     x = np.random.default_rng(1).standard_normal((2, 32, 20, 20))
     w = np.random.default_rng(2).standard_normal((32, 32, 3, 3))

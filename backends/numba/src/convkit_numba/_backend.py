@@ -162,7 +162,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
-    batch, channels = x.shape[:2]
+    batch, _channels = x.shape[:2]
     filters, group_channels = problem.filters.shape[:2]
     groups = problem.groups
     group_filters = filters // groups
