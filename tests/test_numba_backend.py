@@ -99,3 +99,19 @@ def test_matrix_under_numba_boundscheck(tmp_path):
         env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " 0 failed" in done.stdout.splitlines()[-1]
+
+
+def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
+    from convkit._registry import select_backend
+    from convkit.plugin import normalize_conv, normalize_convolve
+
+    def chosen(problem):
+        return select_backend(problem, None).name
+
+    large = normalize_convolve(np.empty(1_000_000), np.empty(10_000), "same", None)
+    small = normalize_convolve(np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32), "same", None)
+    rows = normalize_convolve(np.empty((256, 16384), np.float32), np.empty((1, 257), np.float32), "full", -1)
+    layer = normalize_conv(np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
+                           "half", 1, True, 1, 1, None, "conv2d")
+    assert chosen(large) == "scipy"
+    assert chosen(small) == "numba" and chosen(rows) == "numba" and chosen(layer) == "numba"

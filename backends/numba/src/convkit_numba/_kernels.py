@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["conv_direct", "convolve_rows", "im2col"]
+__all__ = ["conv_direct", "conv_padded_planes", "convolve_rows", "im2col"]
 
 FASTMATH = {"contract", "reassoc"}
 # Outputs per block along the last axis: a block of the output row and the
@@ -184,6 +184,64 @@ def conv_direct(x, w, padding, stride, dilation, groups, out):
                                           w[f, c, kz, ky, kx])
             if count:
                 _apply_taps(row, sources, tap_row, tap_offset, tap_weight, count, 0, width_out)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
+def conv_padded_planes(x, w, padding, dilation, groups, out):
+    """Stride-1 direct convolution, one (image, filter) plane at a time, for finite filters.
+
+    Each input plane the filter reads is copied into a zero-padded scratch of
+    row pitch ``width + pad_before + pad_after``; on that grid every tap is a
+    constant shift, so the whole output plane is one long pass per eight taps
+    instead of per-row work.  Padded zeros meet the weights, which is why the
+    filters must be finite (the caller checks).
+
+    x: (N, C, D, H, W); w: (F, C // groups, KD, KH, KW); out: (N, F, Do, Ho, Wo);
+    padding: (3, 2) before/after; dilation: (3,).
+    """
+    batch = x.shape[0]
+    depth, height, width = x.shape[2], x.shape[3], x.shape[4]
+    filters, group_channels = w.shape[0], w.shape[1]
+    kernel_depth, kernel_height, kernel_width = w.shape[2], w.shape[3], w.shape[4]
+    depth_out, height_out, width_out = out.shape[2], out.shape[3], out.shape[4]
+    group_filters = filters // groups
+    padded_depth = depth + padding[0, 0] + padding[0, 1]
+    padded_height = height + padding[1, 0] + padding[1, 1]
+    padded_width = width + padding[2, 0] + padding[2, 1]
+    plane = padded_depth * padded_height * padded_width
+    # The output grid keeps the padded pitch; its last valid point bounds the pass.
+    grid = ((depth_out - 1) * padded_height + height_out - 1) * padded_width + width_out
+    taps = group_channels * kernel_depth * kernel_height * kernel_width
+    for task in prange(batch * filters):
+        n = task // filters
+        f = task % filters
+        first_channel = (f // group_filters) * group_channels
+        padded = np.zeros((group_channels, plane), dtype=out.dtype)
+        for c in range(group_channels):
+            for z in range(depth):
+                for y in range(height):
+                    start = ((z + padding[0, 0]) * padded_height + y + padding[1, 0]) * padded_width + padding[2, 0]
+                    _copy(padded[c, start:start + width], x[n, first_channel + c, z, y])
+        tap_row = np.empty(taps, dtype=np.int64)
+        tap_offset = np.empty(taps, dtype=np.int64)
+        tap_weight = np.empty(taps, dtype=out.dtype)
+        count = 0
+        for c in range(group_channels):
+            for kz in range(kernel_depth):
+                for ky in range(kernel_height):
+                    for kx in range(kernel_width):
+                        tap_row[count] = c
+                        tap_offset[count] = ((kz * dilation[0]) * padded_height + ky * dilation[1]) * padded_width \
+                            + kx * dilation[2]
+                        tap_weight[count] = w[f, c, kz, ky, kx]
+                        count += 1
+        result = np.zeros(grid, dtype=out.dtype)
+        for block in range(0, grid, ROW_BLOCK):
+            _apply_taps(result, padded, tap_row, tap_offset, tap_weight, count, block, min(grid, block + ROW_BLOCK))
+        for oz in range(depth_out):
+            for oy in range(height_out):
+                start = (oz * padded_height + oy) * padded_width
+                _copy(out[n, f, oz, oy], result[start:start + width_out])
 
 
 @numba.njit(cache=True, inline="always")
