@@ -96,6 +96,8 @@ def run_workload(workload: Workload, threads: int, budget: float, max_repeat: in
         if info.available and not info.simulated:
             candidates[f"convkit[{info.name}]"] = (
                 lambda name=info.name: workload.call(convkit, first, second, name))
+    # What a user gets without naming a backend: the cost model's choice.
+    candidates["convkit[auto]"] = lambda: workload.call(convkit, first, second, "auto")
     peers = peers_for(workload, first, second, threads)
     for label, call in [*candidates.items(), *peers.items()]:
         kind = "convkit" if label.startswith("convkit") else "peer"

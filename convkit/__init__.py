@@ -12,6 +12,7 @@ first use; ``import convkit`` imports none of them.
 """
 
 from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd
+from convkit._autotune import get_autotune, set_autotune
 from convkit._config import get_memory_limit, get_num_threads, set_memory_limit, set_num_threads
 from convkit._errors import (
     BackendError,
@@ -43,10 +44,12 @@ __all__ = [
     "conv2d",
     "conv3d",
     "convolve_nd",
+    "get_autotune",
     "get_memory_limit",
     "get_num_threads",
     "list_backends",
     "register_backend",
+    "set_autotune",
     "set_backend",
     "set_memory_limit",
     "set_num_threads",

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from convkit._autotune import fastest, get_autotune, problem_signature
 from convkit._backend import Availability, Backend
 from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._problems import Problem
@@ -95,6 +96,8 @@ class _Registry:
         self._lock = threading.RLock()
         self._slots: dict[str, _Slot] = {}
         self._discovered = False
+        # Bumped whenever the set of backends changes; "auto" caches its choices per value.
+        self.generation = 0
 
     def _discover(self) -> None:
         if self._discovered:
@@ -170,17 +173,20 @@ class _Registry:
                     "pass replace=True to replace it"
                 )
             self._slots[name] = _Slot(name=name, origin="register_backend", backend=backend)
+            self.generation += 1
 
     def unregister(self, name: str) -> None:
         key = self.slot(name).name
         with self._lock:
             del self._slots[key]
+            self.generation += 1
 
     def forget_discovery(self) -> None:
         """Drop entry-point slots so that the next use discovers them again."""
         with self._lock:
             self._slots = {k: v for k, v in self._slots.items() if v.entry_point is None}
             self._discovered = False
+            self.generation += 1
 
 
 def _check_name(name: object) -> str:
@@ -392,7 +398,28 @@ def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str
     return (None, reason) if reason else (backend, None)
 
 
+# "auto"'s choice per (registry generation, problem signature): ranking every
+# backend costs ~18 us a call, a lookup ~3 us (bench/NOTES.md, seed workload).
+_AUTO_CACHE_SIZE = 4096
+_auto_choices: dict[tuple, Backend] = {}
+
+
 def _auto(problem: Problem) -> tuple[Backend | None, list[str]]:
+    if get_autotune():
+        return _rank(problem)
+    key = (_registry.generation, problem_signature(problem))
+    chosen = _auto_choices.get(key)
+    if chosen is not None:
+        return chosen, []
+    backend, reasons = _rank(problem)
+    if backend is not None:
+        if len(_auto_choices) >= _AUTO_CACHE_SIZE:
+            _auto_choices.clear()
+        _auto_choices[key] = backend
+    return backend, reasons
+
+
+def _rank(problem: Problem) -> tuple[Backend | None, list[str]]:
     candidates, reasons = [], []
     for name in _registry.names():
         backend, reason = _why_not(name, problem)
@@ -406,7 +433,10 @@ def _auto(problem: Problem) -> tuple[Backend | None, list[str]]:
         candidates.append((math.inf if estimate is None else estimate, -backend.priority, name, backend))
     if not candidates:
         return None, reasons
-    return min(candidates, key=lambda entry: entry[:3])[3], reasons
+    candidates.sort(key=lambda entry: entry[:3])
+    if len(candidates) > 1 and get_autotune():
+        return fastest(problem, [(entry[0], entry[3]) for entry in candidates]), reasons
+    return candidates[0][3], reasons
 
 
 def _from_list(items: tuple[str | Backend, ...], problem: Problem, source: str) -> Backend:

@@ -76,13 +76,13 @@ class ScipyBackend(Backend):
         return (output * 2 + first.size) * wide + second.size * wide
 
     def estimate_seconds(self, problem: Problem) -> float | None:
-        """Calibrated on bench/baseline (2-core VM): FFT ~2.2 ns per point x log2(points);
-        the tap loop ~3 GFLOP/s."""
+        """Calibrated on bench/baseline (2-core VM, bench/NOTES.md): FFT ~1 ns per point
+        x log2(points); the tap loop ~8 GFLOP/s."""
         if isinstance(problem, ConvolveProblem):
             points = math.prod(problem.full_shape)
             transform = math.prod(problem.full_shape[a] for a in problem.axes)
-            return 1e-4 + 2.2e-9 * points * math.log2(max(transform, 2))
-        return 2e-4 + 2.0 * problem.multiply_adds / 3e9
+            return 1e-4 + 1.0e-9 * points * math.log2(max(transform, 2))
+        return 2e-4 + 2.0 * problem.multiply_adds / 8e9
 
     def method(self, problem: Problem) -> str:
         return "fft" if isinstance(problem, ConvolveProblem) else "direct"

@@ -110,8 +110,9 @@ def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
 
     large = normalize_convolve(np.empty(1_000_000), np.empty(10_000), "same", None)
     small = normalize_convolve(np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32), "same", None)
-    rows = normalize_convolve(np.empty((256, 16384), np.float32), np.empty((1, 257), np.float32), "full", -1)
     layer = normalize_conv(np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
                            "half", 1, True, 1, 1, None, "conv2d")
-    assert chosen(large) == "scipy"
-    assert chosen(small) == "numba" and chosen(rows) == "numba" and chosen(layer) == "numba"
+    installed = {info.name for info in convkit.list_backends() if info.available}
+    assert chosen(large) == ("fftw" if "fftw" in installed else "scipy")
+    # (256, 16384) * (1, 257) is a tie between numba and fftw here (bench/NOTES.md): not asserted.
+    assert chosen(small) == "numba" and chosen(layer) == "numba"

@@ -5,14 +5,17 @@ Elementwise, against the float64 direct-definition result ``r`` and the scale
 
     direct methods:  |y - r| <= tol(dtype, K) * s + tiny
     FFT methods:     |y - r| <= tol(dtype, K) * s
-                                + eps(dtype) * log2(n) * (s + max(s)) + tiny
+                                + eps(dtype) * log2(n) * (s + S) + tiny
 
 where ``K`` is the number of terms in each output's sum, ``tol(dtype, K) =
 max(base, 4 * eps * sqrt(K))`` with base 1e-5 for float32/complex64 and 1e-13
 for float64/complex128, ``eps`` the dtype's machine epsilon and ``n`` the
 number of points of the transform (the full result's size over the convolved
-axes).  The FFT term is uniform because an FFT spreads its rounding over all
-outputs; on SciPy's float32 FFT the worst measured error is about 0.1 of it.
+axes) and ``S`` the largest scale over every position the transform computes:
+``max(s)`` for convolve_nd, and for conv the largest scale of the same layer
+with stride 1 (a strided layer keeps only some of the positions, but the
+rounding of all of them spreads).  The FFT term is uniform because an FFT
+spreads its rounding over all outputs; on SciPy's float32 FFT the worst measured error is about 0.1 of it.
 Non-finite outputs are not bounded: they must match exactly.
 """
 
@@ -53,7 +56,8 @@ def transform_points(problem: Problem) -> int:
     )
 
 
-def error_bound(problem: Problem, scale: np.ndarray, method: str) -> np.ndarray:
+def error_bound(problem: Problem, scale: np.ndarray, method: str,
+                spread_scale: float | None = None) -> np.ndarray:
     """The elementwise bound on ``|y - r|`` for ``problem`` solved by ``method``.
 
     Parameters
@@ -64,6 +68,9 @@ def error_bound(problem: Problem, scale: np.ndarray, method: str) -> np.ndarray:
         ``|in1| (*) |in2|`` from the direct definition (float64).
     method : {"direct", "fft"}
         What the backend declared through ``Backend.method``.
+    spread_scale : float, optional
+        ``S`` of the FFT term: the largest scale over the positions the
+        transform computes; default ``scale.max()``.
 
     Examples
     --------
@@ -82,5 +89,7 @@ def error_bound(problem: Problem, scale: np.ndarray, method: str) -> np.ndarray:
     bound = tolerance * scale + _TINY[name]
     if method == "fft":
         spread = eps * math.log2(max(transform_points(problem), 2))
-        bound = bound + spread * (scale + (scale.max() if scale.size else 0.0))
+        if spread_scale is None:
+            spread_scale = float(scale.max()) if scale.size else 0.0
+        bound = bound + spread * (scale + spread_scale)
     return bound

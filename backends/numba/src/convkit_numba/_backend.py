@@ -98,14 +98,14 @@ class NumbaBackend(Backend):
         return max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
     def estimate_seconds(self, problem: Problem) -> float | None:
-        """Calibrated on bench/baseline (2-core VM): GEMM path ~60-90 GFLOP/s, direct
-        conv ~5-25, direct convolve_nd 14-57 (30 typical)."""
+        """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
+        59-256 GFLOP/s (100 typical), direct conv ~30, direct convolve_nd 50-120."""
         flops = 2.0 * problem.multiply_adds
         if isinstance(problem, ConvProblem):
             if self._uses_gemm(problem):
-                return 30e-6 + flops / 70e9
-            return 20e-6 + flops / 10e9
-        return 20e-6 + flops / 30e9
+                return 30e-6 + flops / 100e9
+            return 20e-6 + flops / 30e9
+        return 20e-6 + flops / 60e9
 
     def working_set_bytes(self, problem: Problem) -> int:
         base = super().working_set_bytes(problem)

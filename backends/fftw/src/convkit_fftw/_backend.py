@@ -1,0 +1,140 @@
+"""The "fftw" backend: FFT methods for both operations, through pyFFTW."""
+
+from __future__ import annotations
+
+import math
+from importlib import metadata
+
+import numpy as np
+
+from convkit.plugin import (
+    ALL_DTYPES,
+    Availability,
+    Backend,
+    Capabilities,
+    ConvolveProblem,
+    ConvProblem,
+    Problem,
+    get_num_threads,
+    with_local_nonfinite,
+)
+
+__all__ = ["FftwBackend"]
+
+# Cost model (seconds), fitted to bench/ runs on the project's 2-core machine
+# (bench/NOTES.md, "fftw"): a fixed cost per call, a cost per transformed
+# point and log2 of the transform length, and for conv the channel sums.
+CALL_SECONDS = 60e-6
+POINT_LOG_SECONDS = {4: 0.13e-9, 8: 0.25e-9}
+CHANNEL_SUM_SECONDS = {4: 0.4e-9, 8: 0.8e-9}
+
+
+def _workspace_budget(problem: Problem) -> int:
+    """convkit's memory budget less what the operands and the result take."""
+    import convkit
+
+    output = math.prod(problem.output_shape) * problem.dtype.itemsize
+    taken = sum(operand.nbytes for operand in problem.operands) + output
+    return max(0, convkit.get_memory_limit() - taken)
+
+
+class FftwBackend(Backend):
+    """FFT convolution with cached FFTW plans, overlap-add and channel sums per frequency."""
+
+    name = "fftw"
+    capabilities = Capabilities(dtypes=ALL_DTYPES)
+    priority = 5
+
+    @property
+    def version(self) -> str:
+        return metadata.version("convkit-fftw")
+
+    def availability(self) -> Availability:
+        try:
+            import pyfftw
+        except ImportError as error:
+            return Availability(False, f"pyFFTW cannot be imported ({error}); pip install pyfftw")
+        from convkit_fftw._plans import get_planner_effort
+
+        version = ".".join(str(part) for part in pyfftw.fftw_version_tuple)
+        return Availability(True, device=f"CPU, FFTW {version}, planner {get_planner_effort()}")
+
+    def method(self, problem: Problem) -> str:
+        return "fft"
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        budget = _workspace_budget(problem)
+        if isinstance(problem, ConvProblem):
+            from convkit_fftw._conv import conv_working_bytes
+
+            needed = conv_working_bytes(problem.input.shape, problem.filters.shape, problem.padding,
+                                        problem.dilation, problem.dtype, budget)
+        else:
+            needed = self._convolve_bytes(problem, budget)
+        output = math.prod(problem.output_shape) * problem.dtype.itemsize
+        return needed + output + sum(operand.nbytes for operand in problem.operands)
+
+    @staticmethod
+    def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
+        """Bytes of one slab when the problem is split along a batch axis to fit ``budget``."""
+        from convkit_fftw._convolve import working_bytes
+
+        output_points = math.prod(problem.output_shape)
+        whole = working_bytes(problem.in1.shape, problem.in2.shape, problem.axes, output_points,
+                              problem.dtype)
+        batch = [problem.output_shape[axis] for axis in range(problem.in1.ndim)
+                 if axis not in problem.axes]
+        if whole <= budget or not batch or max(batch) <= 1:
+            return whole
+        slabs = min(max(batch), -(-whole // max(budget, 1)))
+        return -(-whole // slabs)
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        size = np.dtype(problem.dtype).itemsize
+        real_size = size // 2 if problem.dtype.kind == "c" else size
+        per_point = POINT_LOG_SECONDS[real_size] * (2 if problem.dtype.kind == "c" else 1)
+        if isinstance(problem, ConvolveProblem):
+            from convkit_fftw._convolve import _expanded_shape, layout
+
+            plan = layout(problem.in1.shape, problem.in2.shape, problem.axes)
+            first, second = problem.in1.shape, problem.in2.shape
+            if plan.swapped:
+                first, second = second, first
+            big = _expanded_shape(first, plan, True)
+            small = _expanded_shape(second, plan, False)
+            out = [max(a, b) for a, b in zip(big, small)]
+            lengths = [n for _, n in plan.blocks.values()] + list(plan.lengths.values())
+            log_length = math.log2(max(2, math.prod(lengths)))
+            points = math.prod(big) + math.prod(small) + math.prod(out)
+            return CALL_SECONDS + per_point * points * log_length
+        from convkit_fftw._conv import _geometry, _spectrum_points
+
+        _, lengths, _ = _geometry(problem.input.shape, problem.filters.shape, problem.padding,
+                                  problem.dilation)
+        batch, channels = problem.input.shape[:2]
+        filters, group_channels = problem.filters.shape[:2]
+        real_points = math.prod(lengths)
+        log_length = math.log2(max(2, real_points))
+        transforms = (batch * channels + filters * group_channels + batch * filters) * real_points
+        sums = batch * filters * group_channels * _spectrum_points(lengths, problem.dtype.kind == "c")
+        return CALL_SECONDS + per_point * transforms * log_length + CHANNEL_SUM_SECONDS[real_size] * sums
+
+    def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
+        return with_local_nonfinite(problem, self._convolve)
+
+    def conv(self, problem: ConvProblem) -> np.ndarray:
+        return with_local_nonfinite(problem, self._conv)
+
+    @staticmethod
+    def _convolve(problem: ConvolveProblem) -> np.ndarray:
+        from convkit_fftw._convolve import convolve_within
+
+        return convolve_within(problem.in1, problem.in2, problem.axes, problem.output_start,
+                               problem.output_shape, problem.dtype, get_num_threads(),
+                               _workspace_budget(problem))
+
+    @staticmethod
+    def _conv(problem: ConvProblem) -> np.ndarray:
+        from convkit_fftw._conv import conv_within
+
+        return conv_within(problem, get_num_threads(), _workspace_budget(problem))
