@@ -22,7 +22,7 @@ import numpy as np
 
 from convkit._problems import Problem
 
-__all__ = ["with_local_nonfinite"]
+__all__ = ["all_finite", "with_local_nonfinite"]
 
 Compute = Callable[[Problem], np.ndarray]
 
@@ -89,6 +89,18 @@ def _overlay(target: np.ndarray, problem: Problem, compute: Compute,
     target[...] = np.where(has_nan | (has_positive & has_negative), np.nan, target)
 
 
+def all_finite(array: np.ndarray) -> bool:
+    """Whether every value of ``array`` is finite, in one pass without a temporary.
+
+    A NaN or an infinity makes the sum non-finite, so a finite sum proves the
+    array finite; a non-finite sum (a NaN, an infinity, or an overflow of
+    finite values) is settled by the exact elementwise test.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = array.sum()
+    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+
+
 def with_local_nonfinite(problem: Problem, compute: Compute) -> np.ndarray:
     """Run ``compute(problem)`` so that NaN and inf stay local.
 
@@ -118,7 +130,7 @@ def with_local_nonfinite(problem: Problem, compute: Compute) -> np.ndarray:
     array([ 1., nan, nan,  2.,  2.,  1.])
     """
     first, second = problem.operands
-    if np.isfinite(first).all() and np.isfinite(second).all():
+    if all_finite(first) and all_finite(second):
         return compute(problem)
     finite_first = np.where(np.isfinite(first), first, 0).astype(problem.dtype)
     finite_second = np.where(np.isfinite(second), second, 0).astype(problem.dtype)

@@ -186,22 +186,24 @@ def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
     transform_axes = _transform_axes(in1.shape, plan)
     out_shape = tuple(max(a, b) for a, b in zip(big, small))
     points = math.prod(big[axis] for axis in transform_axes)
+    region = tuple(slice(start, start + size) for start, size in zip(output_start, output_shape))
+    # The 1/points normalization is applied to the shorter operand, before its transform.
     with forward(long_operand, big, transform_axes, threads) as first_spectrum, \
-            forward(short_operand, small, transform_axes, threads) as second_spectrum, \
+            forward(short_operand, small, transform_axes, threads, scale=1.0 / points) as second_spectrum, \
             inverse(out_shape, transform_axes, dtype, threads) as back:
-        # Fold the 1/points normalization into the smaller spectrum.
-        if second_spectrum.size <= first_spectrum.size:
-            second_spectrum *= 1.0 / points
-        else:
-            first_spectrum *= 1.0 / points
         np.multiply(first_spectrum, second_spectrum, out=back.input)
-        result = back.execute()
-        region_source = result
-        # Collapsing a (blocks, N) pair leaves one axis, so axis k is at position k again.
-        for axis in sorted(plan.blocks):
-            region_source = _overlap_add(region_source, axis, plan.blocks[axis][0], in2.shape[axis])
-        region = tuple(slice(start, start + size) for start, size in zip(output_start, output_shape))
-        return np.array(region_source[region], dtype=dtype, copy=True)
+        if plan.blocks:
+            result = back.execute()
+            # Collapsing a (blocks, N) pair leaves one axis, so axis k is at position k again.
+            for axis in sorted(plan.blocks):
+                result = _overlap_add(result, axis, plan.blocks[axis][0], in2.shape[axis])
+            return np.array(result[region], dtype=dtype, copy=True)
+        if 2 * math.prod(output_shape) < math.prod(out_shape):
+            return np.array(back.execute()[region], dtype=dtype, copy=True)
+        # The output is most of the inverse: hand out a view of a fresh buffer instead of a copy.
+        import pyfftw
+
+        return back.execute_into(pyfftw.empty_aligned(out_shape, dtype=back.output.dtype))[region]
 
 
 def convolve_within(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],

@@ -154,6 +154,19 @@ class Plan:
         self.fftw.execute()
         return self.output
 
+    def execute_into(self, target: np.ndarray) -> np.ndarray:
+        """Transform ``input`` into ``target``, an aligned array like ``output``, and return it.
+
+        Lets the result of the last transform be handed to the caller without
+        a copy; the plan goes back to its own buffers afterwards.
+        """
+        self.fftw.update_arrays(self.input, target)
+        try:
+            self.fftw.execute()
+        finally:
+            self.fftw.update_arrays(self.input, self.output)
+        return target
+
 
 # (kind, real-side shape, axes, real dtype, threads, effort)
 PlanKey = tuple[str, tuple[int, ...], tuple[int, ...], str, int, str]

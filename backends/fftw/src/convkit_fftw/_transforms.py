@@ -17,16 +17,20 @@ def real_dtype_of(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32 if dtype in (np.float32, np.complex64) else np.float64)
 
 
-def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | None = None) -> None:
-    """Write ``data`` into ``buffer`` at ``offset`` and zero only the rest."""
+def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | None = None,
+                scale: float | None = None) -> None:
+    """Write ``data`` (times ``scale``) into ``buffer`` at ``offset`` and zero only the rest."""
     offset = offset or (0,) * data.ndim
     region = tuple(slice(start, start + size) for start, size in zip(offset, data.shape))
-    buffer[region] = data
+    if scale is None:
+        buffer[region] = data
+    else:
+        np.multiply(data, buffer.real.dtype.type(scale), out=buffer[region])
+    # Axis by axis, the slabs before and after the data, limited to the data's
+    # extent along the axes already done: each padded point is written once.
     for axis, (start, size) in enumerate(zip(offset, data.shape)):
-        before = [slice(None)] * buffer.ndim
-        after = [slice(None)] * buffer.ndim
-        before[axis] = slice(0, start)
-        after[axis] = slice(start + size, None)
+        before = list(region[:axis]) + [slice(0, start)] + [slice(None)] * (buffer.ndim - axis - 1)
+        after = list(region[:axis]) + [slice(start + size, None)] + [slice(None)] * (buffer.ndim - axis - 1)
         if start:
             buffer[tuple(before)] = 0
         if start + size < buffer.shape[axis]:
@@ -35,8 +39,8 @@ def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | 
 
 @contextmanager
 def forward(data: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], threads: int,
-            offset: tuple[int, ...] | None = None) -> Iterator[np.ndarray]:
-    """The spectrum over ``axes`` of ``data`` zero-padded to ``shape`` (placed at ``offset``).
+            offset: tuple[int, ...] | None = None, scale: float | None = None) -> Iterator[np.ndarray]:
+    """The spectrum over ``axes`` of ``data`` (times ``scale``) zero-padded to ``shape``, at ``offset``.
 
     Real data gets a real-to-complex transform (halved along ``axes[-1]``).
     The spectrum lives in a pooled plan's buffer: use (or modify) it inside
@@ -44,7 +48,7 @@ def forward(data: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], thr
     """
     kind = "c2c-forward" if data.dtype.kind == "c" else "r2c"
     with borrow(kind, shape, axes, real_dtype_of(data.dtype), threads) as plan:
-        fill_padded(plan.input, data, offset)
+        fill_padded(plan.input, data, offset, scale)
         yield plan.execute()
 
 
