@@ -204,3 +204,17 @@ def test_auto_picks_fftw_for_large_kernels_only():
                                   "half", 1, True, 1, 1, None, "conv2d")
     assert chosen(long_signal) == "fftw" and chosen(big_kernel) == "fftw"
     assert chosen(small_kernel) != "fftw"
+
+
+def test_a_shape_gets_measured_plans_from_its_third_use():
+    from convkit_fftw._plans import MEASURE_FROM_USE, clear_plans
+
+    set_planner_effort("measure")
+    clear_plans()
+    shape = (96, 80)
+    efforts = []
+    for _ in range(MEASURE_FROM_USE + 1):
+        with borrow("r2c", shape, (0, 1), np.dtype(np.float64), 1) as plan:
+            efforts.append(plan.fftw.flags)
+    assert all("FFTW_ESTIMATE" in flags for flags in efforts[:MEASURE_FROM_USE - 1])
+    assert all("FFTW_MEASURE" in flags for flags in efforts[MEASURE_FROM_USE - 1:])

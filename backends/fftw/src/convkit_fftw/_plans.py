@@ -39,10 +39,14 @@ THREADED_POINTS = 2**15
 
 # FFTW's planner may time candidate algorithms for at most this long per new
 # plan, then keeps the best so far.  Unbounded "measure" took 8.5 s for one
-# batched length-135168 transform here (bench/NOTES.md); bounded, the first
-# call of a new shape stays under a second or two and steady-state speed is
-# close to unbounded measuring.
-DEFAULT_TIME_LIMIT = 0.5
+# batched length-135168 transform here (bench/NOTES.md); a 2112^2 plan needs
+# ~0.5 s to find its best algorithm.
+DEFAULT_TIME_LIMIT = 1.0
+# A shape's first transforms use estimated plans (instant); from this use of the
+# same shape on, the configured effort: a one-off call never waits for the
+# planner, a repeated shape gets the measured (15-45% faster) plan.
+MEASURE_FROM_USE = 3
+_USE_COUNTS_SIZE = 8192
 
 _effort: str | None = None
 _time_limit: float | None = DEFAULT_TIME_LIMIT
@@ -67,7 +71,9 @@ def set_planner_effort(effort: str | None, time_limit: float | None = DEFAULT_TI
     effort : {"estimate", "measure", "patient", "exhaustive"} or None
         FFTW's planner flag (``"FFTW_MEASURE"`` is accepted too).  ``"estimate"``
         plans instantly and runs slower; ``"measure"`` (the default) times a few
-        algorithms on the first call of each shape.  None restores the default:
+        algorithms.  Efforts above ``"estimate"`` apply from the third transform
+        of the same shape on (the first two use estimated plans), so that a
+        one-off call never waits for the planner.  None restores the default:
         the environment variable ``CONVKIT_FFTW_EFFORT``, else ``"measure"``.
     time_limit : float or None
         Seconds the planner may spend on one new plan before it keeps the best
@@ -235,6 +241,14 @@ class _Pool:
             with _planner_lock:  # FFTW frees plans with its (non-thread-safe) planner
                 evicted.clear()
 
+    def discard(self, key: PlanKey) -> None:
+        """Drop the idle plans of ``key`` (superseded by better ones)."""
+        with self._lock:
+            dropped = self._idle.pop(key, [])
+            self._idle_bytes -= sum(plan.nbytes for plan in dropped)
+        with _planner_lock:
+            dropped.clear()
+
     def clear(self) -> None:
         with self._lock:
             dropped = list(self._idle.values())
@@ -245,6 +259,8 @@ class _Pool:
 
 
 _pool = _Pool(POOL_BYTES)
+_uses: dict[tuple, int] = {}
+_uses_lock = threading.Lock()
 
 
 def plan_threads(shape: tuple[int, ...], threads: int) -> int:
@@ -271,8 +287,15 @@ def borrow(kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype:
     threads : int
         FFTW threads (reduced to one for small transforms).
     """
-    key = (kind, tuple(shape), tuple(axes), np.dtype(real_dtype).name,
-           plan_threads(shape, threads), get_planner_effort())
+    shape_key = (kind, tuple(shape), tuple(axes), np.dtype(real_dtype).name, plan_threads(shape, threads))
+    with _uses_lock:
+        if len(_uses) >= _USE_COUNTS_SIZE:
+            _uses.clear()
+        uses = _uses[shape_key] = _uses.get(shape_key, 0) + 1
+    effort = get_planner_effort() if uses >= MEASURE_FROM_USE else "FFTW_ESTIMATE"
+    if uses == MEASURE_FROM_USE and effort != "FFTW_ESTIMATE":
+        _pool.discard((*shape_key, "FFTW_ESTIMATE"))
+    key = (*shape_key, effort)
     plan = _pool.take(key)
     try:
         yield plan
@@ -281,5 +304,7 @@ def borrow(kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype:
 
 
 def clear_plans() -> None:
-    """Drop every pooled plan (and its buffers)."""
+    """Drop every pooled plan (and its buffers) and forget how often each shape was used."""
     _pool.clear()
+    with _uses_lock:
+        _uses.clear()
