@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_parser.add_argument("backend", help="the backend's name")
     check_parser.add_argument("--full", action="store_true",
                               help="the full matrix (large sizes, denser crossing); default: the fast one")
+    check_parser.add_argument("--small", action="store_true",
+                              help="only the fast matrix's small cases (for slow targets: the CUDA simulator)")
     check_parser.add_argument("--worst", type=int, default=5, metavar="N",
                               help="list the N passing cases closest to the bound (default 5)")
     arguments = parser.parse_args(argv)
@@ -133,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(info())
         return 0
     if arguments.command == "check":
-        return check(arguments.backend, "full" if arguments.full else "fast", arguments.worst)
+        level = "full" if arguments.full else "small" if arguments.small else "fast"
+        return check(arguments.backend, level, arguments.worst)
     names = arguments.backend or [b.name for b in convkit.list_backends() if b.available]
     try:
         demo(names)

@@ -17,6 +17,8 @@ import numpy as np
 __all__ = ["DTYPES", "LAYOUTS", "Case", "generate_cases"]
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
+# Largest operands (points) of the "small" level.
+SMALL_POINTS = (256, 64)
 LAYOUTS = ("contiguous", "non-contiguous", "negative-stride", "fortran")
 _NONFINITE = (np.nan, np.inf, -np.inf)
 
@@ -257,12 +259,14 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
 
     Parameters
     ----------
-    level : {"fast", "full"}
+    level : {"fast", "full", "small"}
         ``"fast"`` covers every factor value (operation x dtype x rank x mode
         or border mode x stride x dilation x groups x kernel parity x layout)
         in a few hundred small cases, plus edge and non-finite cases;
         ``"full"`` crosses them more densely and adds large sizes that take
-        FFT and blocked paths.
+        FFT and blocked paths; ``"small"`` is the fast matrix without its
+        larger operands (at most 256 and 64 points), for slow targets such as
+        Numba's CUDA simulator.
     dtypes : tuple of str
         Which dtypes to generate.
 
@@ -273,11 +277,14 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     >>> len(cases) > 200 and len({case.id for case in cases}) == len(cases)
     True
     """
-    if level not in ("fast", "full"):
-        raise ValueError(f"level must be 'fast' or 'full', got {level!r}")
-    per_group = 12 if level == "fast" else 48
+    if level not in ("fast", "full", "small"):
+        raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
+    per_group = 48 if level == "full" else 12
     cases = _conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
     if level == "full":
         cases += _large_cases(dtypes)
+    if level == "small":
+        cases = [case for case in cases
+                 if math.prod(case.shapes[0]) <= SMALL_POINTS[0] and math.prod(case.shapes[1]) <= SMALL_POINTS[1]]
     unique = {case.id: case for case in cases}
     return list(unique.values())

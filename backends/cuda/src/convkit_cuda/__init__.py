@@ -1,0 +1,11 @@
+"""convkit backend "cuda": tiled CUDA kernels compiled by numba-cuda.
+
+Importing this package does not import Numba; the backend does on first use.
+Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) the backend is
+available but marked simulated: usable by name (the tests do), never chosen
+by "auto".
+"""
+
+from convkit_cuda._backend import CudaBackend
+
+__all__ = ["CudaBackend"]

@@ -1,0 +1,204 @@
+"""The "cuda" backend: lay each problem out as tasks for the tiled kernel, run it on the GPU."""
+
+from __future__ import annotations
+
+import math
+from importlib import metadata
+
+import numpy as np
+
+from convkit.plugin import (
+    FLOAT_DTYPES,
+    Availability,
+    Backend,
+    Capabilities,
+    ConvolveProblem,
+    ConvProblem,
+    Problem,
+)
+
+__all__ = ["CudaBackend"]
+
+SPATIAL = 3
+# Output tile edge per block on a GPU (16 x 16 = 256 threads); the simulator
+# runs every thread as a Python thread, so it gets small tiles.
+GPU_TILE = 16
+SIMULATOR_TILE = 4
+
+
+def _simulated() -> bool:
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", False))
+
+
+def _lift(values, fill: int) -> np.ndarray:
+    values = tuple(values)
+    return np.array((fill,) * (SPATIAL - len(values)) + values, dtype=np.int64)
+
+
+class _Layout:
+    """What the kernel needs for one problem: the operands flattened, tasks and their offsets."""
+
+    def __init__(self, x, w, x_offsets, w_offsets, x_strides, w_strides, in_shape, kernel_shape, flip,
+                 padding, stride, dilation, out_offsets, out_strides, out_shape3, output_shape):
+        self.x, self.w = x, w
+        self.x_offsets, self.w_offsets = x_offsets, w_offsets
+        self.x_strides, self.w_strides = x_strides, w_strides
+        self.in_shape, self.kernel_shape, self.flip = in_shape, kernel_shape, flip
+        self.padding, self.stride, self.dilation = padding, stride, dilation
+        self.out_offsets, self.out_strides = out_offsets, out_strides
+        self.out_shape3, self.output_shape = out_shape3, output_shape
+
+
+def _conv_layout(problem: ConvProblem) -> _Layout:
+    image, weights = problem.input, problem.filters
+    batch, channels = image.shape[:2]
+    filters, group_channels = weights.shape[:2]
+    group_filters = filters // problem.groups
+    spatial_in, kernel, spatial_out = image.shape[2:], weights.shape[2:], problem.output_shape[2:]
+    plane_in, taps, plane_out = math.prod(spatial_in), math.prod(kernel), math.prod(spatial_out)
+    n = np.arange(batch)[:, None, None]
+    f = np.arange(filters)[None, :, None]
+    c = np.arange(group_channels)[None, None, :]
+    first_channel = (f // group_filters) * group_channels
+    x_offsets = ((n * channels + first_channel + c) * plane_in).reshape(batch * filters, group_channels)
+    w_offsets = np.broadcast_to((f * group_channels + c) * taps, (batch, filters, group_channels))
+    out_offsets = (np.arange(batch * filters) * plane_out).astype(np.int64)
+    in3, kernel3, out3 = _lift(spatial_in, 1), _lift(kernel, 1), _lift(spatial_out, 1)
+    return _Layout(
+        image.ravel(), weights.ravel(), x_offsets.astype(np.int64),
+        np.ascontiguousarray(w_offsets.reshape(batch * filters, group_channels), dtype=np.int64),
+        _contiguous_strides(in3), _contiguous_strides(kernel3), in3, kernel3, False,
+        _lift((before for before, _ in problem.padding), 0), _lift(problem.stride, 1),
+        _lift(problem.dilation, 1), out_offsets, _contiguous_strides(out3), tuple(int(v) for v in out3),
+        problem.output_shape)
+
+
+def _contiguous_strides(shape3: np.ndarray) -> np.ndarray:
+    return np.array([shape3[1] * shape3[2], shape3[2], 1], dtype=np.int64)
+
+
+def _element_strides(array: np.ndarray) -> np.ndarray:
+    return np.array(array.strides, dtype=np.int64) // array.itemsize
+
+
+def _convolve_layout(problem: ConvolveProblem) -> _Layout:
+    first, second = problem.in1, problem.in2
+    axes = problem.axes
+    conv_size = [math.prod(operand.shape[a] for a in axes) for operand in (first, second)]
+    # The kernel loops over w: let it be the operand with fewer points on the convolved axes
+    # (full convolution is symmetric; "valid" already has the larger one first).
+    if conv_size[1] > conv_size[0]:
+        first, second = second, first
+    ndim = first.ndim
+    batch_axes = [a for a in range(ndim) if a not in axes]
+    batch_shape = tuple(problem.output_shape[a] for a in batch_axes)
+    out_strides_all = np.array([math.prod(problem.output_shape[a + 1:]) for a in range(ndim)],
+                               dtype=np.int64)
+    index = np.indices(batch_shape, dtype=np.int64).reshape(len(batch_axes), -1) if batch_axes \
+        else np.zeros((0, 1), dtype=np.int64)
+    offsets = []
+    for operand in (first, second):
+        strides = _element_strides(operand)
+        offset = np.zeros(index.shape[1], dtype=np.int64)
+        for row, axis in enumerate(batch_axes):
+            if operand.shape[axis] > 1:
+                offset += index[row] * strides[axis]
+        offsets.append(offset[:, None])
+    out_offsets = np.zeros(index.shape[1], dtype=np.int64)
+    for row, axis in enumerate(batch_axes):
+        out_offsets += index[row] * out_strides_all[axis]
+    def lift_axes(values, fill: int) -> np.ndarray:
+        return _lift([values[a] for a in axes], fill)
+    in3 = lift_axes(first.shape, 1)
+    kernel3 = lift_axes(second.shape, 1)
+    # full[i] = sum_j in1[j] in2[i - j]: output o (full index start + o) reads x at o - pad + k
+    # against the flipped kernel, pad = m - 1 - start.
+    padding = lift_axes([second.shape[a] - 1 - problem.output_start[a] if a in axes else 0
+                         for a in range(ndim)], 0)
+    return _Layout(
+        first.ravel(), second.ravel(), offsets[0], offsets[1],
+        lift_axes(_element_strides(first), 0), lift_axes(_element_strides(second), 0), in3, kernel3, True,
+        padding, np.ones(SPATIAL, dtype=np.int64), np.ones(SPATIAL, dtype=np.int64), out_offsets,
+        lift_axes(out_strides_all, 0), tuple(int(v) for v in lift_axes(problem.output_shape, 1)),
+        problem.output_shape)
+
+
+class CudaBackend(Backend):
+    """Shared-memory tiled CUDA kernels for conv and convolve_nd (float32, float64)."""
+
+    name = "cuda"
+    capabilities = Capabilities(dtypes=FLOAT_DTYPES, max_spatial_dims=SPATIAL)
+    priority = 20
+
+    @property
+    def version(self) -> str:
+        return metadata.version("convkit-cuda")
+
+    def availability(self) -> Availability:
+        try:
+            from numba import cuda
+        except ImportError as error:
+            return Availability(False, f"numba-cuda cannot be imported ({error}); pip install numba-cuda")
+        if _simulated():
+            return Availability(True, device="Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", simulated=True)
+        try:
+            if not cuda.is_available():
+                return Availability(False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)")
+            device = cuda.get_current_device()
+        except Exception as error:  # noqa: BLE001 - any driver failure means: not available
+            return Availability(False, f"CUDA driver error: {type(error).__name__}: {error}")
+        name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
+        return Availability(True, device=f"{name} (compute capability {device.compute_capability})")
+
+    def threads(self) -> int | None:
+        return None
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        # Not yet timed on a GPU (bench/NOTES.md): a transfer at ~10 GB/s plus the
+        # direct method at a conservative 1 TFLOP/s, so that auto prefers measured engines
+        # for small problems.
+        transfer = sum(operand.nbytes for operand in problem.operands) \
+            + math.prod(problem.output_shape) * problem.dtype.itemsize
+        return 50e-6 + transfer / 10e9 + 2.0 * problem.multiply_adds / 1e12
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        # Host side: the operands and the result (device memory is the device's).
+        return super().working_set_bytes(problem)
+
+    def conv(self, problem: ConvProblem) -> np.ndarray:
+        return _run(_conv_layout(problem), problem.dtype)
+
+    def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
+        return _run(_convolve_layout(problem), problem.dtype)
+
+
+def _run(layout: _Layout, dtype: np.dtype) -> np.ndarray:
+    from numba import cuda
+
+    from convkit_cuda._kernels import correlate_kernel, grid_for, plan_tiles
+
+    largest = SIMULATOR_TILE if _simulated() else GPU_TILE
+    tile, rows, columns = plan_tiles((int(layout.kernel_shape[1]), int(layout.kernel_shape[2])),
+                                     (int(layout.stride[1]), int(layout.stride[2])),
+                                     (int(layout.dilation[1]), int(layout.dilation[2])), largest)
+    tasks = layout.out_offsets.shape[0]
+    size = math.prod(layout.output_shape)
+    kernel = correlate_kernel(np.dtype(dtype).name)
+    stream = cuda.stream()
+    device = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
+        layout.x, layout.w, layout.x_offsets, layout.w_offsets, layout.x_strides, layout.w_strides,
+        layout.in_shape, layout.kernel_shape)]
+    rest = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
+        layout.padding, layout.stride, layout.dilation, np.array([rows, columns], dtype=np.int64))]
+    out = cuda.device_array(size, dtype=dtype, stream=stream)
+    tail = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
+        layout.out_offsets, layout.out_strides, np.array(layout.out_shape3, dtype=np.int64))]
+    # The simulator pays per Python thread: one block column loops over every task there.
+    grid = grid_for(layout.out_shape3, tile, tasks, max_grid_z=1 if _simulated() else 65535)
+    kernel[grid, (tile, tile), stream](
+        *device, layout.flip, *rest, out, *tail)
+    result = out.copy_to_host(stream=stream)
+    stream.synchronize()
+    return result.reshape(layout.output_shape)
