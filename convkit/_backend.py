@@ -118,7 +118,15 @@ class Backend:
 
     @property
     def version(self) -> str:
-        """Version of the backend (its distribution's, by default)."""
+        """Version of the backend: by default, that of the distribution that ships its module."""
+        from importlib import metadata
+
+        package = type(self).__module__.partition(".")[0]
+        for distribution in metadata.packages_distributions().get(package, []):
+            try:
+                return metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
         return ""
 
     def availability(self) -> Availability:

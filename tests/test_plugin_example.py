@@ -32,6 +32,9 @@ def _expose(site: Path) -> None:
         lines.append(f"[{group}]")
         lines += [f"{name} = {target}" for name, target in entries.items()]
     (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    # What an installed wheel records: which import packages the distribution ships.
+    packages = sorted(path.name for path in (EXAMPLE / "src").iterdir() if (path / "__init__.py").exists())
+    (dist_info / "top_level.txt").write_text("\n".join(packages) + "\n")
 
 
 @pytest.fixture

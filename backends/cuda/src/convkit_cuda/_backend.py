@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from importlib import metadata
 
 import numpy as np
 
@@ -131,10 +130,6 @@ class CudaBackend(Backend):
     name = "cuda"
     capabilities = Capabilities(dtypes=FLOAT_DTYPES, max_spatial_dims=SPATIAL)
     priority = 20
-
-    @property
-    def version(self) -> str:
-        return metadata.version("convkit-cuda")
 
     def availability(self) -> Availability:
         try:

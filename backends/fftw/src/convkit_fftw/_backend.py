@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from importlib import metadata
 
 import numpy as np
 
@@ -44,10 +43,6 @@ class FftwBackend(Backend):
     name = "fftw"
     capabilities = Capabilities(dtypes=ALL_DTYPES)
     priority = 5
-
-    @property
-    def version(self) -> str:
-        return metadata.version("convkit-fftw")
 
     def availability(self) -> Availability:
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import threading
-from importlib import metadata
 
 import numpy as np
 
@@ -80,10 +79,6 @@ class NumbaBackend(Backend):
     name = "numba"
     capabilities = Capabilities(dtypes=ALL_DTYPES, max_spatial_dims=SPATIAL)
     priority = 10
-
-    @property
-    def version(self) -> str:
-        return metadata.version("convkit-numba")
 
     def availability(self) -> Availability:
         from convkit_numba._threads import layer

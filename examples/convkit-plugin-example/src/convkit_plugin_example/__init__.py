@@ -6,8 +6,6 @@ party would.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 
 from convkit.plugin import (
@@ -62,10 +60,6 @@ class NumpyBackend(Backend):
     name = "numpy-example"
     capabilities = Capabilities(dtypes=ALL_DTYPES)
     priority = -50  # a teaching example: auto prefers real engines
-
-    @property
-    def version(self) -> str:
-        return metadata.version("convkit-plugin-example")
 
     def threads(self) -> int | None:
         return None  # NumPy's FFT is single-threaded; einsum follows the BLAS
