@@ -4,11 +4,19 @@ Numba's default ``workqueue`` layer aborts the process when two Python
 threads launch parallel kernels at once.  We ask for a thread-safe layer
 (TBB, installed with this package, or OpenMP); if none loads, we fall back to
 ``workqueue`` and serialize parallel launches with a lock.
+
+The ``tbb`` wheel puts ``libtbb.so.12`` in ``<prefix>/lib``, where the
+dynamic loader does not look, so Numba's TBB layer fails to import and Numba
+silently takes OpenMP.  GNU OpenMP's workers then spin after each kernel and
+take the cores from the BLAS GEMM that follows (bench/NOTES.md: C3 11.7 ms
+with OpenMP, 5.2 with TBB).  We load the library by its path first.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -34,6 +42,24 @@ def _probe(values):
     return total
 
 
+_TBB_NAMES = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}
+
+
+def _preload_tbb() -> None:
+    """Load the tbb wheel's library globally, so that Numba's TBB layer can link to it."""
+    name = _TBB_NAMES.get(sys.platform)
+    if name is None:
+        return
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        path = os.path.join(prefix, "lib", name)
+        if os.path.exists(path):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            return
+
+
 def layer() -> str:
     """The threading layer in use, chosen on first use ("tbb", "omp" or "workqueue")."""
     global _layer
@@ -43,6 +69,7 @@ def layer() -> str:
         if _layer is None:
             import numpy as np
 
+            _preload_tbb()
             if "NUMBA_THREADING_LAYER" not in os.environ:
                 numba.config.THREADING_LAYER = "threadsafe"
             try:
