@@ -151,6 +151,7 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
         _lift(problem.dilation, spatial, 1),
         problem.groups,
         out,
+        work=problem.multiply_adds,
     )
     return out.reshape(problem.output_shape)
 
@@ -165,7 +166,8 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     padding = np.zeros((SPATIAL, 2), dtype=np.int64)
     padding[SPATIAL - spatial:] = problem.padding
     run_parallel(conv_padded_planes, _lift_array(problem.input, 2), _lift_array(problem.filters, 2),
-                 padding, _lift(problem.dilation, spatial, 1), problem.groups, out)
+                 padding, _lift(problem.dilation, spatial, 1), problem.groups, out,
+                 work=problem.multiply_adds)
     return out.reshape(problem.output_shape)
 
 
@@ -252,6 +254,7 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
     region_shape = tuple(problem.output_shape[a] for a in others)
     conv_shape = tuple(problem.output_shape[a] for a in axes)
     out = np.empty((len(signal_index),) + (1,) * (SPATIAL - spatial) + conv_shape, dtype=problem.dtype)
-    run_parallel(convolve_rows, signal3, kernel3, signal_index, kernel_index, start, out)
+    run_parallel(convolve_rows, signal3, kernel3, signal_index, kernel_index, start, out,
+                 work=problem.multiply_adds)
     result = out.reshape(region_shape + conv_shape)
     return np.ascontiguousarray(result.transpose(np.argsort(order)))

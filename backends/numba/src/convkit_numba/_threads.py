@@ -81,9 +81,20 @@ def layer() -> str:
     return _layer
 
 
-def run_parallel(function: Callable[..., Result], *arguments) -> Result:
-    """Call a parallel kernel with convkit's thread count, serialized if needed."""
+# Below this many multiply-adds a call runs on the calling thread alone: waking
+# the pool's workers costs more (seed workload: 25 us on one thread, 35-53 us on
+# two; bench/NOTES.md).
+SERIAL_WORK = 2**15
+
+
+def run_parallel(function: Callable[..., Result], *arguments, work: int | None = None) -> Result:
+    """Call a parallel kernel with convkit's thread count (one thread for small ``work``).
+
+    Serialized across Python threads when only the workqueue layer loaded.
+    """
     threads = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if work is not None and work < SERIAL_WORK:
+        threads = 1
     if layer() == "workqueue":
         with _serial_lock:
             numba.set_num_threads(threads)
