@@ -64,8 +64,8 @@ def get_autotune() -> bool:
 
 def problem_signature(problem: Problem) -> tuple:
     """What makes two problems the same for choosing a backend: shapes, dtype, geometry, threads."""
-    common = (problem.operation, problem.dtype.str, get_num_threads(),
-              tuple(operand.shape for operand in problem.operands))
+    common = (problem.operation, problem.dtype.str, problem.on_device, get_num_threads(),
+              tuple(tuple(operand.shape) for operand in problem.operands))
     if isinstance(problem, ConvolveProblem):
         return common + (problem.axes, problem.output_start, problem.output_shape)
     return common + (problem.padding, problem.stride, problem.dilation, problem.groups)

@@ -59,12 +59,16 @@ class Capabilities:
         The most convolved (spatial) axes it handles; None for any number.
     groups : bool
         Whether ``conv`` supports ``groups > 1``.
+    device_arrays : bool
+        Whether it takes GPU arrays (problems with ``on_device``) and returns
+        a device array of the same kind.
     """
 
     operations: frozenset[str] = frozenset({"conv", "convolve_nd"})
     dtypes: frozenset[np.dtype] = field(default=FLOAT_DTYPES)
     max_spatial_dims: int | None = None
     groups: bool = True
+    device_arrays: bool = False
 
     def why_not(self, problem: Problem) -> str | None:
         """Return why these capabilities cannot serve ``problem``, or None."""
@@ -80,6 +84,9 @@ class Capabilities:
             )
         if isinstance(problem, ConvProblem) and problem.groups > 1 and not self.groups:
             return "does not support num_groups > 1"
+        if problem.on_device and not self.device_arrays:
+            return ("does not take device (GPU) arrays; pass NumPy arrays, or use a backend "
+                    "that does, e.g. backend='cuda'")
         return None
 
 
@@ -151,9 +158,12 @@ class Backend:
         """Estimate the peak memory one call needs, in bytes.
 
         The core refuses a problem whose estimate exceeds
-        :func:`convkit.get_memory_limit`.  The default counts the operands and
-        the output once each; backends with workspaces should say more.
+        :func:`convkit.get_memory_limit`, a budget of host memory.  The default
+        counts the operands and the output once each, and nothing for device
+        (GPU) operands; backends with workspaces should say more.
         """
+        if problem.on_device:
+            return 0
         first, second = problem.operands
         output = math.prod(problem.output_shape) * problem.dtype.itemsize
         return first.nbytes + second.nbytes + output

@@ -45,6 +45,12 @@ class ConvolveProblem:
         The shape of the result the backend returns.
     dtype : numpy.dtype
         The compute dtype and the dtype of the result.
+    on_device : bool
+        True when the operands are GPU arrays (``__cuda_array_interface__`` or
+        Numba device arrays), C-contiguous, of dtype ``dtype``, handed on
+        unchanged; only backends whose capabilities declare
+        ``device_arrays`` receive such problems, and they return a device
+        array of the same kind.
     """
 
     in1: np.ndarray
@@ -54,6 +60,7 @@ class ConvolveProblem:
     output_start: tuple[int, ...]
     output_shape: tuple[int, ...]
     dtype: np.dtype
+    on_device: bool = False
 
     operation = "convolve_nd"
 
@@ -132,7 +139,12 @@ class ConvProblem:
     dtype : numpy.dtype
         The compute dtype and the dtype of the result.
     filter_flip : bool
-        What the user asked for; ``filters`` already reflects it.
+        What the user asked for; ``filters`` already reflects it, except on
+        the device.
+    on_device : bool
+        True when ``input`` and ``filters`` are GPU arrays handed on unchanged
+        (see :class:`ConvolveProblem`); then ``filters`` are *not* flipped and
+        the backend honours ``filter_flip`` itself.
     """
 
     input: np.ndarray
@@ -144,6 +156,7 @@ class ConvProblem:
     output_shape: tuple[int, ...]
     dtype: np.dtype
     filter_flip: bool = True
+    on_device: bool = False
 
     operation = "conv"
 

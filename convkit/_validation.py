@@ -12,9 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from convkit._device import describe, is_device_array, stand_in
 from convkit._problems import ConvolveProblem, ConvProblem
 
-__all__ = ["compute_dtype", "normalize_conv", "normalize_convolve", "to_operand"]
+__all__ = ["compute_dtype", "normalize_conv", "normalize_convolve", "to_operand", "to_operands"]
 
 MODES = ("full", "valid", "same")
 BORDER_MODE_NAMES = ("valid", "full", "half", "same")
@@ -56,6 +57,55 @@ def to_operand(value: object, function: str, argument: str) -> np.ndarray:
             f"convert it first, e.g. np.asarray({argument}, dtype=float)"
         )
     return array
+
+
+def to_operands(
+    first: object, second: object, function: str, names: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray, tuple[object, object] | None]:
+    """Both operands as arrays to check, and the device arrays themselves when on a GPU.
+
+    Device operands are checked through zero-memory stand-ins of their shape and
+    dtype; their data is never read by the core.
+    """
+    on_device = [is_device_array(first), is_device_array(second)]
+    if not any(on_device):
+        return to_operand(first, function, names[0]), to_operand(second, function, names[1]), None
+    if not all(on_device):
+        host = names[on_device.index(False)]
+        device = names[on_device.index(True)]
+        raise TypeError(
+            f"{function}: {device} is a device (GPU) array but {host} is not; pass both on the "
+            f"device (e.g. cupy.asarray({host})) or both as NumPy arrays"
+        )
+    stand_ins = []
+    for value, name in zip((first, second), names):
+        shape, dtype, _ = describe(value)
+        if dtype.kind in _REJECTED_KINDS:
+            raise TypeError(f"{function}: {name} has dtype {dtype}; convkit computes with numbers only")
+        stand_ins.append(stand_in(shape, dtype))
+    return stand_ins[0], stand_ins[1], (first, second)
+
+
+def _device_operand(value: object, dtype: np.dtype, function: str, argument: str) -> object:
+    """A device operand as handed to the backend: of the compute dtype and C-contiguous."""
+    shape, own_dtype, contiguous = describe(value)
+    if own_dtype != dtype:
+        raise TypeError(
+            f"{function}: {argument} is a device array of dtype {own_dtype}, but this problem "
+            f"computes in {dtype}; convkit does not cast device arrays: cast on the device "
+            f"(e.g. {argument}.astype('{dtype}'))"
+        )
+    if not contiguous:
+        raise TypeError(
+            f"{function}: {argument} is a non-contiguous device array (shape {shape}); make it "
+            f"contiguous on the device first (e.g. cupy.ascontiguousarray({argument}))"
+        )
+    if 0 in shape or not shape:
+        raise ValueError(
+            f"{function}: {argument} is an empty or 0-d device array (shape {shape}); "
+            "device arrays need at least one element and one axis"
+        )
+    return value
 
 
 _COMPUTE_DTYPES = {
@@ -137,10 +187,12 @@ def normalize_convolve(
     empty inputs, which need no backend.
     """
     function = "convolve_nd"
-    first = to_operand(in1, function, "in1")
-    second = to_operand(in2, function, "in2")
+    first, second, devices = to_operands(in1, in2, function, ("in1", "in2"))
     mode = _check_mode(mode, function)
     dtype = compute_dtype(function, first, second)
+    if devices is not None:
+        devices = (_device_operand(devices[0], dtype, function, "in1"),
+                   _device_operand(devices[1], dtype, function, "in2"))
 
     if first.ndim == second.ndim == 0:
         return np.asarray(first.astype(dtype) * second.astype(dtype), dtype=dtype)
@@ -176,6 +228,8 @@ def normalize_convolve(
             )
         if not first_larger:
             first, second = second, first
+            if devices is not None:
+                devices = (devices[1], devices[0])
 
     output_start, output_shape = [], []
     for axis, (a, b) in enumerate(zip(first.shape, second.shape)):
@@ -193,13 +247,14 @@ def normalize_convolve(
         output_shape.append(size)
 
     return ConvolveProblem(
-        in1=_readonly_contiguous(first, dtype),
-        in2=_readonly_contiguous(second, dtype),
+        in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
+        in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
         axes=axes_tuple,
         mode=mode,
         output_start=tuple(output_start),
         output_shape=tuple(output_shape),
         dtype=dtype,
+        on_device=devices is not None,
     )
 
 
@@ -322,8 +377,7 @@ def normalize_conv(
     Returns a :class:`ConvProblem`, or the finished (all-zero or empty)
     result when the batch, channel or filter count is 0.
     """
-    data = to_operand(input, function, "input")
-    kernels = to_operand(filters, function, "filters")
+    data, kernels, devices = to_operands(input, filters, function, ("input", "filters"))
     dtype = compute_dtype(function, data, kernels)
 
     if spatial_dims is None:
@@ -399,6 +453,14 @@ def normalize_conv(
         output_spatial.append(count)
     output_shape = (batch, filter_count, *output_spatial)
 
+    if devices is not None:
+        # Device operands reach the backend as given: it honours filter_flip itself.
+        return ConvProblem(
+            input=_device_operand(devices[0], dtype, function, "input"),
+            filters=_device_operand(devices[1], dtype, function, "filters"),
+            padding=padding, stride=stride, dilation=dilation, groups=groups,
+            output_shape=output_shape, dtype=dtype, filter_flip=bool(filter_flip), on_device=True,
+        )
     if batch == 0 or filter_count == 0 or channels == 0:
         return np.zeros(output_shape, dtype=dtype)
 

@@ -7,5 +7,6 @@ by "auto".
 """
 
 from convkit_cuda._backend import CudaBackend
+from convkit_cuda._streams import use_stream
 
-__all__ = ["CudaBackend"]
+__all__ = ["CudaBackend", "use_stream"]

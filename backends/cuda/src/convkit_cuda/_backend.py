@@ -51,7 +51,7 @@ class _Layout:
 
 
 def _conv_layout(problem: ConvProblem) -> _Layout:
-    image, weights = problem.input, problem.filters
+    image, weights = _device_view(problem.input), _device_view(problem.filters)
     batch, channels = image.shape[:2]
     filters, group_channels = weights.shape[:2]
     group_filters = filters // problem.groups
@@ -68,7 +68,9 @@ def _conv_layout(problem: ConvProblem) -> _Layout:
     return _Layout(
         image.ravel(), weights.ravel(), x_offsets.astype(np.int64),
         np.ascontiguousarray(w_offsets.reshape(batch * filters, group_channels), dtype=np.int64),
-        _contiguous_strides(in3), _contiguous_strides(kernel3), in3, kernel3, False,
+        # Host filters come flipped by the core; device filters come as given.
+        _contiguous_strides(in3), _contiguous_strides(kernel3), in3, kernel3,
+        problem.on_device and problem.filter_flip,
         _lift((before for before, _ in problem.padding), 0), _lift(problem.stride, 1),
         _lift(problem.dilation, 1), out_offsets, _contiguous_strides(out3), tuple(int(v) for v in out3),
         problem.output_shape)
@@ -78,12 +80,21 @@ def _contiguous_strides(shape3: np.ndarray) -> np.ndarray:
     return np.array([shape3[1] * shape3[2], shape3[2], 1], dtype=np.int64)
 
 
-def _element_strides(array: np.ndarray) -> np.ndarray:
-    return np.array(array.strides, dtype=np.int64) // array.itemsize
+def _element_strides(array) -> np.ndarray:
+    return np.array(array.strides, dtype=np.int64) // np.dtype(array.dtype).itemsize
+
+
+def _device_view(array):
+    """NumPy arrays as they are; a device array as a Numba device array (no copy)."""
+    if isinstance(array, np.ndarray) or hasattr(array, "copy_to_host"):
+        return array
+    from numba import cuda
+
+    return cuda.as_cuda_array(array)
 
 
 def _convolve_layout(problem: ConvolveProblem) -> _Layout:
-    first, second = problem.in1, problem.in2
+    first, second = _device_view(problem.in1), _device_view(problem.in2)
     axes = problem.axes
     conv_size = [math.prod(operand.shape[a] for a in axes) for operand in (first, second)]
     # The kernel loops over w: let it be the operand with fewer points on the convolved axes
@@ -128,7 +139,7 @@ class CudaBackend(Backend):
     """Shared-memory tiled CUDA kernels for conv and convolve_nd (float32, float64)."""
 
     name = "cuda"
-    capabilities = Capabilities(dtypes=FLOAT_DTYPES, max_spatial_dims=SPATIAL)
+    capabilities = Capabilities(dtypes=FLOAT_DTYPES, max_spatial_dims=SPATIAL, device_arrays=True)
     priority = 20
 
     def availability(self) -> Availability:
@@ -158,21 +169,18 @@ class CudaBackend(Backend):
             + math.prod(problem.output_shape) * problem.dtype.itemsize
         return 50e-6 + transfer / 10e9 + 2.0 * problem.multiply_adds / 1e12
 
-    def working_set_bytes(self, problem: Problem) -> int:
-        # Host side: the operands and the result (device memory is the device's).
-        return super().working_set_bytes(problem)
-
     def conv(self, problem: ConvProblem) -> np.ndarray:
-        return _run(_conv_layout(problem), problem.dtype)
+        return _run(_conv_layout(problem), problem)
 
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
-        return _run(_convolve_layout(problem), problem.dtype)
+        return _run(_convolve_layout(problem), problem)
 
 
-def _run(layout: _Layout, dtype: np.dtype) -> np.ndarray:
+def _run(layout: _Layout, problem: Problem):
     from numba import cuda
 
     from convkit_cuda._kernels import correlate_kernel, grid_for, plan_tiles
+    from convkit_cuda._streams import stream_for
 
     largest = SIMULATOR_TILE if _simulated() else GPU_TILE
     tile, rows, columns = plan_tiles((int(layout.kernel_shape[1]), int(layout.kernel_shape[2])),
@@ -180,20 +188,41 @@ def _run(layout: _Layout, dtype: np.dtype) -> np.ndarray:
                                      (int(layout.dilation[1]), int(layout.dilation[2])), largest)
     tasks = layout.out_offsets.shape[0]
     size = math.prod(layout.output_shape)
-    kernel = correlate_kernel(np.dtype(dtype).name)
-    stream = cuda.stream()
-    device = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
-        layout.x, layout.w, layout.x_offsets, layout.w_offsets, layout.x_strides, layout.w_strides,
-        layout.in_shape, layout.kernel_shape)]
-    rest = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
-        layout.padding, layout.stride, layout.dilation, np.array([rows, columns], dtype=np.int64))]
-    out = cuda.device_array(size, dtype=dtype, stream=stream)
-    tail = [cuda.to_device(np.ascontiguousarray(array), stream=stream) for array in (
-        layout.out_offsets, layout.out_strides, np.array(layout.out_shape3, dtype=np.int64))]
+    kernel = correlate_kernel(np.dtype(problem.dtype).name)
+    stream, wait = stream_for(problem)
+
+    def on_device(array):
+        if isinstance(array, np.ndarray):
+            return cuda.to_device(np.ascontiguousarray(array), stream=stream)
+        return array
+
+    tables = [on_device(array) for array in (
+        layout.x_offsets, layout.w_offsets, layout.x_strides, layout.w_strides, layout.in_shape,
+        layout.kernel_shape, layout.padding, layout.stride, layout.dilation,
+        np.array([rows, columns], dtype=np.int64), layout.out_offsets, layout.out_strides,
+        np.array(layout.out_shape3, dtype=np.int64))]
+    out = cuda.device_array(size, dtype=problem.dtype, stream=stream)
     # The simulator pays per Python thread: one block column loops over every task there.
     grid = grid_for(layout.out_shape3, tile, tasks, max_grid_z=1 if _simulated() else 65535)
     kernel[grid, (tile, tile), stream](
-        *device, layout.flip, *rest, out, *tail)
+        on_device(layout.x), on_device(layout.w), *tables[:6], layout.flip, *tables[6:10], out, *tables[10:])
+    if problem.on_device:
+        return _like(out.reshape(layout.output_shape), problem.operands[0])
     result = out.copy_to_host(stream=stream)
-    stream.synchronize()
+    if wait:
+        stream.synchronize()
     return result.reshape(layout.output_shape)
+
+
+def _like(result, template):
+    """The device result as the same kind of array as the caller's input."""
+    package = type(template).__module__.partition(".")[0]
+    if package == "cupy":
+        import cupy
+
+        return cupy.asarray(result)
+    if package == "torch":
+        import torch
+
+        return torch.as_tensor(result, device=template.device)
+    return result
