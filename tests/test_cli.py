@@ -67,6 +67,17 @@ def test_demo_prints_the_seed_comparison():
     assert "False" not in output
 
 
+def test_demo_runs_on_every_available_backend():
+    output = run_cli("demo")
+    import convkit
+
+    available = [info.name for info in convkit.list_backends() if info.available]
+    for name in available:
+        assert f"=== backend {name!r}" in output
+    assert output.count("equal: True") == 2 * len(available)
+    assert "False" not in output
+
+
 def test_demo_with_unknown_backend_fails_cleanly():
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "convkit", "demo", "--backend", "nope"],
