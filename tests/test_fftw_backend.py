@@ -1,5 +1,6 @@
 """What the fftw backend promises beyond the matrix: overlap-add, memory budget, plans, threads."""
 
+import math
 import threading
 
 import numpy as np
@@ -218,3 +219,39 @@ def test_a_shape_gets_measured_plans_from_its_third_use():
             efforts.append(plan.fftw.flags)
     assert all("FFTW_ESTIMATE" in flags for flags in efforts[:MEASURE_FROM_USE - 1])
     assert all("FFTW_MEASURE" in flags for flags in efforts[MEASURE_FROM_USE - 1:])
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(("shape1", "shape2", "axes"), [
+    ((30000,), (301,), None),          # one long signal: overlap-save segments
+    ((301,), (30000,), None),          # the long operand second
+    ((400, 300), (31, 17), None),      # 2-D: segments along the longest output axis
+    ((3, 5000), (1, 99), 1),           # a batch axis first, then segments
+])
+def test_problems_over_the_budget_are_split_into_pieces(rng, mode, shape1, shape2, axes):
+    from convkit_fftw._pieces import pieces
+
+    first, second = rng.standard_normal(shape1), rng.standard_normal(shape2)
+    problem = normalize_convolve(first, second, mode, axes)
+    whole = FftwBackend().working_set_bytes(problem)
+    convkit.set_memory_limit(whole // 3)
+    assert FftwBackend().working_set_bytes(problem) <= whole // 3
+    budget = whole // 3 - (first.nbytes + second.nbytes + math.prod(problem.output_shape) * 8)
+    assert len(pieces(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
+                      problem.output_shape, problem.dtype, budget)) > 1
+    expected = scipy.signal.fftconvolve(first, second, mode, axes=axes)
+    _close(convkit.convolve_nd(first, second, mode, axes=axes, backend="fftw"), expected, "float64")
+
+
+def test_nonfinite_values_stay_local_across_pieces():
+    signal = np.ones(20000)
+    signal[[10, 9999, 19990]] = [np.nan, np.inf, -np.inf]
+    problem = normalize_convolve(signal, np.ones(101), "same", None)
+    convkit.set_memory_limit(FftwBackend().working_set_bytes(problem) // 3)
+    result = convkit.convolve_nd(signal, np.ones(101), "same", backend="fftw")
+    convkit.set_memory_limit(None)
+    expected = convkit.convolve_nd(signal, np.ones(101), "same", backend="scipy")
+    assert np.array_equal(np.isnan(result), np.isnan(expected))
+    assert np.array_equal(result[np.isinf(expected)], expected[np.isinf(expected)])
+    finite = np.isfinite(expected)
+    assert np.allclose(result[finite], expected[finite])

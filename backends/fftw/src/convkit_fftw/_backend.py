@@ -71,18 +71,11 @@ class FftwBackend(Backend):
 
     @staticmethod
     def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
-        """Bytes of one slab when the problem is split along a batch axis to fit ``budget``."""
-        from convkit_fftw._convolve import working_bytes
+        """Bytes of the largest piece when the problem is split to fit ``budget``."""
+        from convkit_fftw._pieces import peak_bytes
 
-        output_points = math.prod(problem.output_shape)
-        whole = working_bytes(problem.in1.shape, problem.in2.shape, problem.axes, output_points,
-                              problem.dtype)
-        batch = [problem.output_shape[axis] for axis in range(problem.in1.ndim)
-                 if axis not in problem.axes]
-        if whole <= budget or not batch or max(batch) <= 1:
-            return whole
-        slabs = min(max(batch), -(-whole // max(budget, 1)))
-        return -(-whole // slabs)
+        return peak_bytes(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
+                          problem.output_shape, problem.dtype, budget)
 
     def estimate_seconds(self, problem: Problem) -> float | None:
         size = np.dtype(problem.dtype).itemsize
@@ -122,7 +115,7 @@ class FftwBackend(Backend):
 
     @staticmethod
     def _convolve(problem: ConvolveProblem) -> np.ndarray:
-        from convkit_fftw._convolve import convolve_within
+        from convkit_fftw._pieces import convolve_within
 
         return convolve_within(problem.in1, problem.in2, problem.axes, problem.output_start,
                                problem.output_shape, problem.dtype, get_num_threads(),

@@ -5,8 +5,8 @@ is cut into blocks of length ``L`` that are transformed together (a batch of
 short transforms of length ``N >= L + m - 1``) and their results are added
 back with an overlap of ``m - 1``: the work per output point drops from
 ``log2(n + m)`` to about ``N / L * log2(N)`` and every transform fits in cache.
-Axes that are not convolved are a batch; when the whole problem would not fit
-in the memory budget it is computed in slabs along such an axis.
+Axes that are not convolved are a batch.  Splitting a problem that would not
+fit in the memory budget is ``_pieces``' job.
 """
 
 from __future__ import annotations
@@ -204,32 +204,3 @@ def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
         import pyfftw
 
         return back.execute_into(pyfftw.empty_aligned(out_shape, dtype=back.output.dtype))[region]
-
-
-def convolve_within(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
-                    output_start: tuple[int, ...], output_shape: tuple[int, ...],
-                    dtype: np.dtype, threads: int, budget: int) -> np.ndarray:
-    """:func:`convolve_region`, in slabs along a batch axis when it would not fit in ``budget`` bytes."""
-    needed = working_bytes(in1.shape, in2.shape, axes, math.prod(output_shape), dtype)
-    batch_axes = [axis for axis in range(in1.ndim) if axis not in axes and output_shape[axis] > 1]
-    if needed <= budget or not batch_axes:
-        return convolve_region(in1, in2, axes, output_start, output_shape, dtype, threads)
-    axis = max(batch_axes, key=lambda a: output_shape[a])
-    slabs = min(output_shape[axis], -(-needed // budget))
-    step = -(-output_shape[axis] // slabs)
-    result = np.empty(output_shape, dtype=dtype)
-    for start in range(0, output_shape[axis], step):
-        stop = min(start + step, output_shape[axis])
-        pieces = []
-        for operand in (in1, in2):
-            index = [slice(None)] * operand.ndim
-            if operand.shape[axis] > 1:
-                index[axis] = slice(start, stop)
-            pieces.append(operand[tuple(index)])
-        shape = list(output_shape)
-        shape[axis] = stop - start
-        target = [slice(None)] * len(output_shape)
-        target[axis] = slice(start, stop)
-        result[tuple(target)] = convolve_within(pieces[0], pieces[1], axes, output_start, tuple(shape),
-                                                dtype, threads, budget)
-    return result
