@@ -82,29 +82,21 @@ class FftwBackend(Backend):
         real_size = size // 2 if problem.dtype.kind == "c" else size
         per_point = POINT_LOG_SECONDS[real_size] * (2 if problem.dtype.kind == "c" else 1)
         if isinstance(problem, ConvolveProblem):
-            from convkit_fftw._convolve import _expanded_shape, layout
+            from convkit_fftw._convolve import transform_shapes
 
-            plan = layout(problem.in1.shape, problem.in2.shape, problem.axes)
-            first, second = problem.in1.shape, problem.in2.shape
-            if plan.swapped:
-                first, second = second, first
-            big = _expanded_shape(first, plan, True)
-            small = _expanded_shape(second, plan, False)
-            out = [max(a, b) for a, b in zip(big, small)]
-            lengths = [n for _, n in plan.blocks.values()] + list(plan.lengths.values())
-            log_length = math.log2(max(2, math.prod(lengths)))
+            big, small, out, transform = transform_shapes(problem.in1.shape, problem.in2.shape, problem.axes)
             points = math.prod(big) + math.prod(small) + math.prod(out)
-            return CALL_SECONDS + per_point * points * log_length
-        from convkit_fftw._conv import _geometry, _spectrum_points
+            return CALL_SECONDS + per_point * points * math.log2(max(2, transform))
+        from convkit_fftw._conv import geometry, spectrum_points
 
-        _, lengths, _ = _geometry(problem.input.shape, problem.filters.shape, problem.padding,
-                                  problem.dilation)
+        _, lengths, _ = geometry(problem.input.shape, problem.filters.shape, problem.padding,
+                                 problem.dilation)
         batch, channels = problem.input.shape[:2]
         filters, group_channels = problem.filters.shape[:2]
         real_points = math.prod(lengths)
         log_length = math.log2(max(2, real_points))
         transforms = (batch * channels + filters * group_channels + batch * filters) * real_points
-        sums = batch * filters * group_channels * _spectrum_points(lengths, problem.dtype.kind == "c")
+        sums = batch * filters * group_channels * spectrum_points(lengths, problem.dtype.kind == "c")
         return CALL_SECONDS + per_point * transforms * log_length + CHANNEL_SUM_SECONDS[real_size] * sums
 
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:

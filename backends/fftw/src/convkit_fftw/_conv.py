@@ -18,14 +18,14 @@ import numpy as np
 from convkit_fftw._convolve import fast_length
 from convkit_fftw._transforms import forward, inverse
 
-__all__ = ["conv_within", "conv_working_bytes"]
+__all__ = ["conv_within", "conv_working_bytes", "geometry", "spectrum_points"]
 
 # Channel sums with at least this many (channel, filter) pairs per group go
 # through a batched complex GEMM; fewer are cheaper as broadcast multiply-adds.
 GEMM_PAIRS = 64
 
 
-def _geometry(input_shape, filter_shape, padding, dilation):
+def geometry(input_shape, filter_shape, padding, dilation):
     spatial = len(input_shape) - 2
     dilated = tuple(d * (k - 1) + 1 for d, k in zip(dilation, filter_shape[2:]))
     padded = tuple(size + before + after for size, (before, after) in zip(input_shape[2:], padding))
@@ -34,7 +34,7 @@ def _geometry(input_shape, filter_shape, padding, dilation):
     return dilated, lengths, axes
 
 
-def _spectrum_points(lengths: tuple[int, ...], complex_input: bool) -> int:
+def spectrum_points(lengths: tuple[int, ...], complex_input: bool) -> int:
     if complex_input:
         return math.prod(lengths)
     return math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
@@ -48,12 +48,12 @@ def conv_working_bytes(input_shape, filter_shape, padding, dilation, dtype: np.d
 
 
 def _costs(input_shape, filter_shape, padding, dilation, dtype: np.dtype) -> tuple[int, int]:
-    _, lengths, _ = _geometry(input_shape, filter_shape, padding, dilation)
+    _, lengths, _ = geometry(input_shape, filter_shape, padding, dilation)
     complex_size = np.result_type(dtype, np.complex64).itemsize
     real_size = dtype.itemsize
     channels, filters, group_channels = input_shape[1], filter_shape[0], filter_shape[1]
     real_points = math.prod(lengths)
-    spectrum = _spectrum_points(lengths, dtype.kind == "c")
+    spectrum = spectrum_points(lengths, dtype.kind == "c")
     # Filters: dilated copy, its padded buffer and two copies of its spectrum (plan, GEMM layout).
     fixed = filters * group_channels * (real_points * real_size + 2 * spectrum * complex_size)
     # Per image: the padded input and its spectrum (and GEMM copy), the output spectra
@@ -100,7 +100,7 @@ def conv_within(problem, threads: int, budget: int) -> np.ndarray:
     batch = image.shape[0]
     filter_count, group_channels = weights.shape[:2]
     dtype = problem.dtype
-    dilated, lengths, axes = _geometry(image.shape, weights.shape, problem.padding, problem.dilation)
+    dilated, lengths, axes = geometry(image.shape, weights.shape, problem.padding, problem.dilation)
     fixed, per_image = _costs(image.shape, weights.shape, problem.padding, problem.dilation, dtype)
     chunk = _chunk(batch, fixed, per_image, budget)
 

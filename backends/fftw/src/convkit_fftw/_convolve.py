@@ -18,7 +18,7 @@ import numpy as np
 
 from convkit_fftw._transforms import forward, inverse
 
-__all__ = ["Layout", "convolve_region", "layout", "working_bytes"]
+__all__ = ["Layout", "convolve_region", "layout", "transform_shapes", "working_bytes"]
 
 # Overlap-add only pays when the long operand is this many block lengths long
 # and this many times longer than the short one.  Its reshuffling passes cost
@@ -154,15 +154,23 @@ def _overlap_add(result: np.ndarray, position: int, block: int, kernel: int) -> 
     return np.moveaxis(out, -1, position)
 
 
-def working_bytes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
-                  output_points: int, dtype: np.dtype) -> int:
-    """Peak bytes of :func:`convolve_region` on these shapes (both transforms, product, result)."""
+def transform_shapes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...]
+                     ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]:
+    """Real-side shapes of the long operand's, the short operand's and the product's transforms,
+    and the points of one transform (over the transformed axes)."""
     plan = layout(shape1, shape2, axes)
     if plan.swapped:
         shape1, shape2 = shape2, shape1
     big = _expanded_shape(shape1, plan, True)
     small = _expanded_shape(shape2, plan, False)
     out = tuple(max(a, b) for a, b in zip(big, small))
+    return big, small, out, math.prod(big[axis] for axis in _transform_axes(shape1, plan))
+
+
+def working_bytes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
+                  output_points: int, dtype: np.dtype) -> int:
+    """Peak bytes of :func:`convolve_region` on these shapes (both transforms, product, result)."""
+    big, small, out, _ = transform_shapes(shape1, shape2, axes)
     complex_size = np.result_type(dtype, np.complex64).itemsize
     real_size = complex_size // 2 if dtype.kind != "c" else complex_size
     points = math.prod(big) + math.prod(small) + math.prod(out)
