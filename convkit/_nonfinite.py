@@ -72,7 +72,7 @@ def _overlay(target: np.ndarray, problem: Problem, compute: Compute,
     positive: np.ndarray | float = 0.0
     negative: np.ndarray | float = 0.0
     for first_values, second_values, sign in signed_pairs:
-        if np.isfinite(first_values).all() and np.isfinite(second_values).all():
+        if all_finite(first_values) and all_finite(second_values):
             continue
         first, second = _Indicators(first_values), _Indicators(second_values)
         nan_count = nan_count + _count(problem, compute, first, second, _NAN_TERMS)

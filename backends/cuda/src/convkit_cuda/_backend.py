@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,18 +37,26 @@ def _lift(values, fill: int) -> np.ndarray:
     return np.array((fill,) * (SPATIAL - len(values)) + values, dtype=np.int64)
 
 
+@dataclass(frozen=True)
 class _Layout:
     """What the kernel needs for one problem: the operands flattened, tasks and their offsets."""
 
-    def __init__(self, x, w, x_offsets, w_offsets, x_strides, w_strides, in_shape, kernel_shape, flip,
-                 padding, stride, dilation, out_offsets, out_strides, out_shape3, output_shape):
-        self.x, self.w = x, w
-        self.x_offsets, self.w_offsets = x_offsets, w_offsets
-        self.x_strides, self.w_strides = x_strides, w_strides
-        self.in_shape, self.kernel_shape, self.flip = in_shape, kernel_shape, flip
-        self.padding, self.stride, self.dilation = padding, stride, dilation
-        self.out_offsets, self.out_strides = out_offsets, out_strides
-        self.out_shape3, self.output_shape = out_shape3, output_shape
+    x: object
+    w: object
+    x_offsets: np.ndarray
+    w_offsets: np.ndarray
+    x_strides: np.ndarray
+    w_strides: np.ndarray
+    in_shape: np.ndarray
+    kernel_shape: np.ndarray
+    flip: bool
+    padding: np.ndarray
+    stride: np.ndarray
+    dilation: np.ndarray
+    out_offsets: np.ndarray
+    out_strides: np.ndarray
+    out_shape3: tuple[int, int, int]
+    output_shape: tuple[int, ...]
 
 
 def _conv_layout(problem: ConvProblem) -> _Layout:
