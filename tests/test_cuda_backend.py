@@ -103,3 +103,84 @@ def test_device_arrays_stay_on_the_device_on_the_simulator():
                           env=SIMULATOR, check=False, timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+VARIANTS = textwrap.dedent("""\
+    import numpy as np, convkit
+    from convkit.plugin import normalize_conv, normalize_convolve
+    from convkit_cuda._backend import _conv_layout, _convolve_layout, _run
+    from convkit_cuda._kernels import plan_launch
+    rng = np.random.default_rng(1)
+    from convkit._registry import select_backend
+    scipy = select_backend(normalize_convolve(np.ones(2), np.ones(2), "full", None), "scipy")
+
+    def check(problem, layout, pixels, reference):
+        assert np.isfinite(reference).mean() > 0.5  # the values are compared, not only NaN
+        got = _run(layout, problem, pixels=pixels)
+        scale = np.max(np.abs(reference[np.isfinite(reference)]), initial=0.0) + 1
+        assert np.allclose(got, reference, rtol=1e-10, atol=1e-10 * scale, equal_nan=True), (
+            problem, pixels, np.nanmax(np.abs(got - reference)))
+
+    # filters per thread 1, 2, 4 (3 in a block of 4) and 8 (9: a full block and a partial one);
+    # unit and non-unit stride, dilation, padding, groups, both flips; every pixel block
+    cases = [((1, 2, 9, 13), (1, 2, 3, 3), 1, "valid", (1, 1), (1, 1), True),
+             ((2, 4, 8, 11), (4, 2, 2, 3), 2, "full", (1, 2), (2, 1), False),
+             ((1, 3, 9, 10), (3, 3, 3, 2), 1, "half", (2, 1), (1, 1), True),
+             ((1, 1, 7, 12), (9, 1, 3, 3), 1, (1, 2), (1, 3), (1, 2), False)]
+    for image_shape, filter_shape, groups, border, stride, dilation, flip in cases:
+        x, w = rng.standard_normal(image_shape), rng.standard_normal(filter_shape)
+        x[0, 0, 0, 0] = np.nan
+        if w.shape[0] > 1:
+            w[-1, 0, 1, 0] = np.inf  # one filter's outputs only
+        problem = normalize_conv(x, w, border, stride, flip, dilation, groups, None, "conv2d")
+        reference = scipy.conv(problem)
+        for pixels in (1, 2, 4):
+            check(problem, _conv_layout(problem), pixels, reference)
+
+    # a kernel larger than the weight chunk (chunked rows and columns), several channels per chunk
+    x, w = rng.standard_normal((1, 3, 12, 12)), rng.standard_normal((8, 3, 11, 13))
+    problem = normalize_conv(x, w, "full", 1, True, 1, 1, None, "conv2d")
+    plan = plan_launch((11, 13), (1, 1), (1, 1), 24, 3, 8, "float64", 4)
+    assert (plan.rows, plan.columns) != (11, 13), plan
+    check(problem, _conv_layout(problem), None, scipy.conv(problem))
+    x, w = rng.standard_normal((1, 6, 5, 6)), rng.standard_normal((2, 6, 2, 2))
+    problem = normalize_conv(x, w, "valid", 1, True, 1, 1, None, "conv2d")
+    assert plan_launch((2, 2), (1, 1), (1, 1), 5, 6, 2, "float64", 4).channels == 6
+    check(problem, _conv_layout(problem), None, scipy.conv(problem))
+
+    # convolve_nd: broadcast axes, a 3-d kernel, and the kernel as the larger operand
+    for a_shape, b_shape, mode, axes in [((3, 1, 17), (1, 2, 5), "same", (2,)),
+                                         ((5, 4, 6), (2, 3, 3), "full", None),
+                                         ((2, 9), (2, 14), "full", (1,))]:
+        a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+        problem = normalize_convolve(a, b, mode, axes)
+        reference = scipy.convolve_nd(problem)
+        for pixels in (1, 4):
+            check(problem, _convolve_layout(problem), pixels, reference)
+    print("ok")
+""")
+
+
+def test_every_kernel_variant_matches_the_reference_on_the_simulator():
+    done = subprocess.run([sys.executable, "-c", VARIANTS], capture_output=True, text=True,
+                          env=SIMULATOR, check=False, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_launch_plans_fit_shared_memory():
+    from convkit_cuda._kernels import capacity, filters_per_thread, plan_launch
+
+    assert [filters_per_thread(n) for n in (1, 2, 3, 4, 5, 8, 9, 64)] == [1, 2, 4, 4, 8, 8, 8, 8]
+    for dtype_name in ("float32", "float64"):
+        patch_capacity, tap_capacity = capacity(dtype_name)
+        for kernel in ((1, 1), (3, 3), (7, 7), (31, 31), (1, 200)):
+            for stride in ((1, 1), (2, 2), (4, 1)):
+                for dilation in ((1, 1), (3, 2)):
+                    for filters in (1, 8):
+                        plan = plan_launch(kernel, stride, dilation, 100, 64, filters, dtype_name, 16)
+                        rows = (plan.threads_y - 1) * stride[0] + dilation[0] * (plan.rows - 1) + 1
+                        columns = (plan.tile[1] - 1) * stride[1] + dilation[1] * (plan.columns - 1) + 1
+                        assert plan.channels * rows * columns <= patch_capacity, plan
+                        assert plan.channels * plan.rows * plan.columns * filters <= tap_capacity, plan
+                        assert 1 <= plan.rows <= kernel[0] and 1 <= plan.columns <= kernel[1]

@@ -20,10 +20,10 @@ from convkit.plugin import (
 __all__ = ["CudaBackend"]
 
 SPATIAL = 3
-# Output tile edge per block on a GPU (16 x 16 = 256 threads); the simulator
-# runs every thread as a Python thread, so it gets small tiles.
-GPU_TILE = 16
-SIMULATOR_TILE = 4
+# Threads per block along each axis on a GPU (16 x 16 = 256); the simulator
+# runs every thread as a Python thread, so it gets small blocks.
+GPU_THREADS = 16
+SIMULATOR_THREADS = 4
 
 
 def _simulated() -> bool:
@@ -32,61 +32,79 @@ def _simulated() -> bool:
     return bool(getattr(config, "ENABLE_CUDASIM", False))
 
 
-def _lift(values, fill: int) -> np.ndarray:
-    values = tuple(values)
-    return np.array((fill,) * (SPATIAL - len(values)) + values, dtype=np.int64)
+def _lift(values, fill: int) -> tuple[int, int, int]:
+    values = tuple(int(v) for v in values)
+    return (fill,) * (SPATIAL - len(values)) + values
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """What the kernel needs for one problem: the operands flattened, tasks and their offsets."""
+    """What the kernel needs for one problem: the operands flattened, tasks and their offsets.
+
+    A task reads ``channels`` input planes from ``x_base[task]`` on, ``x_step``
+    apart, and computes ``filters`` output planes; filter ``f`` of a task reads
+    its weights from ``w_base[task * filters + f]`` (``w_step`` apart per
+    channel) and writes at ``out_base[task * filters + f]``; -1 marks a lane
+    past the end of a group.
+    """
 
     x: object
     w: object
-    x_offsets: np.ndarray
-    w_offsets: np.ndarray
-    x_strides: np.ndarray
-    w_strides: np.ndarray
-    in_shape: np.ndarray
-    kernel_shape: np.ndarray
+    x_base: np.ndarray
+    w_base: np.ndarray
+    out_base: np.ndarray
+    filters: int
+    channels: int
+    x_step: int
+    w_step: int
+    x_strides: tuple[int, int, int]
+    w_strides: tuple[int, int, int]
+    out_strides: tuple[int, int, int]
+    in_shape: tuple[int, int, int]
+    kernel_shape: tuple[int, int, int]
+    padding: tuple[int, int, int]
+    stride: tuple[int, int, int]
+    dilation: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
     flip: bool
-    padding: np.ndarray
-    stride: np.ndarray
-    dilation: np.ndarray
-    out_offsets: np.ndarray
-    out_strides: np.ndarray
-    out_shape3: tuple[int, int, int]
     output_shape: tuple[int, ...]
 
 
 def _conv_layout(problem: ConvProblem) -> _Layout:
+    from convkit_cuda._kernels import filters_per_thread
+
     image, weights = _device_view(problem.input), _device_view(problem.filters)
     batch, channels = image.shape[:2]
     filters, group_channels = weights.shape[:2]
-    group_filters = filters // problem.groups
+    groups = problem.groups
+    group_filters = filters // groups
+    block = filters_per_thread(group_filters)
+    blocks = -(-group_filters // block)
     spatial_in, kernel, spatial_out = image.shape[2:], weights.shape[2:], problem.output_shape[2:]
     plane_in, taps, plane_out = math.prod(spatial_in), math.prod(kernel), math.prod(spatial_out)
-    n = np.arange(batch)[:, None, None]
-    f = np.arange(filters)[None, :, None]
-    c = np.arange(group_channels)[None, None, :]
-    first_channel = (f // group_filters) * group_channels
-    x_offsets = ((n * channels + first_channel + c) * plane_in).reshape(batch * filters, group_channels)
-    w_offsets = np.broadcast_to((f * group_channels + c) * taps, (batch, filters, group_channels))
-    out_offsets = (np.arange(batch * filters) * plane_out).astype(np.int64)
+    n = np.arange(batch, dtype=np.int64)[:, None, None, None]
+    g = np.arange(groups, dtype=np.int64)[None, :, None, None]
+    within = (np.arange(blocks, dtype=np.int64)[:, None] * block + np.arange(block, dtype=np.int64))[None, None]
+    lanes = (batch, groups, blocks, block)
+    valid = np.broadcast_to(within < group_filters, lanes)
+    filter_index = g * group_filters + within
+    x_base = np.broadcast_to((n * channels + g * group_channels) * plane_in, (batch, groups, blocks, 1))
+    w_base = np.where(valid, filter_index * group_channels * taps, -1)
+    out_base = np.where(valid, (n * filters + filter_index) * plane_out, -1)
     in3, kernel3, out3 = _lift(spatial_in, 1), _lift(kernel, 1), _lift(spatial_out, 1)
     return _Layout(
-        image.ravel(), weights.ravel(), x_offsets.astype(np.int64),
-        np.ascontiguousarray(w_offsets.reshape(batch * filters, group_channels), dtype=np.int64),
-        # Host filters come flipped by the core; device filters come as given.
-        _contiguous_strides(in3), _contiguous_strides(kernel3), in3, kernel3,
-        problem.on_device and problem.filter_flip,
+        image.ravel(), weights.ravel(), np.ascontiguousarray(x_base.reshape(-1)),
+        np.ascontiguousarray(w_base.reshape(-1)), np.ascontiguousarray(out_base.reshape(-1)), block,
+        group_channels, plane_in, taps, _contiguous_strides(in3), _contiguous_strides(kernel3),
+        _contiguous_strides(out3), in3, kernel3,
         _lift((before for before, _ in problem.padding), 0), _lift(problem.stride, 1),
-        _lift(problem.dilation, 1), out_offsets, _contiguous_strides(out3), tuple(int(v) for v in out3),
-        problem.output_shape)
+        _lift(problem.dilation, 1), out3,
+        # Host filters come flipped by the core; device filters come as given.
+        problem.on_device and problem.filter_flip, problem.output_shape)
 
 
-def _contiguous_strides(shape3: np.ndarray) -> np.ndarray:
-    return np.array([shape3[1] * shape3[2], shape3[2], 1], dtype=np.int64)
+def _contiguous_strides(shape3: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (shape3[1] * shape3[2], shape3[2], 1)
 
 
 def _element_strides(array) -> np.ndarray:
@@ -124,24 +142,23 @@ def _convolve_layout(problem: ConvolveProblem) -> _Layout:
         for row, axis in enumerate(batch_axes):
             if operand.shape[axis] > 1:
                 offset += index[row] * strides[axis]
-        offsets.append(offset[:, None])
+        offsets.append(offset)
     out_offsets = np.zeros(index.shape[1], dtype=np.int64)
     for row, axis in enumerate(batch_axes):
         out_offsets += index[row] * out_strides_all[axis]
-    def lift_axes(values, fill: int) -> np.ndarray:
+
+    def lift_axes(values, fill: int) -> tuple[int, int, int]:
         return _lift([values[a] for a in axes], fill)
-    in3 = lift_axes(first.shape, 1)
-    kernel3 = lift_axes(second.shape, 1)
+
     # full[i] = sum_j in1[j] in2[i - j]: output o (full index start + o) reads x at o - pad + k
     # against the flipped kernel, pad = m - 1 - start.
     padding = lift_axes([second.shape[a] - 1 - problem.output_start[a] if a in axes else 0
                          for a in range(ndim)], 0)
     return _Layout(
-        first.ravel(), second.ravel(), offsets[0], offsets[1],
-        lift_axes(_element_strides(first), 0), lift_axes(_element_strides(second), 0), in3, kernel3, True,
-        padding, np.ones(SPATIAL, dtype=np.int64), np.ones(SPATIAL, dtype=np.int64), out_offsets,
-        lift_axes(out_strides_all, 0), tuple(int(v) for v in lift_axes(problem.output_shape, 1)),
-        problem.output_shape)
+        first.ravel(), second.ravel(), offsets[0], offsets[1], out_offsets, 1, 1, 0, 0,
+        lift_axes(_element_strides(first), 0), lift_axes(_element_strides(second), 0),
+        lift_axes(out_strides_all, 0), lift_axes(first.shape, 1), lift_axes(second.shape, 1), padding,
+        (1,) * SPATIAL, (1,) * SPATIAL, lift_axes(problem.output_shape, 1), True, problem.output_shape)
 
 
 class CudaBackend(Backend):
@@ -185,19 +202,17 @@ class CudaBackend(Backend):
         return _run(_convolve_layout(problem), problem)
 
 
-def _run(layout: _Layout, problem: Problem):
+def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
     from numba import cuda
 
-    from convkit_cuda._kernels import correlate_kernel, grid_for, plan_tiles
+    from convkit_cuda._kernels import correlate_kernel, grid_for, plan_launch
     from convkit_cuda._streams import stream_for
 
-    largest = SIMULATOR_TILE if _simulated() else GPU_TILE
-    tile, rows, columns = plan_tiles((int(layout.kernel_shape[1]), int(layout.kernel_shape[2])),
-                                     (int(layout.stride[1]), int(layout.stride[2])),
-                                     (int(layout.dilation[1]), int(layout.dilation[2])), largest)
-    tasks = layout.out_offsets.shape[0]
-    size = math.prod(layout.output_shape)
-    kernel = correlate_kernel(np.dtype(problem.dtype).name)
+    dtype_name = np.dtype(problem.dtype).name
+    plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
+                       layout.channels, layout.filters, dtype_name,
+                       SIMULATOR_THREADS if _simulated() else GPU_THREADS, pixels)
+    kernel = correlate_kernel(dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1)
     stream, wait = stream_for(problem)
 
     def on_device(array):
@@ -205,16 +220,15 @@ def _run(layout: _Layout, problem: Problem):
             return cuda.to_device(np.ascontiguousarray(array), stream=stream)
         return array
 
-    tables = [on_device(array) for array in (
-        layout.x_offsets, layout.w_offsets, layout.x_strides, layout.w_strides, layout.in_shape,
-        layout.kernel_shape, layout.padding, layout.stride, layout.dilation,
-        np.array([rows, columns], dtype=np.int64), layout.out_offsets, layout.out_strides,
-        np.array(layout.out_shape3, dtype=np.int64))]
-    out = cuda.device_array(size, dtype=problem.dtype, stream=stream)
+    out = cuda.device_array(math.prod(layout.output_shape), dtype=problem.dtype, stream=stream)
     # The simulator pays per Python thread: one block column loops over every task there.
-    grid = grid_for(layout.out_shape3, tile, tasks, max_grid_z=1 if _simulated() else 65535)
-    kernel[grid, (tile, tile), stream](
-        on_device(layout.x), on_device(layout.w), *tables[:6], layout.flip, *tables[6:10], out, *tables[10:])
+    grid = grid_for(layout.out_shape, plan, layout.x_base.shape[0], max_grid_z=1 if _simulated() else 65535)
+    kernel[grid, (plan.threads_x, plan.threads_y), stream](
+        on_device(layout.x), on_device(layout.w), on_device(layout.x_base), on_device(layout.w_base),
+        on_device(layout.out_base), layout.channels, layout.x_step, layout.w_step, layout.x_strides,
+        layout.w_strides, layout.out_strides, layout.in_shape, layout.kernel_shape, layout.padding,
+        layout.stride, layout.dilation, layout.out_shape, (plan.rows, plan.columns, plan.channels),
+        layout.flip, out)
     if problem.on_device:
         return _like(out.reshape(layout.output_shape), problem.operands[0])
     result = out.copy_to_host(stream=stream)

@@ -1,91 +1,178 @@
 """One tiled CUDA kernel for both operations: a strided, dilated correlation.
 
-Every output plane is a *task*: an (image, filter) pair of ``conv``, or one
-point of the broadcast axes of ``convolve_nd``.  A task sums, over its
-channels ``c`` and kernel taps ``k``::
+Every output plane belongs to a *task*: an image and a block of up to
+``filters`` filters of ``conv`` (filters of one group, which read the same
+input channels), or one point of the broadcast axes of ``convolve_nd``.  A
+task sums, over its channels ``c`` and kernel taps ``k``::
 
-    out[task, o] = sum_c sum_k x[x_offset[task, c] + pos(o, k)] * w[w_offset[task, c] + tap(k)]
+    out[f, o] = sum_c sum_k x[x_base + c * x_step + pos(o, k)] * w[w_base[f] + c * w_step + tap(k)]
 
 with ``pos(o, k) = o * stride - pad_before + k * dilation`` per axis (three
 spatial axes; missing ones have size 1), taken only where the position is
 inside the input, so padding adds no terms and NaN and inf stay local.  With
 ``flip`` the taps run backwards (``convolve_nd`` is a convolution).
 
-A block computes a ``tile x tile`` patch of one output row-plane.  For each
-channel and kernel depth it loads, in chunks of kernel rows and columns, the
-input patch the tile reads and the chunk's weights into shared memory, then
-every thread accumulates its output from shared memory only.
+A block of ``threads_y x threads_x`` threads computes a tile of
+``threads_y`` output rows by ``threads_x * pixels`` columns for all the
+task's filters.  For a chunk of channels and kernel rows and columns that
+fits, it loads the input patch the tile reads and the chunk's weights into
+shared memory; then every thread accumulates ``pixels x filters`` outputs in
+registers, each patch value it loads serving ``filters`` multiply-adds and
+each weight (a broadcast to the warp) ``pixels`` of them.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import cache
 
 import numba
 import numpy as np
 from numba import cuda  # a module global: the CUDA simulator swaps it inside kernels
 
-__all__ = ["PATCH_CAPACITY", "TAP_CAPACITY", "correlate_kernel", "plan_tiles"]
+__all__ = [
+    "FILTER_BLOCKS",
+    "LAUNCH_BOUNDS",
+    "PIXEL_BLOCKS",
+    "LaunchPlan",
+    "capacity",
+    "correlate_function",
+    "correlate_kernel",
+    "filters_per_thread",
+    "grid_for",
+    "plan_launch",
+]
 
-# Shared-memory capacity, in elements, of the input patch and of the weight chunk
-# (float64: 32 KiB + 8 KiB, under the 48 KiB a block may use statically).
-PATCH_CAPACITY = 4096
-TAP_CAPACITY = 1024
+# Shared memory per block, in bytes, for the input patch and the weight chunk:
+# 40 KiB of the 48 KiB a block may use statically.
+PATCH_BYTES = 32 * 1024
+TAP_BYTES = 8 * 1024
+# The register blocks a kernel variant may be compiled for.
+PIXEL_BLOCKS = (1, 2, 4)
+FILTER_BLOCKS = (1, 2, 4, 8)
 
 
-def _patch_extent(tile: int, stride: int, dilation: int, chunk: int) -> int:
-    return (tile - 1) * stride + dilation * (chunk - 1) + 1
+def capacity(dtype_name: str) -> tuple[int, int]:
+    """(patch, taps): shared-memory capacity in elements for this dtype."""
+    size = np.dtype(dtype_name).itemsize
+    return PATCH_BYTES // size, TAP_BYTES // size
 
 
-def plan_tiles(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation_hw: tuple[int, int],
-               largest_tile: int) -> tuple[int, int, int]:
-    """(tile, kernel-row chunk, kernel-column chunk) whose patch and taps fit in shared memory."""
-    tile = largest_tile
-    while tile > 1 and _patch_extent(tile, stride_hw[0], 1, 1) * _patch_extent(tile, stride_hw[1], 1, 1) \
-            > PATCH_CAPACITY:
-        tile //= 2
+def filters_per_thread(group_filters: int) -> int:
+    """Filters a thread computes at once: the group's filter count rounded up, at most 8."""
+    return next(block for block in FILTER_BLOCKS if block >= min(group_filters, FILTER_BLOCKS[-1]))
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """How a problem is cut for the kernel: block shape, register block and chunks."""
+
+    threads_x: int
+    threads_y: int
+    pixels: int
+    filters: int
+    rows: int
+    columns: int
+    channels: int
+
+    @property
+    def tile(self) -> tuple[int, int]:
+        """(rows, columns) of output one block computes."""
+        return self.threads_y, self.threads_x * self.pixels
+
+
+def _extent(outputs: int, stride: int, dilation: int, taps: int) -> int:
+    return (outputs - 1) * stride + dilation * (taps - 1) + 1
+
+
+def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation_hw: tuple[int, int],
+                out_width: int, channels: int, filters: int, dtype_name: str, threads: int,
+                pixels: int | None = None) -> LaunchPlan:
+    """The launch plan whose patch and weights fit in shared memory.
+
+    Parameters
+    ----------
+    kernel_hw, stride_hw, dilation_hw : tuple of int
+        Kernel extent, stride and dilation along the last two spatial axes.
+    out_width : int
+        Output extent along the last axis (decides the pixels per thread).
+    channels : int
+        Channels summed per task.
+    filters : int
+        Filters per thread (``filters_per_thread``).
+    dtype_name : str
+        "float32" or "float64".
+    threads : int
+        Threads per block along each axis (16 on a GPU, fewer on the simulator).
+    pixels : int, optional
+        Force the pixels per thread (tests); by default the largest of
+        ``PIXEL_BLOCKS`` whose tile is no wider than the output.
+    """
+    patch_capacity, tap_capacity = capacity(dtype_name)
+    if pixels is None:
+        pixels = next((p for p in PIXEL_BLOCKS[::-1] if threads * p <= out_width), 1)
+    threads_x, threads_y = threads, threads
+    while True:
+        smallest = _extent(threads_y, stride_hw[0], 1, 1) * _extent(threads_x * pixels, stride_hw[1], 1, 1)
+        if smallest <= patch_capacity and filters <= tap_capacity:
+            break
+        if pixels > 1:
+            pixels //= 2
+        elif threads_y >= threads_x and threads_y > 1:
+            threads_y //= 2
+        else:
+            threads_x //= 2
     rows, columns = kernel_hw
     while True:
-        patch = (_patch_extent(tile, stride_hw[0], dilation_hw[0], rows)
-                 * _patch_extent(tile, stride_hw[1], dilation_hw[1], columns))
-        if patch <= PATCH_CAPACITY and rows * columns <= TAP_CAPACITY:
-            return tile, rows, columns
+        patch = (_extent(threads_y, stride_hw[0], dilation_hw[0], rows)
+                 * _extent(threads_x * pixels, stride_hw[1], dilation_hw[1], columns))
+        if patch <= patch_capacity and rows * columns * filters <= tap_capacity:
+            break
         if rows >= columns and rows > 1:
             rows = -(-rows // 2)
-        elif columns > 1:
-            columns = -(-columns // 2)
         else:
-            tile //= 2
+            columns = -(-columns // 2)
+    chunk = max(1, min(channels, patch_capacity // patch, tap_capacity // (rows * columns * filters)))
+    return LaunchPlan(threads_x, threads_y, pixels, filters, rows, columns, chunk)
 
 
-@cache
-def correlate_kernel(dtype_name: str):
-    """The compiled kernel for float32 or float64 (compiled on first use)."""
+def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: int, unit_stride: bool):
+    """The kernel for one variant, as a Python function (``cuda.jit`` it, or compile it to PTX).
+
+    ``pixels``, ``filters``, ``threads_x`` (the block's width) and
+    ``unit_stride`` (stride 1 along the last axis) are compile-time constants:
+    the register block unrolls, and with unit stride a thread's pixels sit at
+    constant offsets in shared memory.
+    """
     value_type = numba.float32 if dtype_name == "float32" else numba.float64
     zero = np.float32(0) if dtype_name == "float32" else np.float64(0)
+    patch_capacity, tap_capacity = capacity(dtype_name)
+    block = pixels * filters
 
-    @cuda.jit
-    def correlate(x, w, x_offsets, w_offsets, x_strides, w_strides, in_shape, kernel_shape, flip,
-                  padding, stride, dilation, chunks, out, out_offsets, out_strides, out_shape):
-        patch = cuda.shared.array(PATCH_CAPACITY, value_type)
-        taps = cuda.shared.array(TAP_CAPACITY, value_type)
-        tile = cuda.blockDim.x
+    def correlate(x, w, x_base, w_base, out_base, channels, x_step, w_step, x_strides, w_strides,
+                  out_strides, in_shape, kernel_shape, padding, stride, dilation, out_shape, chunks,
+                  flip, out):
+        patch = cuda.shared.array(patch_capacity, value_type)
+        taps = cuda.shared.array(tap_capacity, value_type)
+        accumulated = cuda.local.array(block, value_type)
+        weight = cuda.local.array(filters, value_type)
+        threads_y = cuda.blockDim.y
         tx, ty = cuda.threadIdx.x, cuda.threadIdx.y
-        thread = ty * tile + tx
-        threads = tile * cuda.blockDim.y
-        tiles_x = (out_shape[2] + tile - 1) // tile
-        oy0 = (cuda.blockIdx.x // tiles_x) * tile
-        ox0 = (cuda.blockIdx.x % tiles_x) * tile
-        oy, ox = oy0 + ty, ox0 + tx
+        tile_x = threads_x * pixels
+        tiles_x = (out_shape[2] + tile_x - 1) // tile_x
+        oy0 = (cuda.blockIdx.x // tiles_x) * threads_y
+        ox0 = (cuda.blockIdx.x % tiles_x) * tile_x
+        oy = oy0 + ty
         od = cuda.blockIdx.y
-        chunk_rows, chunk_columns = chunks[0], chunks[1]
-        channels = x_offsets.shape[1]
-        for task in range(cuda.blockIdx.z, out_offsets.shape[0], cuda.gridDim.z):
-            total = zero
-            for c in range(channels):
-                x_base = x_offsets[task, c]
-                w_base = w_offsets[task, c]
+        chunk_rows, chunk_columns, chunk_channels = chunks
+        column_step = 1 if unit_stride else stride[2]
+        pixel_step = threads_x * column_step
+        for task in range(cuda.blockIdx.z, x_base.shape[0], cuda.gridDim.z):
+            for k in range(block):
+                accumulated[k] = zero
+            for c0 in range(0, channels, chunk_channels):
+                some = min(chunk_channels, channels - c0)
                 for kz in range(kernel_shape[0]):
                     iz = od * stride[0] - padding[0] + kz * dilation[0]
                     if iz < 0 or iz >= in_shape[0]:
@@ -97,44 +184,120 @@ def correlate_kernel(dtype_name: str):
                             columns = min(chunk_columns, kernel_shape[2] - kx0)
                             iy0 = oy0 * stride[1] - padding[1] + ky0 * dilation[1]
                             ix0 = ox0 * stride[2] - padding[2] + kx0 * dilation[2]
-                            patch_rows = (tile - 1) * stride[1] + dilation[1] * (rows - 1) + 1
-                            patch_columns = (tile - 1) * stride[2] + dilation[2] * (columns - 1) + 1
-                            for index in range(thread, patch_rows * patch_columns, threads):
-                                iy = iy0 + index // patch_columns
-                                ix = ix0 + index % patch_columns
-                                if 0 <= iy < in_shape[1] and 0 <= ix < in_shape[2]:
-                                    patch[index] = x[x_base + iz * x_strides[0] + iy * x_strides[1]
-                                                     + ix * x_strides[2]]
-                                else:
-                                    patch[index] = zero
-                            for index in range(thread, rows * columns, threads):
-                                ky = ky0 + index // columns
-                                kx = kx0 + index % columns
-                                if flip:
-                                    ky = kernel_shape[1] - 1 - ky
-                                    kx = kernel_shape[2] - 1 - kx
-                                taps[index] = w[w_base + tz * w_strides[0] + ky * w_strides[1]
-                                                + kx * w_strides[2]]
+                            patch_rows = (threads_y - 1) * stride[1] + dilation[1] * (rows - 1) + 1
+                            patch_columns = (tile_x - 1) * stride[2] + dilation[2] * (columns - 1) + 1
+                            plane = patch_rows * patch_columns
+                            x_plane = x_base[task] + c0 * x_step + iz * x_strides[0]
+                            # Rows to the thread rows, columns to the thread columns: coalesced
+                            # loads and no integer division (slow on a GPU) per element.
+                            for c in range(some):
+                                py = ty
+                                while py < patch_rows:
+                                    iy = iy0 + py
+                                    row_inside = 0 <= iy < in_shape[1]
+                                    source = x_plane + c * x_step + iy * x_strides[1]
+                                    target = c * plane + py * patch_columns
+                                    px = tx
+                                    while px < patch_columns:
+                                        ix = ix0 + px
+                                        value = zero
+                                        if row_inside and 0 <= ix < in_shape[2]:
+                                            value = x[source + ix * x_strides[2]]
+                                        patch[numba.uint64(target + px)] = value
+                                        px += threads_x
+                                    py += threads_y
+                            chunk_taps = rows * columns
+                            for c in range(some):
+                                r = ty
+                                while r < rows:
+                                    ky = ky0 + r
+                                    if flip:
+                                        ky = kernel_shape[1] - 1 - ky
+                                    target = (c * chunk_taps + r * columns) * filters
+                                    k = tx
+                                    while k < columns * filters:
+                                        q = k // filters  # a power of two known at compile time
+                                        f = k - q * filters
+                                        kx = kx0 + q
+                                        if flip:
+                                            kx = kernel_shape[2] - 1 - kx
+                                        first = w_base[task * filters + f]
+                                        value = zero
+                                        if first >= 0:
+                                            value = w[first + (c0 + c) * w_step + tz * w_strides[0]
+                                                      + ky * w_strides[1] + kx * w_strides[2]]
+                                        taps[numba.uint64(target + k)] = value
+                                        k += threads_x
+                                    r += threads_y
                             cuda.syncthreads()
-                            if oy < out_shape[1] and ox < out_shape[2]:
-                                for r in range(rows):
-                                    iy = oy * stride[1] - padding[1] + (ky0 + r) * dilation[1]
-                                    if iy < 0 or iy >= in_shape[1]:
-                                        continue
-                                    row = (ty * stride[1] + r * dilation[1]) * patch_columns
-                                    for q in range(columns):
-                                        ix = ox * stride[2] - padding[2] + (kx0 + q) * dilation[2]
-                                        if 0 <= ix < in_shape[2]:
-                                            total += patch[row + tx * stride[2] + q * dilation[2]] \
-                                                * taps[r * columns + q]
+                            if oy < out_shape[1]:
+                                # Whole patch rows inside the input (most blocks): no per-tap test.
+                                inside = ix0 >= 0 and ix0 + patch_columns <= in_shape[2]
+                                for c in range(some):
+                                    for r in range(rows):
+                                        iy = oy * stride[1] - padding[1] + (ky0 + r) * dilation[1]
+                                        if iy < 0 or iy >= in_shape[1]:
+                                            continue
+                                        patch_row = c * plane + (ty * stride[1] + r * dilation[1]) * patch_columns
+                                        tap_row = (c * chunk_taps + r * columns) * filters
+                                        # A while loop: Numba's range() lowers to more integer work per tap.
+                                        q = 0
+                                        while q < columns:
+                                            for f in range(filters):
+                                                weight[f] = taps[numba.uint64(tap_row + q * filters + f)]
+                                            shift = q * dilation[2] + tx * column_step
+                                            # Unsigned: no negative-index wraparound code per load.
+                                            at = numba.uint64(patch_row + shift)
+                                            if inside:
+                                                for p in range(pixels):
+                                                    value = patch[at + numba.uint64(p * pixel_step)]
+                                                    for f in range(filters):
+                                                        accumulated[p * filters + f] += value * weight[f]
+                                            else:
+                                                for p in range(pixels):
+                                                    if 0 <= ix0 + shift + p * pixel_step < in_shape[2]:
+                                                        value = patch[at + numba.uint64(p * pixel_step)]
+                                                        for f in range(filters):
+                                                            accumulated[p * filters + f] += value * weight[f]
+                                            q += 1
                             cuda.syncthreads()
-            if oy < out_shape[1] and ox < out_shape[2]:
-                out[out_offsets[task] + od * out_strides[0] + oy * out_strides[1] + ox * out_strides[2]] = total
+            if oy < out_shape[1]:
+                for p in range(pixels):
+                    ox = ox0 + tx + p * threads_x
+                    if ox < out_shape[2]:
+                        for f in range(filters):
+                            first = out_base[task * filters + f]
+                            if first >= 0:
+                                out[first + od * out_strides[0] + oy * out_strides[1] + ox * out_strides[2]] = \
+                                    accumulated[p * filters + f]
 
     return correlate
 
 
-def grid_for(out_shape3: tuple[int, int, int], tile: int, tasks: int, max_grid_z: int = 65535) -> tuple:
+# At most 256 threads per block, and two blocks per multiprocessor: ptxas keeps a
+# thread to 128 registers (measured with bench/cuda_kernels.py: the inner loop does
+# not spill at that bound; unbounded, the largest variants take 166-255 registers and
+# one block per multiprocessor).
+LAUNCH_BOUNDS = (256, 2)
+
+
+def _simulated() -> bool:
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", False))
+
+
+@cache
+def correlate_kernel(dtype_name: str, pixels: int, filters: int, threads_x: int, unit_stride: bool):
+    """The compiled kernel variant (compiled on first launch)."""
+    function = correlate_function(dtype_name, pixels, filters, threads_x, unit_stride)
+    if _simulated():  # the simulator's jit takes no launch bounds
+        return cuda.jit(function)
+    return cuda.jit(launch_bounds=LAUNCH_BOUNDS)(function)
+
+
+def grid_for(out_shape3: tuple[int, int, int], plan: LaunchPlan, tasks: int, max_grid_z: int = 65535) -> tuple:
     """Blocks: (tiles of a plane, output depth, tasks)."""
-    tiles = math.ceil(out_shape3[1] / tile) * math.ceil(out_shape3[2] / tile)
+    rows, columns = plan.tile
+    tiles = math.ceil(out_shape3[1] / rows) * math.ceil(out_shape3[2] / columns)
     return (tiles, out_shape3[0], min(tasks, max_grid_z))
