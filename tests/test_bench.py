@@ -1,9 +1,12 @@
 """The benchmark harness runs end to end on tiny sizes (speed itself is never asserted)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,3 +26,18 @@ def test_quick_bench_writes_checked_results(tmp_path):
             assert any(row["kind"] == "peer" for row in entry["rows"]), entry["workload"]
     table = (tmp_path / "results.md").read_text()
     assert "| implementation | median ms | GFLOP/s | % sgemm | x best peer |" in table
+
+
+def test_gpu_bench_harness_runs_on_the_cuda_simulator(tmp_path):
+    pytest.importorskip("convkit_cuda")
+    environment = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--quick", "--only", "G3", "--only", "G2 conv f64",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900, env=environment)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert [entry["workload"][:2] for entry in report["workloads"]] == ["G3", "G2"]
+    for entry in report["workloads"]:
+        rows = {row["implementation"]: row for row in entry["rows"]}
+        for label in ("convkit[cuda] device", "convkit[cuda] host"):
+            assert rows[label]["ok"] and rows[label]["checked_against"] == "scipy", entry
