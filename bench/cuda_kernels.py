@@ -32,12 +32,8 @@ import tempfile
 os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
 
 import numba
-from convkit_cuda._kernels import (
-    FILTER_BLOCKS,
-    LAUNCH_BOUNDS,
-    PIXEL_BLOCKS,
-    correlate_function,
-)
+from convkit_cuda._blocks import FILTER_BLOCKS, PIXEL_BLOCKS
+from convkit_cuda._kernels import LAUNCH_BOUNDS, correlate_function
 from numba import cuda, types
 
 

@@ -109,7 +109,7 @@ VARIANTS = textwrap.dedent("""\
     import numpy as np, convkit
     from convkit.plugin import normalize_conv, normalize_convolve
     from convkit_cuda._backend import _conv_layout, _convolve_layout, _run
-    from convkit_cuda._kernels import plan_launch
+    from convkit_cuda._blocks import plan_launch
     rng = np.random.default_rng(1)
     from convkit._registry import select_backend
     scipy = select_backend(normalize_convolve(np.ones(2), np.ones(2), "full", None), "scipy")
@@ -169,7 +169,7 @@ def test_every_kernel_variant_matches_the_reference_on_the_simulator():
 
 
 def test_launch_plans_fit_shared_memory():
-    from convkit_cuda._kernels import capacity, filters_per_thread, plan_launch
+    from convkit_cuda._blocks import capacity, filters_per_thread, plan_launch
 
     assert [filters_per_thread(n) for n in (1, 2, 3, 4, 5, 8, 9, 64)] == [1, 2, 4, 4, 8, 8, 8, 8]
     for dtype_name in ("float32", "float64"):
@@ -184,3 +184,32 @@ def test_launch_plans_fit_shared_memory():
                         assert plan.channels * rows * columns <= patch_capacity, plan
                         assert plan.channels * plan.rows * plan.columns * filters <= tap_capacity, plan
                         assert 1 <= plan.rows <= kernel[0] and 1 <= plan.columns <= kernel[1]
+
+
+def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_work():
+    import dataclasses
+
+    import numpy as np
+
+    from convkit.plugin import normalize_conv, normalize_convolve
+    from convkit_cuda._cost import device_peak, estimate_seconds
+
+    h100 = device_peak("H100", (9, 0), 132, 1_980_000)
+    assert 66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2  # the data sheet's 67 TFLOP/s
+    assert device_peak("RTX", (8, 6), 82, 1_700_000).float64 < h100.float64 / 10
+    small = normalize_conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32), "half", 1,
+                           True, 1, 1, None, "conv2d")
+    large = normalize_conv(np.ones((8, 64, 56, 56), np.float32), np.ones((64, 64, 3, 3), np.float32), "half", 1,
+                           True, 1, 1, None, "conv2d")
+    on_device = dataclasses.replace(large, on_device=True)
+    assert estimate_seconds(small, h100) < estimate_seconds(large, h100)
+    copies = (large.input.nbytes + large.filters.nbytes + 8 * 64 * 56 * 56 * 4) / 10e9
+    assert np.isclose(estimate_seconds(large, h100) - estimate_seconds(on_device, h100), copies)
+    as_float64 = normalize_conv(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3)), "half", 1, True, 1, 1, None,
+                                "conv2d")
+    assert estimate_seconds(as_float64, h100) > estimate_seconds(large, h100)
+    # convolve_nd runs one filter per thread: a lower rate per multiply-add than a wide layer
+    rows = normalize_convolve(np.ones((64, 4096), np.float32), np.ones((1, 9), np.float32), "full", (1,))
+    per_fma = [(estimate_seconds(dataclasses.replace(p, on_device=True), h100) - 20e-6) / p.multiply_adds
+               for p in (rows, large)]
+    assert per_fma[0] > per_fma[1]

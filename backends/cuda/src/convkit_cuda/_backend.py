@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from convkit.plugin import (
     ConvProblem,
     Problem,
 )
+from convkit_cuda._blocks import filters_per_thread, grid_for, plan_launch
+from convkit_cuda._cost import DevicePeak, device_peak, estimate_seconds
+from convkit_cuda._simulator import simulated
 
 __all__ = ["CudaBackend"]
 
@@ -24,12 +28,6 @@ SPATIAL = 3
 # runs every thread as a Python thread, so it gets small blocks.
 GPU_THREADS = 16
 SIMULATOR_THREADS = 4
-
-
-def _simulated() -> bool:
-    from numba import config
-
-    return bool(getattr(config, "ENABLE_CUDASIM", False))
 
 
 def _lift(values, fill: int) -> tuple[int, int, int]:
@@ -71,8 +69,6 @@ class _Layout:
 
 
 def _conv_layout(problem: ConvProblem) -> _Layout:
-    from convkit_cuda._kernels import filters_per_thread
-
     image, weights = _device_view(problem.input), _device_view(problem.filters)
     batch, channels = image.shape[:2]
     filters, group_channels = weights.shape[:2]
@@ -161,6 +157,21 @@ def _convolve_layout(problem: ConvolveProblem) -> _Layout:
         (1,) * SPATIAL, (1,) * SPATIAL, lift_axes(problem.output_shape, 1), True, problem.output_shape)
 
 
+@cache
+def _device_peak() -> DevicePeak | None:
+    """The current GPU's FMA peak (None on the simulator or without a GPU)."""
+    if simulated():
+        return None
+    from numba import cuda
+
+    try:
+        device = cuda.get_current_device()
+        name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
+        return device_peak(name, device.compute_capability, device.MULTIPROCESSOR_COUNT, device.CLOCK_RATE)
+    except Exception:  # noqa: BLE001 - no usable device: no estimate
+        return None
+
+
 class CudaBackend(Backend):
     """Shared-memory tiled CUDA kernels for conv and convolve_nd (float32, float64)."""
 
@@ -173,7 +184,7 @@ class CudaBackend(Backend):
             from numba import cuda
         except ImportError as error:
             return Availability(False, f"numba-cuda cannot be imported ({error}); pip install numba-cuda")
-        if _simulated():
+        if simulated():
             return Availability(True, device="Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", simulated=True)
         try:
             if not cuda.is_available():
@@ -188,12 +199,9 @@ class CudaBackend(Backend):
         return None
 
     def estimate_seconds(self, problem: Problem) -> float | None:
-        # Not yet timed on a GPU (bench/NOTES.md): a transfer at ~10 GB/s plus the
-        # direct method at a conservative 1 TFLOP/s, so that auto prefers measured engines
-        # for small problems.
-        transfer = sum(operand.nbytes for operand in problem.operands) \
-            + math.prod(problem.output_shape) * problem.dtype.itemsize
-        return 50e-6 + transfer / 10e9 + 2.0 * problem.multiply_adds / 1e12
+        # A model from the device's peak, not yet fitted to GPU timings (_cost.py, bench/NOTES.md).
+        peak = _device_peak()
+        return None if peak is None else estimate_seconds(problem, peak)
 
     def conv(self, problem: ConvProblem) -> np.ndarray:
         return _run(_conv_layout(problem), problem)
@@ -205,13 +213,13 @@ class CudaBackend(Backend):
 def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
     from numba import cuda
 
-    from convkit_cuda._kernels import correlate_kernel, grid_for, plan_launch
+    from convkit_cuda._kernels import correlate_kernel
     from convkit_cuda._streams import stream_for
 
     dtype_name = np.dtype(problem.dtype).name
     plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
                        layout.channels, layout.filters, dtype_name,
-                       SIMULATOR_THREADS if _simulated() else GPU_THREADS, pixels)
+                       SIMULATOR_THREADS if simulated() else GPU_THREADS, pixels)
     kernel = correlate_kernel(dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1)
     stream, wait = stream_for(problem)
 
@@ -222,7 +230,7 @@ def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
 
     out = cuda.device_array(math.prod(layout.output_shape), dtype=problem.dtype, stream=stream)
     # The simulator pays per Python thread: one block column loops over every task there.
-    grid = grid_for(layout.out_shape, plan, layout.x_base.shape[0], max_grid_z=1 if _simulated() else 65535)
+    grid = grid_for(layout.out_shape, plan, layout.x_base.shape[0], max_grid_z=1 if simulated() else 65535)
     kernel[grid, (plan.threads_x, plan.threads_y), stream](
         on_device(layout.x), on_device(layout.w), on_device(layout.x_base), on_device(layout.w_base),
         on_device(layout.out_base), layout.channels, layout.x_step, layout.w_step, layout.x_strides,

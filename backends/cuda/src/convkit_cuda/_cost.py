@@ -1,0 +1,65 @@
+"""What "auto" expects the "cuda" backend to take: a model, not yet timed on a GPU.
+
+seconds = launch + host<->device copies (NumPy operands only) + multiply-adds / rate
+
+``rate`` is the device's FMA peak (multiprocessors x FP32 lanes x clock;
+FP64 at the chip's ratio) times the hot loop's FMA share for the problem's
+register block (read off the compiled kernel by bench/cuda_kernels.py) times
+an assumed ``ACHIEVED`` fraction of that share (occupancy, the loads into
+shared memory, barriers, edge tiles).  ``ACHIEVED`` and ``COPY_BYTES_PER_SECOND``
+are assumptions until a GPU session times the kernel (bench/gpu.py) and fits
+them; bench/NOTES.md says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from convkit.plugin import ConvProblem, Problem
+
+__all__ = ["DevicePeak", "device_peak", "estimate_seconds"]
+
+LAUNCH_SECONDS = 20e-6
+COPY_BYTES_PER_SECOND = 10e9  # pageable host memory over PCIe, each way
+ACHIEVED = 0.4
+# FMA share of the hot loop by filters per thread (pixels 4, float32; bench/cuda_kernels.py).
+FMA_SHARE = {1: 0.37, 2: 0.54, 4: 0.65, 8: 0.70}
+# FP32 lanes per multiprocessor by compute capability (CUDA programming guide, arithmetic throughput).
+_FP32_LANES = {(6, 0): 64, (7, 0): 64, (7, 2): 64, (7, 5): 64, (8, 0): 64}
+_FULL_RATE_FP64 = {(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)}  # data-centre chips: FP64 at half FP32
+
+
+@dataclass(frozen=True)
+class DevicePeak:
+    """Peak fused multiply-adds per second of one GPU, by dtype."""
+
+    name: str
+    float32: float
+    float64: float
+
+
+def device_peak(name: str, compute_capability: tuple[int, int], multiprocessors: int,
+                clock_khz: int) -> DevicePeak:
+    """The FMA peak from the device's attributes."""
+    lanes = _FP32_LANES.get(tuple(compute_capability), 128)
+    float32 = multiprocessors * lanes * clock_khz * 1e3
+    float64 = float32 / 2 if tuple(compute_capability) in _FULL_RATE_FP64 else float32 / 64
+    return DevicePeak(name, float32, float64)
+
+
+def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
+    """Predicted seconds for ``problem`` on a device with ``peak``."""
+    from convkit_cuda._blocks import filters_per_thread
+
+    if isinstance(problem, ConvProblem):
+        filters = filters_per_thread(problem.filters.shape[0] // problem.groups)
+    else:
+        filters = 1
+    rate = (peak.float64 if problem.dtype.itemsize == 8 else peak.float32) * FMA_SHARE[filters] * ACHIEVED
+    seconds = LAUNCH_SECONDS + problem.multiply_adds / rate
+    if not problem.on_device:
+        moved = sum(operand.nbytes for operand in problem.operands) \
+            + math.prod(problem.output_shape) * problem.dtype.itemsize
+        seconds += moved / COPY_BYTES_PER_SECOND
+    return seconds
