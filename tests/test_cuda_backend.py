@@ -190,13 +190,14 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     import dataclasses
 
     import numpy as np
-
-    from convkit.plugin import normalize_conv, normalize_convolve
     from convkit_cuda._cost import device_peak, estimate_seconds
 
-    h100 = device_peak("H100", (9, 0), 132, 1_980_000)
+    from convkit.plugin import normalize_conv, normalize_convolve
+
+    h100 = device_peak("H100", (9, 0), 132, 1_980_000, 2_619_000, 5120)
     assert 66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2  # the data sheet's 67 TFLOP/s
-    assert device_peak("RTX", (8, 6), 82, 1_700_000).float64 < h100.float64 / 10
+    assert 3.3e12 < h100.bytes_per_second < 3.4e12  # and its 3.35 TB/s
+    assert device_peak("RTX", (8, 6), 82, 1_700_000, 9_751_000, 384).float64 < h100.float64 / 10
     small = normalize_conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32), "half", 1,
                            True, 1, 1, None, "conv2d")
     large = normalize_conv(np.ones((8, 64, 56, 56), np.float32), np.ones((64, 64, 3, 3), np.float32), "half", 1,
@@ -213,3 +214,9 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     per_fma = [(estimate_seconds(dataclasses.replace(p, on_device=True), h100) - 20e-6) / p.multiply_adds
                for p in (rows, large)]
     assert per_fma[0] > per_fma[1]
+    # a depthwise layer is bound by memory, not by its few multiply-adds
+    depthwise = normalize_conv(np.ones((64, 128, 56, 56), np.float32), np.ones((128, 1, 3, 3), np.float32), "half",
+                               1, True, 1, 128, None, "conv2d")
+    moved = 2 * depthwise.input.nbytes + depthwise.filters.nbytes
+    assert np.isclose(estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100),
+                      20e-6 + moved / h100.bytes_per_second)

@@ -167,7 +167,8 @@ def _device_peak() -> DevicePeak | None:
     try:
         device = cuda.get_current_device()
         name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
-        return device_peak(name, device.compute_capability, device.MULTIPROCESSOR_COUNT, device.CLOCK_RATE)
+        return device_peak(name, device.compute_capability, device.MULTIPROCESSOR_COUNT, device.CLOCK_RATE,
+                           device.MEMORY_CLOCK_RATE, device.GLOBAL_MEMORY_BUS_WIDTH)
     except Exception:  # noqa: BLE001 - no usable device: no estimate
         return None
 

@@ -1,6 +1,7 @@
 """What "auto" expects the "cuda" backend to take: a model, not yet timed on a GPU.
 
-seconds = launch + host<->device copies (NumPy operands only) + multiply-adds / rate
+seconds = launch + host<->device copies (NumPy operands only)
+          + max(multiply-adds / rate, bytes of the operands and result / device bandwidth)
 
 ``rate`` is the device's FMA peak (multiprocessors x FP32 lanes x clock;
 FP64 at the chip's ratio) times the hot loop's FMA share for the problem's
@@ -32,20 +33,21 @@ _FULL_RATE_FP64 = {(6, 0), (7, 0), (8, 0), (9, 0), (10, 0)}  # data-centre chips
 
 @dataclass(frozen=True)
 class DevicePeak:
-    """Peak fused multiply-adds per second of one GPU, by dtype."""
+    """Peak fused multiply-adds per second of one GPU, by dtype, and its memory bandwidth."""
 
     name: str
     float32: float
     float64: float
+    bytes_per_second: float
 
 
-def device_peak(name: str, compute_capability: tuple[int, int], multiprocessors: int,
-                clock_khz: int) -> DevicePeak:
-    """The FMA peak from the device's attributes."""
+def device_peak(name: str, compute_capability: tuple[int, int], multiprocessors: int, clock_khz: int,
+                memory_clock_khz: int, memory_bus_bits: int) -> DevicePeak:
+    """The peaks from the device's attributes (double data rate memory)."""
     lanes = _FP32_LANES.get(tuple(compute_capability), 128)
     float32 = multiprocessors * lanes * clock_khz * 1e3
     float64 = float32 / 2 if tuple(compute_capability) in _FULL_RATE_FP64 else float32 / 64
-    return DevicePeak(name, float32, float64)
+    return DevicePeak(name, float32, float64, 2 * memory_clock_khz * 1e3 * memory_bus_bits / 8)
 
 
 def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
@@ -57,9 +59,9 @@ def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
     else:
         filters = 1
     rate = (peak.float64 if problem.dtype.itemsize == 8 else peak.float32) * FMA_SHARE[filters] * ACHIEVED
-    seconds = LAUNCH_SECONDS + problem.multiply_adds / rate
+    moved = sum(operand.nbytes for operand in problem.operands) \
+        + math.prod(problem.output_shape) * problem.dtype.itemsize
+    seconds = LAUNCH_SECONDS + max(problem.multiply_adds / rate, moved / peak.bytes_per_second)
     if not problem.on_device:
-        moved = sum(operand.nbytes for operand in problem.operands) \
-            + math.prod(problem.output_shape) * problem.dtype.itemsize
         seconds += moved / COPY_BYTES_PER_SECOND
     return seconds
