@@ -17,7 +17,6 @@ results.md to --out (default bench/results/gpu-<timestamp>).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import arguments as parse_arguments
+from harness import selected, skipped_row, versions, workload_heading
 from workloads import Workload, quick
 
 import convkit
@@ -247,14 +248,10 @@ def markdown(report: dict) -> str:
              (f"{report['device']}; float32 matmul ceiling (TF32 off): "
              f"{'-' if ceiling is None else f'{ceiling:.0f} GFLOP/s'}; versions {report['versions']}"), ""]
     for entry in report["workloads"]:
-        lines += [f"## {entry['workload']}", "",
-                  (f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
-                  f"target: {entry['target'] or '-'}"), "",
-                  "| implementation | median ms | GFLOP/s | % ceiling | x best peer | first call ms | check |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += workload_heading(entry, "ceiling")
         for row in entry["rows"]:
             if "skipped" in row:
-                lines.append(f"| {row['implementation']} | - | - | - | - | - | skipped: {row['skipped'][:80]} |")
+                lines.append(skipped_row(row))
                 continue
             ratio, percent = row.get("ratio_to_best_peer"), row.get("percent_of_ceiling")
             check = ("-" if "ok" not in row else
@@ -268,27 +265,15 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (the simulator, the tests)")
-    parser.add_argument("--only", action="append", default=[], help="run workloads whose name contains this")
-    parser.add_argument("--out", type=Path, help="output folder (default bench/results/gpu-<timestamp>)")
-    parser.add_argument("--budget", type=float, default=1.0, help="seconds of repeats per implementation")
-    arguments = parser.parse_args(argv)
+    arguments = parse_arguments(__doc__, 1.0, "tiny sizes (the simulator, the tests)", argv)
     device = Device()
-    workloads = [quick(w) for w in GPU_FULL] if arguments.quick else GPU_FULL
-    if arguments.only:
-        workloads = [w for w in workloads if any(s in w.name for s in arguments.only)]
+    workloads = selected([quick(w) for w in GPU_FULL] if arguments.quick else GPU_FULL, arguments.only)
     out = arguments.out or ROOT / "results" / time.strftime("gpu-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     budget, max_repeat = (0.01, 1) if arguments.quick else (arguments.budget, 100)
-    versions = {"convkit": convkit.__version__, "numpy": np.__version__}
-    for module in ("numba", "numba_cuda", "cupy", "torch"):
-        try:
-            versions[module] = __import__(module).__version__
-        except (ImportError, AttributeError):
-            pass
     report = {"quick": arguments.quick, "device": device.name(), "ceiling_gflops": matmul_rate(device),
-              "versions": versions, "workloads": []}
+              "versions": versions(("convkit", "numpy", "numba", "numba_cuda", "cupy", "torch")),
+              "workloads": []}
     for workload in workloads:
         entry = run_workload(workload, device, budget, max_repeat, report["ceiling_gflops"])
         report["workloads"].append(entry)

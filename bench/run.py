@@ -11,7 +11,6 @@ and results.png to --out (default bench/results/<timestamp>).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from harness import arguments as parse_arguments
+from harness import selected, skipped_row, versions, workload_heading
 from peers import peers_for
 from workloads import FULL, Workload, quick
 
@@ -143,14 +144,10 @@ def markdown(report: dict) -> str:
         lines += ["Warm-cache first call in a fresh process (import included): "
                   + ", ".join(f"{k} {v:.2f} s" for k, v in report["warm_first_call_s"].items()), ""]
     for entry in report["workloads"]:
-        lines += [f"## {entry['workload']}", "",
-                  (f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
-                  f"target: {entry['target'] or '-'}"), "",
-                  "| implementation | median ms | GFLOP/s | % sgemm | x best peer | first call ms | check |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += workload_heading(entry, "sgemm")
         for row in entry["rows"]:
             if "skipped" in row:
-                lines.append(f"| {row['implementation']} | - | - | - | - | - | skipped: {row['skipped'][:80]} |")
+                lines.append(skipped_row(row))
                 continue
             ratio = row.get("ratio_to_best_peer")
             lines.append(
@@ -190,29 +187,17 @@ def plot(report: dict, path: Path) -> bool:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
-    parser.add_argument("--only", action="append", default=[], help="run workloads whose name contains this")
-    parser.add_argument("--out", type=Path, help="output folder (default bench/results/<timestamp>)")
-    parser.add_argument("--budget", type=float, default=2.0, help="seconds of repeats per implementation")
-    arguments = parser.parse_args(argv)
+    arguments = parse_arguments(__doc__, 2.0, "tiny sizes, for the tests", argv)
     threads = convkit.get_num_threads()
-    workloads = [quick(w) for w in FULL] if arguments.quick else FULL
-    if arguments.only:
-        workloads = [w for w in workloads if any(s in w.name for s in arguments.only)]
+    workloads = selected([quick(w) for w in FULL] if arguments.quick else FULL, arguments.only)
     out = arguments.out or ROOT / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     budget, max_repeat = (0.05, 2) if arguments.quick else (arguments.budget, 50)
     ceiling = sgemm_rate(256 if arguments.quick else 2048)
-    versions = {"convkit": convkit.__version__, "numpy": np.__version__}
-    for module in ("scipy", "numba", "torch", "pyfftw", "pytensor"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            pass
     report = {"quick": arguments.quick, "threads": threads, "sgemm_gflops": ceiling,
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "versions": versions, "workloads": []}
+              "versions": versions(("convkit", "numpy", "scipy", "numba", "torch", "pyfftw", "pytensor")),
+              "workloads": []}
     if not arguments.quick:
         report["warm_first_call_s"] = {
             info.name: warm_first_call(info.name) for info in convkit.list_backends()

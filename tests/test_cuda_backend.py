@@ -28,6 +28,14 @@ DESCRIBE = textwrap.dedent("""\
 """)
 
 
+def _passes_on_the_simulator(script: str) -> None:
+    """Run ``script`` in a fresh process on the simulator; it prints "ok" last when it passed."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env=SIMULATOR, check=False, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
 def _describe(environment):
     done = subprocess.run([sys.executable, "-c", DESCRIBE], capture_output=True, text=True,
                           env=environment, check=False, timeout=300)
@@ -99,10 +107,7 @@ DEVICE_ARRAYS = textwrap.dedent("""\
 
 
 def test_device_arrays_stay_on_the_device_on_the_simulator():
-    done = subprocess.run([sys.executable, "-c", DEVICE_ARRAYS], capture_output=True, text=True,
-                          env=SIMULATOR, check=False, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok"
+    _passes_on_the_simulator(DEVICE_ARRAYS)
 
 
 VARIANTS = textwrap.dedent("""\
@@ -162,10 +167,7 @@ VARIANTS = textwrap.dedent("""\
 
 
 def test_every_kernel_variant_matches_the_reference_on_the_simulator():
-    done = subprocess.run([sys.executable, "-c", VARIANTS], capture_output=True, text=True,
-                          env=SIMULATOR, check=False, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.strip().splitlines()[-1] == "ok"
+    _passes_on_the_simulator(VARIANTS)
 
 
 def test_launch_plans_fit_shared_memory():
