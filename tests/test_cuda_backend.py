@@ -153,6 +153,15 @@ VARIANTS = textwrap.dedent("""\
     assert plan_launch((2, 2), (1, 1), (1, 1), 5, 6, 2, "float64", 4).channels == 6
     check(problem, _conv_layout(problem), None, scipy.conv(problem))
 
+    # complex: four real multiply-adds per term, the same layout
+    x = rng.standard_normal((2, 4, 9, 10)) + 1j * rng.standard_normal((2, 4, 9, 10))
+    w = (rng.standard_normal((6, 2, 3, 3)) - 1j * rng.standard_normal((6, 2, 3, 3))).astype(np.complex64)
+    problem = normalize_conv(x.astype(np.complex64), w, "half", (1, 2), True, 1, 2, None, "conv2d")
+    reference = normalize_conv(x, w.astype(np.complex128), "half", (1, 2), True, 1, 2, None, "conv2d")
+    got = _run(_conv_layout(problem), problem, pixels=2)
+    assert got.dtype == np.complex64
+    assert np.allclose(got, scipy.conv(reference), rtol=1e-5, atol=1e-5)
+
     # convolve_nd: broadcast axes, a 3-d kernel, and the kernel as the larger operand
     for a_shape, b_shape, mode, axes in [((3, 1, 17), (1, 2, 5), "same", (2,)),
                                          ((5, 4, 6), (2, 3, 3), "full", None),

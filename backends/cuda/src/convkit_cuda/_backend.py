@@ -9,7 +9,7 @@ from functools import cache
 import numpy as np
 
 from convkit.plugin import (
-    FLOAT_DTYPES,
+    ALL_DTYPES,
     Availability,
     Backend,
     Capabilities,
@@ -174,10 +174,10 @@ def _device_peak() -> DevicePeak | None:
 
 
 class CudaBackend(Backend):
-    """Shared-memory tiled CUDA kernels for conv and convolve_nd (float32, float64)."""
+    """Shared-memory tiled CUDA kernels for conv and convolve_nd (float32/64, complex64/128)."""
 
     name = "cuda"
-    capabilities = Capabilities(dtypes=FLOAT_DTYPES, max_spatial_dims=SPATIAL, device_arrays=True)
+    capabilities = Capabilities(dtypes=ALL_DTYPES, max_spatial_dims=SPATIAL, device_arrays=True)
     priority = 20
 
     def availability(self) -> Availability:

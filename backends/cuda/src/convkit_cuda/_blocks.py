@@ -78,7 +78,7 @@ def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation
     filters : int
         Filters per thread (``filters_per_thread``).
     dtype_name : str
-        "float32" or "float64".
+        "float32", "float64", "complex64" or "complex128".
     threads : int
         Threads per block along each axis (16 on a GPU, fewer on the simulator).
     pixels : int, optional

@@ -17,6 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from convkit.plugin import ConvProblem, Problem
 
 __all__ = ["DevicePeak", "device_peak", "estimate_seconds"]
@@ -58,7 +60,10 @@ def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
         filters = filters_per_thread(problem.filters.shape[0] // problem.groups)
     else:
         filters = 1
-    rate = (peak.float64 if problem.dtype.itemsize == 8 else peak.float32) * FMA_SHARE[filters] * ACHIEVED
+    double = problem.dtype in (np.float64, np.complex128)
+    rate = (peak.float64 if double else peak.float32) * FMA_SHARE[filters] * ACHIEVED
+    if problem.dtype.kind == "c":
+        rate /= 4  # a complex multiply-add is four real ones
     moved = sum(operand.nbytes for operand in problem.operands) \
         + math.prod(problem.output_shape) * problem.dtype.itemsize
     seconds = LAUNCH_SECONDS + max(problem.multiply_adds / rate, moved / peak.bytes_per_second)

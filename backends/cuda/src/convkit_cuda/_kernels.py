@@ -38,13 +38,15 @@ __all__ = ["LAUNCH_BOUNDS", "correlate_function", "correlate_kernel"]
 def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: int, unit_stride: bool):
     """The kernel for one variant, as a Python function (``cuda.jit`` it, or compile it to PTX).
 
+    ``dtype_name`` is float32, float64, complex64 or complex128; sums run in that dtype.
+
     ``pixels``, ``filters``, ``threads_x`` (the block's width) and
     ``unit_stride`` (stride 1 along the last axis) are compile-time constants:
     the register block unrolls, and with unit stride a thread's pixels sit at
     constant offsets in shared memory.
     """
-    value_type = numba.float32 if dtype_name == "float32" else numba.float64
-    zero = np.float32(0) if dtype_name == "float32" else np.float64(0)
+    value_type = getattr(numba, dtype_name)
+    zero = np.dtype(dtype_name).type(0)
     patch_capacity, tap_capacity = capacity(dtype_name)
     block = pixels * filters
 
