@@ -9,13 +9,14 @@ A backend distribution subclasses :class:`Backend`, declares its
 
 The core hands it normalized problems (:class:`ConvProblem`,
 :class:`ConvolveProblem`); :func:`with_local_nonfinite` keeps NaN and inf
-local for FFT methods.  The README's "Writing a backend" walks through a
+local for FFT methods, and :func:`all_finite` (one pass, no temporary) tells a
+method that mixes values whether it may run as it is.  The README's "Writing a backend" walks through a
 complete example.
 """
 
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
-from convkit._nonfinite import with_local_nonfinite
+from convkit._nonfinite import all_finite, with_local_nonfinite
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 from convkit._registry import ENTRY_POINT_GROUP
 from convkit._validation import normalize_conv, normalize_convolve
@@ -30,6 +31,7 @@ __all__ = [
     "ConvProblem",
     "ConvolveProblem",
     "Problem",
+    "all_finite",
     "get_num_threads",
     "normalize_conv",
     "normalize_convolve",

@@ -15,17 +15,21 @@ CONCURRENT = textwrap.dedent("""\
     x = rng.standard_normal((2, 8, 24, 24)).astype(np.float32)
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     big_w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
+    wide = rng.standard_normal((2, 16, 24, 24)).astype(np.float32)  # the Winograd path
+    wide_w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     signal = rng.standard_normal((8, 4000))
     expected = [convkit.conv2d(x, w, "half", backend="scipy"),
                 convkit.conv2d(x, big_w, "half", backend="scipy"),
-                convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="scipy")]
+                convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="scipy"),
+                convkit.conv2d(wide, wide_w, "half", backend="scipy")]
     errors = []
 
     def work():
         for _ in range(15):
             got = [convkit.conv2d(x, w, "half", backend="numba"),
                    convkit.conv2d(x, big_w, "half", backend="numba"),
-                   convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="numba")]
+                   convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="numba"),
+                   convkit.conv2d(wide, wide_w, "half", backend="numba")]
             for g, e in zip(got, expected):
                 if not np.allclose(g, e, rtol=1e-4, atol=1e-3):
                     errors.append(float(np.abs(g - e).max()))
@@ -62,14 +66,13 @@ def test_concurrent_calls_with_workqueue_are_serialized():
 
 def test_thread_count_follows_convkit_setting():
     import numba
-    from convkit_numba._backend import _blas_limits
-    from convkit_numba._threads import run_parallel
+    from convkit_numba._threads import blas_limits, run_parallel
     from threadpoolctl import threadpool_info
 
     convkit.set_num_threads(1)
     assert run_parallel(numba.get_num_threads) == 1
     assert next(b for b in convkit.list_backends() if b.name == "numba").threads == 1
-    with _blas_limits(1):
+    with blas_limits(1):
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
     convkit.set_num_threads(None)
     assert run_parallel(numba.get_num_threads) == min(convkit.get_num_threads(), numba.config.NUMBA_NUM_THREADS)

@@ -31,8 +31,6 @@ PER_IMAGE_GEMM_POSITIONS = 2048
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
 
-_blas_lock = threading.Lock()
-_blas_controller = None
 _scratch = threading.local()
 
 
@@ -48,18 +46,6 @@ def _column_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         buffer = np.empty(needed, dtype=np.uint8)
         _scratch.columns = buffer
     return buffer[:needed].view(dtype).reshape(shape)
-
-
-def _blas_limits(threads: int):
-    """A context that caps the BLAS library's threads at ``threads``."""
-    global _blas_controller
-    if _blas_controller is None:
-        with _blas_lock:
-            if _blas_controller is None:
-                from threadpoolctl import ThreadpoolController
-
-                _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=threads, user_api="blas")
 
 
 def _lift(values: tuple, spatial: int, fill: int) -> np.ndarray:
@@ -94,9 +80,14 @@ class NumbaBackend(Backend):
 
     def estimate_seconds(self, problem: Problem) -> float | None:
         """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
-        59-256 GFLOP/s (100 typical), direct conv ~30, direct convolve_nd 50-120."""
+        59-256 GFLOP/s (100 typical), Winograd ~190 (direct-method flops), direct conv ~30,
+        direct convolve_nd 50-120."""
+        from convkit_numba import _winograd
+
         flops = 2.0 * problem.multiply_adds
         if isinstance(problem, ConvProblem):
+            if self._uses_gemm(problem) and _winograd.applies(problem):
+                return 30e-6 + flops / 190e9
             if self._uses_gemm(problem):
                 return 30e-6 + flops / 100e9
             return 20e-6 + flops / 30e9
@@ -124,6 +115,10 @@ class NumbaBackend(Backend):
             if all(step == 1 for step in problem.stride) and np.isfinite(problem.filters).all():
                 return _conv_padded_planes(problem)
             return _conv_direct(problem)
+        from convkit_numba import _winograd
+
+        if _winograd.applies(problem) and _winograd.finite(problem):
+            return _winograd.conv_winograd(problem)
         padded = any(before or after for before, after in problem.padding)
         if padded and not np.isfinite(problem.filters).all():
             # Unfolding writes padding as zeros, and 0 * inf is NaN where the
@@ -195,7 +190,9 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     )
     per_image = taps * positions * problem.dtype.itemsize
     chunk = max(1, min(batch, COLUMN_BYTES // max(per_image, 1)))
-    with _blas_limits(max(1, get_num_threads())):
+    from convkit_numba._threads import blas_limits
+
+    with blas_limits(max(1, get_num_threads())):
         for g in range(groups):
             channel_slice = slice(g * group_channels, (g + 1) * group_channels)
             filter_slice = slice(g * group_filters, (g + 1) * group_filters)

@@ -25,13 +25,14 @@ import numba
 
 from convkit.plugin import get_num_threads
 
-__all__ = ["layer", "run_parallel"]
+__all__ = ["blas_limits", "layer", "run_parallel"]
 
 Result = TypeVar("Result")
 
 _serial_lock = threading.Lock()
 _setup_lock = threading.Lock()
 _layer: str | None = None
+_blas_controller = None
 
 
 @numba.njit(parallel=True, cache=True)
@@ -101,3 +102,15 @@ def run_parallel(function: Callable[..., Result], *arguments, work: int | None =
             return function(*arguments)
     numba.set_num_threads(threads)  # thread-local in Numba
     return function(*arguments)
+
+
+def blas_limits(threads: int):
+    """A context that caps the BLAS library's threads at ``threads`` (threadpoolctl)."""
+    global _blas_controller
+    if _blas_controller is None:
+        with _setup_lock:
+            if _blas_controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=threads, user_api="blas")
