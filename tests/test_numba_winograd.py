@@ -119,3 +119,32 @@ def test_winograd_kernels_under_numba_boundscheck(tmp_path):
                           check=False, env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+FORKED = textwrap.dedent("""\
+    import multiprocessing, numpy as np, convkit
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 16, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    expected = convkit.conv2d(x, w, "half", backend="numba")  # the worker pool now exists
+
+    def child(queue):
+        queue.put(float(np.abs(convkit.conv2d(x, w, "half", backend="numba") - expected).max()))
+
+    if __name__ == "__main__":
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        process = context.Process(target=child, args=(queue,), daemon=True)  # a hung child dies with us
+        process.start()
+        assert queue.get(timeout=60) == 0.0
+        process.join(30)
+        print("ok")
+""")
+
+
+def test_a_forked_child_can_use_the_path_its_parent_used(tmp_path):
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"

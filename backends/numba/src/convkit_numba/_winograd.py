@@ -18,6 +18,7 @@ for finite operands.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -132,6 +133,16 @@ def finite(problem: ConvProblem) -> bool:
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 _scratch = threading.local()
+
+
+def _forget_pools() -> None:
+    # A forked child inherits the pools but not their threads: work sent there would wait forever.
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
