@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convkit.plugin import ConvProblem, Problem
+from convkit_cuda._blocks import filters_per_thread
 
 __all__ = ["DevicePeak", "device_peak", "estimate_seconds"]
 
@@ -54,8 +55,6 @@ def device_peak(name: str, compute_capability: tuple[int, int], multiprocessors:
 
 def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
     """Predicted seconds for ``problem`` on a device with ``peak``."""
-    from convkit_cuda._blocks import filters_per_thread
-
     if isinstance(problem, ConvProblem):
         filters = filters_per_thread(problem.filters.shape[0] // problem.groups)
     else:

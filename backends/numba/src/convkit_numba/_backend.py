@@ -168,7 +168,7 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import im2col
-    from convkit_numba._threads import run_parallel
+    from convkit_numba._threads import blas_limits, run_parallel
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
@@ -190,8 +190,6 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     )
     per_image = taps * positions * problem.dtype.itemsize
     chunk = max(1, min(batch, COLUMN_BYTES // max(per_image, 1)))
-    from convkit_numba._threads import blas_limits
-
     with blas_limits(max(1, get_num_threads())):
         for g in range(groups):
             channel_slice = slice(g * group_channels, (g + 1) * group_channels)
