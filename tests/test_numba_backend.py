@@ -119,3 +119,35 @@ def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
     assert chosen(large) == ("fftw" if "fftw" in installed else "scipy")
     # (256, 16384) * (1, 257) is a tie between numba and fftw here (bench/NOTES.md): not asserted.
     assert chosen(small) == "numba" and chosen(layer) == "numba"
+
+
+WIDE_IMAGES = textwrap.dedent("""\
+    import numpy as np
+    from convkit.plugin import normalize_conv
+    from convkit.testing import direct_conv
+    from convkit_numba._backend import PER_IMAGE_GEMM_POSITIONS, NumbaBackend
+    rng = np.random.default_rng(4)
+    # im2col + GEMM per image on each worker (wide outputs, not Winograd-shaped)
+    for x_shape, w_shape, border, stride, dilation in [
+            ((2, 3, 96, 96), (8, 3, 5, 5), "valid", 1, 1),
+            ((3, 4, 100, 100), (32, 4, 3, 3), (1, 2), 2, 2),
+            ((2, 2, 70, 80), (6, 2, 7, 7), "full", 1, (1, 2))]:
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        w = rng.standard_normal(w_shape).astype(np.float32)
+        problem = normalize_conv(x, w, border, stride, True, dilation, 1, None, "conv2d")
+        assert NumbaBackend._uses_gemm(problem)
+        assert np.prod(problem.output_shape[2:]) >= PER_IMAGE_GEMM_POSITIONS
+        got = NumbaBackend().conv(problem)
+        expected = direct_conv(problem)
+        assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max(), x_shape
+    print("ok")
+""")
+
+
+def test_wide_images_run_im2col_and_gemm_per_worker(tmp_path):
+    """Also under NUMBA_BOUNDSCHECK: the serial im2col twin is compiled and checked there."""
+    for environment in ({}, {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}):
+        done = subprocess.run([sys.executable, "-c", WIDE_IMAGES], capture_output=True, text=True, timeout=900,
+                              check=False, env={**os.environ, **environment})
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.stdout.strip().splitlines()[-1] == "ok"

@@ -167,8 +167,8 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import im2col
-    from convkit_numba._threads import blas_limits, run_parallel
+    from convkit_numba._kernels import im2col, im2col_serial
+    from convkit_numba._threads import blas_limits, on_workers, run_parallel
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
@@ -189,6 +189,17 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         taps == group_channels and not padding.any() and (stride == 1).all()
     )
     per_image = taps * positions * problem.dtype.itemsize
+    if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS and not pointwise and batch > 1:
+        # Wide images: each worker unfolds its own images and runs their GEMMs (single-threaded
+        # BLAS), so Numba's and the BLAS's thread pools never hand the cores to each other.
+        def work(images: range) -> None:
+            for n in images:
+                columns = _column_buffer((taps, positions), problem.dtype)
+                im2col_serial(x[n:n + 1], 0, kernel, padding, stride, dilation, output_spatial, columns)
+                np.matmul(weights[0], columns, out=out[n])
+
+        on_workers(work, batch)
+        return out.reshape(problem.output_shape)
     chunk = max(1, min(batch, COLUMN_BYTES // max(per_image, 1)))
     with blas_limits(max(1, get_num_threads())):
         for g in range(groups):

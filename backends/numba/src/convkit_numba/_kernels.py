@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["conv_direct", "conv_padded_planes", "convolve_rows", "im2col"]
+__all__ = ["conv_direct", "conv_padded_planes", "convolve_rows", "im2col", "im2col_serial"]
 
 FASTMATH = {"contract", "reassoc"}
 # Outputs per block along the last axis: a block of the output row and the
@@ -250,46 +250,58 @@ def _copy(destination, source):
         destination[i] = source[i]
 
 
+@numba.njit(cache=True, inline="always")
+def _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r):
+    """Row ``r // batch`` of the columns, for image ``r % batch`` (see ``im2col``)."""
+    batch = x.shape[0]
+    depth, height, width = x.shape[2], x.shape[3], x.shape[4]
+    kernel_height, kernel_width = kernel_shape[1], kernel_shape[2]
+    depth_out, height_out, width_out = output_spatial[0], output_spatial[1], output_spatial[2]
+    positions = depth_out * height_out * width_out
+    taps = kernel_shape[0] * kernel_height * kernel_width
+    row_index = r // batch
+    n = r % batch
+    c = row_index // taps
+    tap = row_index % taps
+    kz = tap // (kernel_height * kernel_width)
+    ky = (tap // kernel_width) % kernel_height
+    kx = tap % kernel_width
+    target = columns[row_index, n * positions:(n + 1) * positions]
+    shift_x = kx * dilation[2] - padding[2]
+    low = max(0, -(shift_x // stride[2]))
+    high = max(low, min(width_out, (width - 1 - shift_x) // stride[2] + 1))
+    for oz in range(depth_out):
+        iz = oz * stride[0] - padding[0] + kz * dilation[0]
+        for oy in range(height_out):
+            iy = oy * stride[1] - padding[1] + ky * dilation[1]
+            base = (oz * height_out + oy) * width_out
+            if iz < 0 or iz >= depth or iy < 0 or iy >= height or low >= high:
+                target[base:base + width_out] = 0
+                continue
+            target[base:base + low] = 0
+            source = x[n, first_channel + c, iz, iy]
+            first = low * stride[2] + shift_x
+            if stride[2] == 1:
+                _copy(target[base + low:base + high], source[first:first + high - low])
+            else:
+                _copy(target[base + low:base + high],
+                      source[first:first + (high - low - 1) * stride[2] + 1:stride[2]])
+            target[base + high:base + width_out] = 0
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def im2col(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns):
-    """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns.
+    """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns, in parallel.
 
     x: (N, C, D, H, W); columns: (Cg * KD * KH * KW, N * Do * Ho * Wo), zero
     where a tap falls into the padding.
     """
-    batch = x.shape[0]
-    depth, height, width = x.shape[2], x.shape[3], x.shape[4]
-    kernel_depth, kernel_height, kernel_width = kernel_shape[0], kernel_shape[1], kernel_shape[2]
-    depth_out, height_out, width_out = output_spatial[0], output_spatial[1], output_spatial[2]
-    positions = depth_out * height_out * width_out
-    taps = kernel_depth * kernel_height * kernel_width
-    rows = columns.shape[0]
-    for r in prange(rows * batch):
-        row_index = r // batch
-        n = r % batch
-        c = row_index // taps
-        tap = row_index % taps
-        kz = tap // (kernel_height * kernel_width)
-        ky = (tap // kernel_width) % kernel_height
-        kx = tap % kernel_width
-        target = columns[row_index, n * positions:(n + 1) * positions]
-        shift_x = kx * dilation[2] - padding[2]
-        low = max(0, -(shift_x // stride[2]))
-        high = max(low, min(width_out, (width - 1 - shift_x) // stride[2] + 1))
-        for oz in range(depth_out):
-            iz = oz * stride[0] - padding[0] + kz * dilation[0]
-            for oy in range(height_out):
-                iy = oy * stride[1] - padding[1] + ky * dilation[1]
-                base = (oz * height_out + oy) * width_out
-                if iz < 0 or iz >= depth or iy < 0 or iy >= height or low >= high:
-                    target[base:base + width_out] = 0
-                    continue
-                target[base:base + low] = 0
-                source = x[n, first_channel + c, iz, iy]
-                first = low * stride[2] + shift_x
-                if stride[2] == 1:
-                    _copy(target[base + low:base + high], source[first:first + high - low])
-                else:
-                    _copy(target[base + low:base + high],
-                          source[first:first + (high - low - 1) * stride[2] + 1:stride[2]])
-                target[base + high:base + width_out] = 0
+    for r in prange(columns.shape[0] * x.shape[0]):
+        _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r)
+
+
+@numba.njit(cache=True, nogil=True)
+def im2col_serial(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns):
+    """``im2col`` on the calling thread (for a worker that owns its images)."""
+    for r in range(columns.shape[0] * x.shape[0]):
+        _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r)

@@ -19,13 +19,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numba
 
 from convkit.plugin import get_num_threads
 
-__all__ = ["blas_limits", "layer", "run_parallel"]
+__all__ = ["blas_limits", "layer", "on_workers", "run_parallel"]
 
 Result = TypeVar("Result")
 
@@ -33,6 +34,7 @@ _serial_lock = threading.Lock()
 _setup_lock = threading.Lock()
 _layer: str | None = None
 _blas_controller = None
+_pools: dict[int, ThreadPoolExecutor] = {}
 
 
 @numba.njit(parallel=True, cache=True)
@@ -114,3 +116,36 @@ def blas_limits(threads: int):
 
                 _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=threads, user_api="blas")
+
+
+def _forget_pools() -> None:
+    # A forked child inherits the pools but not their threads: work sent there would wait forever.
+    global _setup_lock
+    _pools.clear()
+    _setup_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
+
+
+def on_workers(work: Callable[[range], None], items: int) -> None:
+    """Split ``items`` (images) over convkit's threads, each running ``work`` on its share.
+
+    Each worker runs a whole pipeline for its items (serial kernels, then a
+    single-threaded BLAS call), so no thread pool waits on another between
+    the steps.  With one worker, ``work`` runs on the calling thread and the
+    BLAS gets every thread instead.
+    """
+    threads = max(1, get_num_threads())
+    workers = min(threads, items)
+    if workers <= 1:
+        with blas_limits(threads):
+            work(range(items))
+        return
+    with _setup_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convkit-numba")
+        pool = _pools[workers]
+    with blas_limits(1):
+        for done in [pool.submit(work, range(k, items, workers)) for k in range(workers)]:
+            done.result()

@@ -18,14 +18,12 @@ for finite operands.
 from __future__ import annotations
 
 import math
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-from convkit.plugin import ConvProblem, all_finite, get_num_threads
+from convkit.plugin import ConvProblem, all_finite
 
 __all__ = ["applies", "conv_winograd", "filter_transform", "finite", "input_transform", "output_transform"]
 
@@ -130,26 +128,7 @@ def finite(problem: ConvProblem) -> bool:
     return all_finite(problem.filters) and all_finite(problem.input)
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
 _scratch = threading.local()
-
-
-def _forget_pools() -> None:
-    # A forked child inherits the pools but not their threads: work sent there would wait forever.
-    global _pools_lock
-    _pools.clear()
-    _pools_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_pools)
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    with _pools_lock:
-        if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convkit-winograd")
-        return _pools[workers]
 
 
 def _buffers(channels: int, filters: int, tiles: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +150,7 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
     transform for its images, so no thread pool hands the cores to another
     between the steps; with one image, the GEMMs get every thread instead.
     """
-    from convkit_numba._threads import blas_limits
+    from convkit_numba._threads import on_workers
 
     x, dtype = problem.input, problem.dtype
     batch, channels = x.shape[:2]
@@ -193,14 +172,6 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
                 np.matmul(u, v, out=m)
                 output_transform(m, first_row, rows, tiles_x, out[n])
 
-    threads = max(1, get_num_threads())
-    workers = min(threads, batch)
-    if workers == 1:
-        with blas_limits(threads):
-            work(range(batch))
-    else:
-        with blas_limits(1):
-            for done in [_pool(workers).submit(work, range(k, batch, workers)) for k in range(workers)]:
-                done.result()
+    on_workers(work, batch)
     return out
 
