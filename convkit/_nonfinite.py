@@ -95,6 +95,25 @@ def all_finite(array: np.ndarray) -> bool:
     A NaN or an infinity makes the sum non-finite, so a finite sum proves the
     array finite; a non-finite sum (a NaN, an infinity, or an overflow of
     finite values) is settled by the exact elementwise test.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        Real or complex values.
+
+    Returns
+    -------
+    bool
+        True when no value is NaN or infinite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import all_finite
+    >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1.0, np.nan]))
+    (True, False)
+    >>> all_finite(np.array([3e38, 3e38], dtype=np.float32))  # the sum overflows, the values do not
+    True
     """
     with np.errstate(over="ignore", invalid="ignore"):
         total = array.sum()
