@@ -17,11 +17,14 @@ CONCURRENT = textwrap.dedent("""\
     big_w = rng.standard_normal((64, 8, 3, 3)).astype(np.float32)
     wide = rng.standard_normal((2, 16, 24, 24)).astype(np.float32)  # the Winograd path
     wide_w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    broad = rng.standard_normal((2, 4, 50, 50)).astype(np.float32)  # im2col + GEMM per worker
+    broad_w = rng.standard_normal((16, 4, 5, 5)).astype(np.float32)
     signal = rng.standard_normal((8, 4000))
     expected = [convkit.conv2d(x, w, "half", backend="scipy"),
                 convkit.conv2d(x, big_w, "half", backend="scipy"),
                 convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="scipy"),
-                convkit.conv2d(wide, wide_w, "half", backend="scipy")]
+                convkit.conv2d(wide, wide_w, "half", backend="scipy"),
+                convkit.conv2d(broad, broad_w, backend="scipy")]
     errors = []
 
     def work():
@@ -29,7 +32,8 @@ CONCURRENT = textwrap.dedent("""\
             got = [convkit.conv2d(x, w, "half", backend="numba"),
                    convkit.conv2d(x, big_w, "half", backend="numba"),
                    convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=-1, backend="numba"),
-                   convkit.conv2d(wide, wide_w, "half", backend="numba")]
+                   convkit.conv2d(wide, wide_w, "half", backend="numba"),
+                   convkit.conv2d(broad, broad_w, backend="numba")]
             for g, e in zip(got, expected):
                 if not np.allclose(g, e, rtol=1e-4, atol=1e-3):
                     errors.append(float(np.abs(g - e).max()))
