@@ -24,6 +24,7 @@ import numba
 import numpy as np
 
 from convkit.plugin import ConvProblem, all_finite
+from convkit_numba._threads import on_workers
 
 __all__ = ["applies", "conv_winograd", "filter_transform", "finite", "input_transform", "output_transform"]
 
@@ -150,8 +151,6 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
     transform for its images, so no thread pool hands the cores to another
     between the steps; with one image, the GEMMs get every thread instead.
     """
-    from convkit_numba._threads import on_workers
-
     x, dtype = problem.input, problem.dtype
     batch, channels = x.shape[:2]
     filters = problem.filters.shape[0]
