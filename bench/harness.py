@@ -7,11 +7,11 @@ from pathlib import Path
 
 
 def arguments(description: str, budget: float, quick: str, argv=None) -> argparse.Namespace:
-    """The common command line: --quick, --only (repeatable), --out, --budget."""
+    """The common command line: --quick, --only (repeatable), --out, --budget (each script's default)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--only", action="append", default=[], help="run workloads whose name contains this")
-    parser.add_argument("--out", type=Path, help="output folder (default bench/results/<timestamp>)")
+    parser.add_argument("--out", type=Path, help="output folder (default: a new one under bench/results/)")
     parser.add_argument("--budget", type=float, default=budget, help="seconds of repeats per implementation")
     return parser.parse_args(argv)
 

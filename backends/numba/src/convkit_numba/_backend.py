@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -30,23 +29,6 @@ DIRECT_MULTIPLY_ADDS = 2**21
 PER_IMAGE_GEMM_POSITIONS = 2048
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
-
-_scratch = threading.local()
-
-
-def _column_buffer(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A reused, per-thread im2col buffer (at most COLUMN_BYTES unless one image needs more).
-
-    Fresh pages of a new 58 MB buffer cost 13 ms of page faults on every call
-    here (bench/NOTES.md); the buffer is kept for the calling thread instead.
-    """
-    needed = math.prod(shape) * dtype.itemsize
-    buffer = getattr(_scratch, "columns", None)
-    if buffer is None or buffer.nbytes < needed:
-        buffer = np.empty(needed, dtype=np.uint8)
-        _scratch.columns = buffer
-    return buffer[:needed].view(dtype).reshape(shape)
-
 
 def _lift(values: tuple, spatial: int, fill: int) -> np.ndarray:
     """Per-axis parameters padded to three spatial axes."""
@@ -168,7 +150,7 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import im2col, im2col_serial
-    from convkit_numba._threads import blas_limits, on_workers, run_parallel
+    from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
@@ -194,7 +176,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         # BLAS), so Numba's and the BLAS's thread pools never hand the cores to each other.
         def work(images: range) -> None:
             for n in images:
-                columns = _column_buffer((taps, positions), problem.dtype)
+                columns = thread_buffer("columns", (taps, positions), problem.dtype)
                 im2col_serial(x[n:n + 1], 0, kernel, padding, stride, dilation, output_spatial, columns)
                 np.matmul(weights[0], columns, out=out[n])
 
@@ -214,7 +196,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                     else:
                         out[first:first + count, filter_slice] = np.matmul(weights[g], images)
                     continue
-                columns = _column_buffer((taps, count * positions), problem.dtype)
+                columns = thread_buffer("columns", (taps, count * positions), problem.dtype)
                 run_parallel(im2col, x[first:first + count], g * group_channels, kernel, padding,
                              stride, dilation, output_spatial, columns)
                 if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS:

@@ -15,6 +15,7 @@ with OpenMP, 5.2 with TBB).  We load the library by its path first.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import sys
 import threading
@@ -23,10 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numba
+import numpy as np
 
 from convkit.plugin import get_num_threads
 
-__all__ = ["blas_limits", "layer", "on_workers", "run_parallel"]
+__all__ = ["blas_limits", "layer", "on_workers", "run_parallel", "thread_buffer"]
 
 Result = TypeVar("Result")
 
@@ -35,6 +37,7 @@ _setup_lock = threading.Lock()
 _layer: str | None = None
 _blas_controller = None
 _pools: dict[int, ThreadPoolExecutor] = {}
+_buffers = threading.local()
 
 
 @numba.njit(parallel=True, cache=True)
@@ -70,8 +73,6 @@ def layer() -> str:
         return _layer
     with _setup_lock:
         if _layer is None:
-            import numpy as np
-
             _preload_tbb()
             if "NUMBA_THREADING_LAYER" not in os.environ:
                 numba.config.THREADING_LAYER = "threadsafe"
@@ -149,3 +150,19 @@ def on_workers(work: Callable[[range], None], items: int) -> None:
     with blas_limits(1):
         for done in [pool.submit(work, range(k, items, workers)) for k in range(workers)]:
             done.result()
+
+
+def thread_buffer(purpose: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array of ``shape`` for the calling thread, reused by later calls for ``purpose``.
+
+    Fresh pages of a new 58 MB buffer cost 13 ms of page faults on every call
+    (bench/NOTES.md); one buffer per thread and purpose, grown when needed, is
+    kept instead.  Its contents are whatever the last user left.
+    """
+    dtype = np.dtype(dtype)
+    needed = math.prod(shape) * dtype.itemsize
+    buffer = getattr(_buffers, purpose, None)
+    if buffer is None or buffer.nbytes < needed:
+        buffer = np.empty(needed, dtype=np.uint8)
+        setattr(_buffers, purpose, buffer)
+    return buffer[:needed].view(dtype).reshape(shape)

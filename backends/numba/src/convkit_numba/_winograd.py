@@ -18,13 +18,12 @@ for finite operands.
 from __future__ import annotations
 
 import math
-import threading
 
 import numba
 import numpy as np
 
 from convkit.plugin import ConvProblem, all_finite
-from convkit_numba._threads import on_workers
+from convkit_numba._threads import on_workers, thread_buffer
 
 __all__ = ["applies", "conv_winograd", "filter_transform", "finite", "input_transform", "output_transform"]
 
@@ -129,17 +128,9 @@ def finite(problem: ConvProblem) -> bool:
     return all_finite(problem.filters) and all_finite(problem.input)
 
 
-_scratch = threading.local()
-
-
 def _buffers(channels: int, filters: int, tiles: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """This thread's V (16, C, tiles) and M (16, F, tiles), reused between calls (no page faults)."""
-    needed = 16 * (channels + filters) * tiles * dtype.itemsize
-    buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or buffer.nbytes < needed:
-        buffer = np.empty(needed, dtype=np.uint8)
-        _scratch.buffer = buffer
-    values = buffer[:needed].view(dtype)
+    """This thread's V (16, C, tiles) and M (16, F, tiles), reused between calls."""
+    values = thread_buffer("winograd", (16 * (channels + filters) * tiles,), dtype)
     split = 16 * channels * tiles
     return values[:split].reshape(16, channels, tiles), values[split:].reshape(16, filters, tiles)
 
