@@ -40,9 +40,12 @@ class ConvolveProblem:
         ``"full"``, ``"same"`` or ``"valid"``, as the user asked; the region
         below already encodes it.
     output_start : tuple of int
-        Per axis, where the output begins inside the full result.
+        Per axis, where the output begins inside the full result.  Always 0
+        on the axes that are not convolved.
     output_shape : tuple of int
-        The shape of the result the backend returns.
+        The shape of the result the backend returns.  On the axes that are
+        not convolved it is the broadcast length ``max(len1, len2)``, in
+        every mode.
     dtype : numpy.dtype
         The compute dtype and the dtype of the result.
     on_device : bool

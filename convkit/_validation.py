@@ -231,18 +231,20 @@ def normalize_convolve(
             if devices is not None:
                 devices = (devices[1], devices[0])
 
+    # Axes that are not convolved broadcast and keep their broadcast length in every mode
+    # ("same" included: scipy releases before the fix of scipy#21876 cut them to in1's
+    # length, keeping whichever row the centring happened to land on).
     output_start, output_shape = [], []
     for axis, (a, b) in enumerate(zip(first.shape, second.shape)):
-        convolved = axis in axes_tuple
-        full = a + b - 1 if convolved else max(a, b)
-        if mode == "full":
+        full = a + b - 1
+        if axis not in axes_tuple:
+            start, size = 0, max(a, b)
+        elif mode == "full":
             start, size = 0, full
         elif mode == "same":
             start, size = (full - a) // 2, a
-        elif convolved:
-            start, size = min(a, b) - 1, abs(a - b) + 1
         else:
-            start, size = 0, full
+            start, size = min(a, b) - 1, abs(a - b) + 1
         output_start.append(start)
         output_shape.append(size)
 

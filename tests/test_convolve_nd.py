@@ -29,15 +29,28 @@ SHAPE_CASES = [
 ]
 
 
-def _assert_matches_fftconvolve(in1, in2, mode, axes):
-    """Same result as scipy's fftconvolve, or a ValueError where scipy raises one."""
+def _broadcast_batch_axes(in1, in2, axes):
+    """Both inputs broadcast explicitly along the axes that are not convolved."""
+    convolved = set(range(in1.ndim)) if axes is None else {a % in1.ndim for a in np.atleast_1d(axes)}
+    if in1.ndim != in2.ndim or in1.size == 0 or in2.size == 0:
+        return in1, in2
+    shapes = [[max(a, b) if axis not in convolved and 1 in (a, b) else n
+               for axis, (a, b, n) in enumerate(zip(in1.shape, in2.shape, array.shape))]
+              for array in (in1, in2)]
+    return np.broadcast_to(in1, shapes[0]), np.broadcast_to(in2, shapes[1])
+
+
+def _assert_matches_fftconvolve(in1, in2, mode, axes, backend=None):
+    """Same result as scipy's fftconvolve on the inputs broadcast along the batch axes
+    first (scipy's own "same" cuts those to in1's length: scipy#21876), or a ValueError
+    where scipy raises one."""
     try:
-        expected = scipy.signal.fftconvolve(in1, in2, mode=mode, axes=axes)
+        expected = scipy.signal.fftconvolve(*_broadcast_batch_axes(in1, in2, axes), mode=mode, axes=axes)
     except ValueError:
         with pytest.raises(ValueError):
-            convkit.convolve_nd(in1, in2, mode, axes=axes)
+            convkit.convolve_nd(in1, in2, mode, axes=axes, backend=backend)
         return
-    result = convkit.convolve_nd(in1, in2, mode, axes=axes)
+    result = convkit.convolve_nd(in1, in2, mode, axes=axes, backend=backend)
     assert result.shape == expected.shape
     np.testing.assert_allclose(result, expected, rtol=1e-9, atol=1e-9)
 
@@ -50,13 +63,36 @@ def test_matches_fftconvolve(rng, shape1, shape2, axes, mode):
     _assert_matches_fftconvolve(in1, in2, mode, axes)
 
 
-def test_same_mode_crops_broadcast_axes_like_scipy(rng):
-    # scipy centres 'same' on in1's shape on every axis, broadcast ones too.
-    in1, in2 = rng.standard_normal((1, 6)), rng.standard_normal((3, 3))
-    result = convkit.convolve_nd(in1, in2, "same", axes=1)
-    assert result.shape == (1, 6)
-    np.testing.assert_allclose(result, scipy.signal.fftconvolve(in1, in2, "same", axes=1))
-    np.testing.assert_allclose(result[0], np.convolve(in1[0], in2[1], "same"))
+BROADCAST_BATCH = [
+    # scipy#21876: one signal against 7 filters along axis 1.
+    ((1, 100), (7, 10), 1),
+    # cupy#10292: the same with a short kernel.
+    ((1, 100), (7, 3), 1),
+    # The short operand on the other side, and a convolved axis of length 1.
+    ((1, 11), (10, 1), (1,)),
+    ((7, 10), (1, 100), 1),
+    ((5, 1, 9), (1, 4, 3), (-1,)),
+    ((3, 1, 8), (1, 4, 4), (0, 2)),
+]
+
+
+def _backends():
+    return [info.name for info in convkit.list_backends() if info.available]
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape1, shape2, axes", BROADCAST_BATCH)
+def test_batch_axes_keep_their_broadcast_length(rng, backend, shape1, shape2, axes, mode):
+    # The axes that are not convolved broadcast first, then every mode applies to the
+    # convolved axes only: "same" keeps in1's length there and the broadcast length on
+    # the batch axes (scipy releases without the fix of scipy#21876 cut those to in1's).
+    in1, in2 = rng.standard_normal(shape1), rng.standard_normal(shape2)
+    _assert_matches_fftconvolve(in1, in2, mode, axes, backend)
+    if mode == "same":
+        assert convkit.convolve_nd(in1, in2, mode, axes=axes, backend=backend).shape == tuple(
+            a if axis in {x % in1.ndim for x in np.atleast_1d(axes)} else max(a, b)
+            for axis, (a, b) in enumerate(zip(shape1, shape2)))
 
 
 @st.composite

@@ -171,9 +171,11 @@ def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
                     shape1.append(n)
                     shape2.append(k)
                 else:
-                    n = int(rng.integers(1, 4))
-                    shape1.append(n)
-                    shape2.append(int(rng.choice((n, 1))))
+                    # Batch axes broadcast from 1 on either side, or are equal.
+                    n = int(rng.integers(1, 5))
+                    broadcast = _cycle(("equal", "in2", "in1"), i + axis, 6)
+                    shape1.append(1 if broadcast == "in1" else n)
+                    shape2.append(1 if broadcast == "in2" else n)
             if swap:
                 shape1, shape2 = shape2, shape1
             axes = None
@@ -201,6 +203,17 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
             Case("convolve_nd", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype, (("mode", "full"), ("axes", None)),
                  tags=("seed",)),
         ]
+        # Batch axes that broadcast from 1 keep their broadcast length in every mode,
+        # whichever operand is the short one (scipy#21876, cupy#10292).
+        for mode in ("full", "same", "valid"):
+            cases += [
+                Case("convolve_nd", ((1, 100), (7, 10)), dtype, (("mode", mode), ("axes", 1)),
+                     tags=("broadcast-batch",)),
+                Case("convolve_nd", ((1, 11), (10, 1)), dtype, (("mode", mode), ("axes", (1,))),
+                     tags=("broadcast-batch",)),
+                Case("convolve_nd", ((5, 1, 9), (1, 4, 3)), dtype, (("mode", mode), ("axes", (-1,))),
+                     tags=("broadcast-batch",)),
+            ]
         for j, value in enumerate(_NONFINITE):
             cases.append(Case("convolve_nd", ((23, 9), (4, 3)), dtype,
                               (("mode", ("full", "same", "valid")[j]), ("axes", None)),
