@@ -10,11 +10,14 @@
 # tree is put on PYTHONPATH with hand-written package metadata, so that the
 # entry points (the backends, the pytest plugin) are found all the same.
 # Results go to $OUT (or gpu-out/):
-#   info.txt       nvidia-smi and python -m convkit info (the GPU, the backends)
+#   info.txt       nvidia-smi, versions and python -m convkit info (the GPU, the backends)
+#   pytest.txt     the cuda tests that need a GPU (device arrays, streams, host traffic)
 #   check.txt      the full conformance matrix on the GPU
-#   pytest.txt     the cuda tests (real-GPU ones included)
+#   bench.txt, results.md, results.json
+#                  bench/gpu.py: cuda vs cuDNN (TF32 off) and cupyx.scipy.signal
 #   sanitizer.txt  compute-sanitizer memcheck over the small matrix
-#   results.md     bench/gpu.py: cuda vs cuDNN (TF32 off) and cupyx.scipy.signal
+# Each step's time limit can be changed: PYTEST_LIMIT, CHECK_LIMIT, BENCH_LIMIT,
+# SANITIZER_LIMIT (seconds), BENCH_BUDGET (seconds of repeats per implementation).
 set -uo pipefail
 
 install_convkit() {
@@ -45,21 +48,37 @@ PYTHON
     python3 -c "import convkit, convkit_cuda"
 }
 
+# Each step has its own time limit, so that one slow step cannot cost the others (a lent
+# machine gives one command 10 minutes at most); what a step printed stays in $OUT.
+step() {
+    local limit=$1 file=$2
+    shift 2
+    echo "== $* (at most ${limit} s)" | tee -a "$file"
+    local started=$SECONDS
+    timeout --kill-after=10 "$limit" "$@" >>"$file" 2>&1
+    local status=$?
+    echo "== exit $status after $((SECONDS - started)) s" | tee -a "$file"
+    tail -12 "$file"
+}
+
 main() {
     local out=${OUT:-gpu-out}
     mkdir -p "$out"
     export PYTHONUNBUFFERED=1
     install_convkit || { echo "convkit could not be installed"; return 1; }
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/info.txt"
+    python3 -c "import numpy, numba, numba_cuda, cupy, torch; print('numpy', numpy.__version__, 'numba',
+numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version__, 'torch', torch.__version__)" \
+        2>&1 | tee -a "$out/info.txt"
     python3 -m convkit info 2>&1 | tee -a "$out/info.txt"
-    python3 -m convkit check cuda --full 2>&1 | tail -15 | tee "$out/check.txt"
-    python3 -m pytest -q -p no:cacheprovider tests/test_cuda_gpu.py tests/test_cuda_backend.py \
-        tests/test_device_arrays.py 2>&1 | tail -15 | tee "$out/pytest.txt"
+    step "${PYTEST_LIMIT:-90}" "$out/pytest.txt" python3 -m pytest -q -s -rs -p no:cacheprovider \
+        tests/test_cuda_gpu.py tests/test_device_arrays.py tests/test_cuda_backend.py -k "not simulator"
+    step "${CHECK_LIMIT:-130}" "$out/check.txt" python3 -m convkit check cuda --full
+    step "${BENCH_LIMIT:-180}" "$out/bench.txt" python3 bench/gpu.py --out "$out" --budget "${BENCH_BUDGET:-0.3}"
     if command -v compute-sanitizer >/dev/null; then
-        compute-sanitizer --tool memcheck --error-exitcode 3 python3 -m convkit check cuda --small 2>&1 \
-            | tail -15 | tee "$out/sanitizer.txt"
+        step "${SANITIZER_LIMIT:-80}" "$out/sanitizer.txt" compute-sanitizer --tool memcheck --error-exitcode 3 \
+            python3 -m convkit check cuda --small
     fi
-    python3 bench/gpu.py --out "$out" 2>&1 | tail -20
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then

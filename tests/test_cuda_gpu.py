@@ -88,3 +88,36 @@ def test_a_layer_larger_than_one_grid_wave():
     got = convkit.conv2d(x, w, border_mode="half", backend="cuda")
     expected = convkit.conv2d(x.astype(np.float64), w.astype(np.float64), border_mode="half", backend="scipy")
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("operation", ["conv2d", "convolve_nd"])
+def test_device_operands_cross_no_data_to_the_host(monkeypatch, operation):
+    """Device arrays in: no byte comes back to the host, and only launch metadata (index
+    tables far smaller than the operands) goes to the device."""
+    cupy = pytest.importorskip("cupy")
+    from numba.cuda.cudadrv import driver
+
+    x = cupy.asarray(RNG.standard_normal((8, 16, 64, 64)).astype(np.float32))
+    w = cupy.asarray(RNG.standard_normal((32, 16, 3, 3)).astype(np.float32))
+    call = (lambda: convkit.conv2d(x, w, border_mode="half", backend="cuda")) if operation == "conv2d" \
+        else (lambda: convkit.convolve_nd(x, w[:1, :1], "same", backend="cuda"))
+    call()  # compile first: the counts below are the steady state
+    traffic = {"to_host": 0, "to_device": 0}
+    to_host, to_device = driver.device_to_host, driver.host_to_device
+
+    def counting_to_host(dst, src, size, stream=0):
+        traffic["to_host"] += size
+        return to_host(dst, src, size, stream)
+
+    def counting_to_device(dst, src, size, stream=0):
+        traffic["to_device"] += size
+        return to_device(dst, src, size, stream)
+
+    monkeypatch.setattr(driver, "device_to_host", counting_to_host)
+    monkeypatch.setattr(driver, "host_to_device", counting_to_device)
+    got = call()
+    cupy.cuda.runtime.deviceSynchronize()
+    assert isinstance(got, cupy.ndarray)
+    print(f"{operation}: {traffic} bytes moved for {x.nbytes + w.nbytes} bytes of operands")
+    assert traffic["to_host"] == 0
+    assert traffic["to_device"] <= 0.01 * (x.nbytes + w.nbytes)
