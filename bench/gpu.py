@@ -147,8 +147,9 @@ def torch_peer(workload: Workload, first: np.ndarray, second: np.ndarray):
     border, kernel = p.get("border_mode", "valid"), second.shape[2:]
     padding = (tuple(k // 2 for k in kernel) if border == "half" else 0 if border == "valid" else border)
     x = torch.as_tensor(first, device="cuda")
-    w = torch.as_tensor(np.ascontiguousarray(second[(Ellipsis,) + (slice(None, None, -1),) * spatial]),
-                        device="cuda")
+    # A copy, not ascontiguousarray: a flipped 1x1 kernel counts as contiguous but keeps its
+    # negative strides, which torch refuses.
+    w = torch.as_tensor(second[(Ellipsis,) + (slice(None, None, -1),) * spatial].copy(), device="cuda")
     function = (functional.conv1d, functional.conv2d, functional.conv3d)[spatial - 1]
     stride, groups = p.get("subsample", 1), p.get("num_groups", 1)
 

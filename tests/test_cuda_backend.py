@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 pytest.importorskip("convkit_cuda")
@@ -231,3 +232,24 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     moved = 2 * depthwise.input.nbytes + depthwise.filters.nbytes
     assert np.isclose(estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100),
                       20e-6 + moved / h100.bytes_per_second)
+
+
+def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(monkeypatch):
+    """numba-cuda 0.30.4 overloads np.row_stack, which NumPy 2.5 removed: the alias exists
+    only while numba-cuda's array module is imported, and is gone again afterwards."""
+    import importlib
+
+    from convkit_cuda import _compat
+
+    seen = []
+    monkeypatch.delattr(np, "row_stack", raising=False)
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name: seen.append((name, getattr(np, "row_stack", None))))
+    monkeypatch.delitem(sys.modules, "numba.cuda.np.arrayobj", raising=False)
+    _compat.prepare_compiler.cache_clear()
+    try:
+        _compat.prepare_compiler()
+    finally:
+        _compat.prepare_compiler.cache_clear()
+    assert seen == [("numba.cuda.np.arrayobj", np.vstack)]
+    assert not hasattr(np, "row_stack")

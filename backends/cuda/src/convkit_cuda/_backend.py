@@ -18,6 +18,7 @@ from convkit.plugin import (
     Problem,
 )
 from convkit_cuda._blocks import filters_per_thread, grid_for, plan_launch
+from convkit_cuda._compat import prepare_compiler
 from convkit_cuda._cost import DevicePeak, device_peak, estimate_seconds
 from convkit_cuda._simulator import simulated
 
@@ -191,6 +192,7 @@ class CudaBackend(Backend):
             if not cuda.is_available():
                 return Availability(False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)")
             device = cuda.get_current_device()
+            prepare_compiler()
         except Exception as error:  # noqa: BLE001 - any driver failure means: not available
             return Availability(False, f"CUDA driver error: {type(error).__name__}: {error}")
         name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
@@ -217,6 +219,8 @@ def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
     from convkit_cuda._kernels import correlate_kernel
     from convkit_cuda._streams import stream_for
 
+    if not simulated():
+        prepare_compiler()
     dtype_name = np.dtype(problem.dtype).name
     plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
                        layout.channels, layout.filters, dtype_name,
