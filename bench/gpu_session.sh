@@ -15,9 +15,11 @@
 #   check.txt      the full conformance matrix on the GPU (pytest-xdist, WORKERS processes)
 #   bench.txt, results.md, results.json
 #                  bench/gpu.py: cuda vs cuDNN (TF32 off) and cupyx.scipy.signal
+#   profile.txt    bench/gpu_profile.py: the kernels' own time against the whole call
 #   sanitizer.txt  compute-sanitizer memcheck over the GPU tests and the float32 fast matrix
+# STEPS picks steps (default: "pytest check bench profile sanitizer").
 # Each step's time limit can be changed: PYTEST_LIMIT, CHECK_LIMIT, BENCH_LIMIT,
-# SANITIZER_LIMIT (seconds), BENCH_BUDGET (seconds of repeats per implementation).
+# PROFILE_LIMIT, SANITIZER_LIMIT (seconds), BENCH_BUDGET (seconds of repeats per implementation).
 set -uo pipefail
 
 install_convkit() {
@@ -71,14 +73,25 @@ main() {
 numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version__, 'torch', torch.__version__)" \
         2>&1 | tee -a "$out/info.txt"
     python3 -m convkit info 2>&1 | tee -a "$out/info.txt"
-    step "${PYTEST_LIMIT:-60}" "$out/pytest.txt" python3 -m pytest -q -s -rs -p no:cacheprovider \
-        tests/test_cuda_gpu.py tests/test_device_arrays.py tests/test_cuda_backend.py -k "not simulator"
+    local steps=" ${STEPS:-pytest check bench profile sanitizer} "
+    if [[ $steps == *" pytest "* ]]; then
+        step "${PYTEST_LIMIT:-60}" "$out/pytest.txt" python3 -m pytest -q -s -rs -p no:cacheprovider \
+            tests/test_cuda_gpu.py tests/test_device_arrays.py tests/test_cuda_backend.py -k "not simulator"
+    fi
     # The full matrix in parallel processes (pytest-xdist is in the GPU image): most of its
     # time is compiling kernel variants, one CPU core each.
-    step "${CHECK_LIMIT:-170}" "$out/check.txt" python3 -m pytest -q -rf -p no:cacheprovider \
-        -n "${WORKERS:-14}" tests/test_matrix.py --convkit-backend cuda --convkit-full
-    step "${BENCH_LIMIT:-190}" "$out/bench.txt" python3 bench/gpu.py --out "$out" --budget "${BENCH_BUDGET:-0.2}"
-    if command -v compute-sanitizer >/dev/null; then
+    if [[ $steps == *" check "* ]]; then
+        step "${CHECK_LIMIT:-170}" "$out/check.txt" python3 -m pytest -q -rf -p no:cacheprovider \
+            -n "${WORKERS:-14}" tests/test_matrix.py --convkit-backend cuda --convkit-full
+    fi
+    if [[ $steps == *" bench "* ]]; then
+        step "${BENCH_LIMIT:-190}" "$out/bench.txt" python3 bench/gpu.py --out "$out" \
+            --budget "${BENCH_BUDGET:-0.2}"
+    fi
+    if [[ $steps == *" profile "* ]]; then
+        step "${PROFILE_LIMIT:-90}" "$out/profile.txt" python3 bench/gpu_profile.py
+    fi
+    if [[ $steps == *" sanitizer "* ]] && command -v compute-sanitizer >/dev/null; then
         step "${SANITIZER_LIMIT:-80}" "$out/sanitizer.txt" compute-sanitizer --tool memcheck --error-exitcode 3 \
             python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda_gpu.py tests/test_matrix.py \
             --convkit-backend cuda -k "float32 and not properties"

@@ -27,6 +27,15 @@ def _gib(count: int) -> str:
     return f"{count / 2**30:.2f} GiB"
 
 
+def _result_dtype(result: object) -> np.dtype:
+    """A result's dtype as NumPy's; device arrays (a torch tensor's dtype is torch's own
+    object) say it in their ``__cuda_array_interface__``."""
+    interface = getattr(result, "__cuda_array_interface__", None)
+    if interface is not None:
+        return np.dtype(interface["typestr"])
+    return np.dtype(result.dtype)
+
+
 def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
     chosen = select_backend(problem, backend)
     needed = chosen.working_set_bytes(problem)
@@ -50,7 +59,7 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             f"backend {chosen.name!r} returned shape {shape} for {problem.operation}; "
             f"expected {problem.output_shape}"
         )
-    if np.dtype(result.dtype) != problem.dtype:
+    if _result_dtype(result) != problem.dtype:
         raise BackendResultError(
             f"backend {chosen.name!r} returned dtype {result.dtype} for {problem.operation}; "
             f"expected {problem.dtype}"

@@ -41,3 +41,17 @@ def test_gpu_bench_harness_runs_on_the_cuda_simulator(tmp_path):
         rows = {row["implementation"]: row for row in entry["rows"]}
         for label in ("convkit[cuda] device", "convkit[cuda] host"):
             assert rows[label]["ok"] and rows[label]["checked_against"] == "scipy", entry
+
+
+def test_gpu_profile_says_what_it_needs_where_the_gpu_libraries_are_missing():
+    pytest.importorskip("convkit_cuda")
+    try:
+        import cupy  # noqa: F401
+        import torch  # noqa: F401
+
+        pytest.skip("CuPy and PyTorch are installed: the profile would run")
+    except ImportError:
+        pass
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, str(ROOT / "bench" / "gpu_profile.py")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "needs a GPU with CuPy and PyTorch" in done.stderr

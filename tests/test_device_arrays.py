@@ -78,3 +78,35 @@ def test_contiguous_strides_in_the_interface_are_accepted():
     data = FakeDeviceArray((1, 1, 5, 5), strides=(100, 100, 20, 4))
     problem = normalize_conv(data, FakeDeviceArray((1, 1, 3, 3)), "valid", 1, True, 1, 1, 2, "conv2d")
     assert problem.on_device
+
+
+def test_a_device_result_whose_dtype_is_not_numpys_is_checked_by_its_interface():
+    """A torch tensor's ``dtype`` is ``torch.float32``, which NumPy cannot read."""
+
+    class TorchLikeResult(FakeDeviceArray):
+        def __init__(self, shape, dtype):
+            super().__init__(shape, dtype)
+            self.dtype = f"torch.{np.dtype(dtype).name}"
+
+    class Echo(Backend):
+        name = "test-device-torch-echo"
+        capabilities = Capabilities(device_arrays=True)
+
+        def __init__(self, dtype):
+            self.result_dtype = dtype
+
+        def conv(self, problem):
+            return TorchLikeResult(problem.output_shape, self.result_dtype)
+
+    data, filters = FakeDeviceArray((1, 1, 5, 5)), FakeDeviceArray((2, 1, 3, 3))
+    convkit.register_backend(Echo("float32"))
+    try:
+        assert convkit.conv2d(data, filters, backend="test-device-torch-echo").shape == (1, 2, 3, 3)
+    finally:
+        convkit.unregister_backend("test-device-torch-echo")
+    convkit.register_backend(Echo("float64"))
+    try:
+        with pytest.raises(convkit.BackendResultError, match="returned dtype"):
+            convkit.conv2d(data, filters, backend="test-device-torch-echo")
+    finally:
+        convkit.unregister_backend("test-device-torch-echo")
