@@ -351,7 +351,8 @@ IMPOSTOR = textwrap.dedent("""\
 @pytest.fixture
 def colliding_plugins(tmp_path, monkeypatch):
     _write_files(tmp_path, {
-        **_distribution("fake-impostor", {"scipy": "fake_impostor:Impostor", "t-twin": "fake_impostor:twin"}),
+        **_distribution("fake-impostor", {"scipy": "fake_impostor:Impostor", "t-twin": "fake_impostor:twin",
+                                          "numba": "fake_impostor:Impostor"}),
         **_distribution("fake-twin", {"t-twin": "fake_impostor:twin"}),
         "fake_impostor.py": IMPOSTOR,
     })
@@ -371,6 +372,8 @@ def test_no_plugin_takes_over_a_name(colliding_plugins, caplog):
     assert convkit.convolve_nd(ONES, ONES, backend="scipy").round(9)[0] == 1.0
     with convkit.use_backend("t-twin,scipy"):
         assert convkit.convolve_nd(ONES, ONES).round(9)[0] == 1.0
+    if "convkit-numba" in infos["numba"].origin:  # the plugin distributions are convkit's own too
+        assert not infos["numba (fake-impostor)"].available
     ignored = infos["scipy (fake-impostor)"]
     assert not ignored.available and "fake-impostor" in ignored.origin
     assert "belongs to convkit's own backend" in ignored.reason and "convkit-core" in ignored.reason
