@@ -10,12 +10,12 @@ planning, the second is timed) and the fastest is used from then on.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
 
 from convkit._backend import Backend
 from convkit._config import get_memory_limit, get_num_threads
+from convkit._environment import read_flag
 from convkit._problems import ConvolveProblem, Problem
 
 __all__ = ["fastest", "get_autotune", "problem_signature", "set_autotune"]
@@ -37,7 +37,8 @@ def set_autotune(enabled: bool | None) -> None:
         True: the first call of each problem shape that "auto" serves times the
         plausible backends and keeps the fastest.  False: rank by cost model
         only.  None: follow the environment variable ``CONVKIT_AUTOTUNE``
-        (``1``, ``true``, ``yes`` or ``on``), off when unset.
+        (``1``, ``true``, ``yes``, ``on`` or ``0``, ``false``, ``no``,
+        ``off``; any other value is a ValueError), off when unset.
 
     Examples
     --------
@@ -59,7 +60,7 @@ def get_autotune() -> bool:
     """Whether "auto" times its candidates (see :func:`set_autotune`)."""
     if _enabled is not None:
         return _enabled
-    return os.environ.get("CONVKIT_AUTOTUNE", "").strip().lower() in ("1", "true", "yes", "on")
+    return bool(read_flag("CONVKIT_AUTOTUNE"))
 
 
 def problem_signature(problem: Problem) -> tuple:

@@ -158,7 +158,9 @@ class Backend:
         """Estimate the peak memory one call needs, in bytes.
 
         The core refuses a problem whose estimate exceeds
-        :func:`convkit.get_memory_limit`, a budget of host memory.  The default
+        :func:`convkit.get_memory_limit`, a budget of host memory.  (Before
+        that, from shapes alone, it has checked that its own contiguous copies
+        of the operands and the output fit.)  The default
         counts the operands and the output once each, and nothing for device
         (GPU) operands; backends with workspaces should say more.
         """

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import convkit
+from convkit._environment import environment_problems
 
 __all__ = ["main"]
 
@@ -36,10 +37,15 @@ def info() -> str:
             backend.device or "-",
         ])
     header = ["backend", "available", "version", "operations", "dtypes", "threads", "device"]
-    settings = (
-        f"convkit {convkit.__version__}, numpy {np.__version__}; threads setting "
-        f"{convkit.get_num_threads()}, memory limit {convkit.get_memory_limit() / 2**30:.1f} GiB"
-    )
+    problems = environment_problems()
+    if problems:
+        settings = (f"convkit {convkit.__version__}, numpy {np.__version__}; settings unusable "
+                    "until the environment is fixed:\n" + "\n".join(f"error: {p}" for p in problems))
+    else:
+        settings = (
+            f"convkit {convkit.__version__}, numpy {np.__version__}; threads setting "
+            f"{convkit.get_num_threads()}, memory limit {convkit.get_memory_limit() / 2**30:.1f} GiB"
+        )
     return settings + "\n\n" + _table(rows, header)
 
 
@@ -115,6 +121,11 @@ def check(backend: str, level: str, worst: int) -> int:
     """``python -m convkit check``: 0 when every case passes, 1 on failures, 2 on errors."""
     from convkit.testing import check_backend, generate_cases
 
+    problems = environment_problems()
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         report = check_backend(backend, generate_cases(level))
     except convkit.BackendError as error:
@@ -144,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "info":
         print(info())
-        return 0
+        return 1 if environment_problems() else 0
     if arguments.command == "check":
         level = "full" if arguments.full else "small" if arguments.small else "fast"
         return check(arguments.backend, level, arguments.worst)

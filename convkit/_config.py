@@ -6,9 +6,14 @@ Both are read at call time, so that ``CONVKIT_NUM_THREADS`` and
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 import time
+
+import numpy as np
+
+from convkit._environment import MAX_THREADS, read_memory_limit, read_num_threads
 
 __all__ = [
     "get_memory_limit",
@@ -21,15 +26,21 @@ _lock = threading.Lock()
 _num_threads: int | None = None
 _memory_limit: int | None = None
 
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
-def _positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def _positive_int(value: object, argument: str, maximum: int | None = None) -> int:
+    """``value`` as an int from 1 to ``maximum``; NumPy integers count, bools do not."""
+    if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{argument} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{argument} must be >= 1, got {value}")
-    return value
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{argument} must be a positive int, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{argument} must be >= 1, got {number}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{argument} must be at most {maximum}, got {number}")
+    return number
 
 
 def set_num_threads(threads: int | None) -> None:
@@ -38,8 +49,9 @@ def set_num_threads(threads: int | None) -> None:
     Parameters
     ----------
     threads : int or None
-        A positive count, or None to go back to ``CONVKIT_NUM_THREADS`` or,
-        when that is unset, all the cores this process may run on.
+        A count from 1 to 32768, or None to go back to
+        ``CONVKIT_NUM_THREADS`` or, when that is unset, all the cores this
+        process may run on.
 
     Examples
     --------
@@ -51,7 +63,7 @@ def set_num_threads(threads: int | None) -> None:
     """
     global _num_threads
     with _lock:
-        _num_threads = None if threads is None else _positive_int(threads, "threads")
+        _num_threads = None if threads is None else _positive_int(threads, "threads", MAX_THREADS)
 
 
 def _cores() -> int:
@@ -67,6 +79,12 @@ def get_num_threads() -> int:
     The value set by :func:`set_num_threads`, else ``CONVKIT_NUM_THREADS``,
     else the number of cores this process may run on.
 
+    Raises
+    ------
+    ValueError
+        ``CONVKIT_NUM_THREADS`` is set to something other than a whole
+        number from 1 to 32768 (the message names the variable and value).
+
     Examples
     --------
     >>> import convkit
@@ -75,30 +93,8 @@ def get_num_threads() -> int:
     """
     if _num_threads is not None:
         return _num_threads
-    text = os.environ.get("CONVKIT_NUM_THREADS", "").strip()
-    if text:
-        try:
-            return _positive_int(int(text), "CONVKIT_NUM_THREADS")
-        except ValueError as error:
-            raise ValueError(
-                f"CONVKIT_NUM_THREADS must be a positive integer, got {text!r}"
-            ) from error
-    return _cores()
-
-
-def _parse_bytes(text: str) -> int:
-    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = cleaned[-1:] if cleaned[-1:] in _UNITS else ""
-    number = cleaned[: len(cleaned) - len(unit)]
-    try:
-        value = float(number)
-    except ValueError:
-        raise ValueError(
-            f"CONVKIT_MEMORY_LIMIT must be a byte count such as 8G or 512M, got {text!r}"
-        ) from None
-    if value <= 0:
-        raise ValueError(f"CONVKIT_MEMORY_LIMIT must be positive, got {text!r}")
-    return int(value * _UNITS[unit])
+    from_environment = read_num_threads()
+    return _cores() if from_environment is None else from_environment
 
 
 _MEMINFO_SECONDS = 0.5
@@ -159,6 +155,15 @@ def set_memory_limit(limit: int | None) -> None:
 def get_memory_limit() -> int:
     """Return the working-memory budget of one call, in bytes.
 
+    The value set by :func:`set_memory_limit`, else ``CONVKIT_MEMORY_LIMIT``,
+    else 80% of the memory available now.
+
+    Raises
+    ------
+    ValueError
+        ``CONVKIT_MEMORY_LIMIT`` is set to something other than a positive,
+        finite byte count (the message names the variable and value).
+
     Examples
     --------
     >>> import convkit
@@ -167,7 +172,5 @@ def get_memory_limit() -> int:
     """
     if _memory_limit is not None:
         return _memory_limit
-    text = os.environ.get("CONVKIT_MEMORY_LIMIT", "").strip()
-    if text:
-        return _parse_bytes(text)
-    return int(_available_memory() * 0.8)
+    from_environment = read_memory_limit()
+    return int(_available_memory() * 0.8) if from_environment is None else from_environment

@@ -5,14 +5,22 @@ imported lazily, on the first call that needs them) or from
 :func:`register_backend`.  Selection, first that applies: ``backend=`` on the
 call (strict); the innermost :func:`use_backend`, then :func:`set_backend`;
 ``CONVKIT_BACKEND``; "auto".
+
+A name is never silently taken over.  An entry point whose name belongs to
+one of convkit's own distributions is ignored (listed unavailable, with a
+logged warning); a name that several other distributions claim is unavailable
+until all but one are uninstalled, and none of them is loaded.  Backends
+that are not convkit's own receive private copies of the operands.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
+import logging
 import math
-import os
+import re
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,8 +28,9 @@ from dataclasses import dataclass
 
 from convkit._autotune import fastest, get_autotune, problem_signature
 from convkit._backend import Availability, Backend
+from convkit._environment import EnvironmentVariableError, read_backend_choice
 from convkit._errors import BackendUnavailableError, UnknownBackendError
-from convkit._problems import Problem
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = [
     "BackendInfo",
@@ -35,6 +44,12 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "convkit.backends"
 AUTO = "auto"
+#: The distributions that ship convkit's own backends: their entry points keep
+#: their names against any other distribution's, and their backends are trusted
+#: with the core's read-only operands (no private copy).
+OWN_DISTRIBUTIONS = frozenset({"convkit-core", "convkit-numba", "convkit-fftw", "convkit-cuda"})
+
+_logger = logging.getLogger("convkit")
 
 Choice = str | Backend | Sequence[str | Backend]
 
@@ -49,6 +64,8 @@ class _Slot:
     backend: Backend | None = None
     load_error: str | None = None
     availability: Availability | None = None
+    own: bool = False
+    registered: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,12 @@ class BackendInfo:
         Threads it would use for the next call.
     origin : str
         The entry point it came from, or ``"register_backend"``.
+
+    Notes
+    -----
+    An entry point ignored because its name belongs to one of convkit's own
+    backends is listed as ``"<name> (<distribution>)"``, unavailable, with
+    the reason; that row cannot be selected.
     """
 
     name: str
@@ -95,6 +118,8 @@ class _Registry:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._slots: dict[str, _Slot] = {}
+        # Entry points ignored because their name is taken: listed, never selectable.
+        self._ignored: list[_Slot] = []
         self._discovered = False
         # Bumped whenever the set of backends changes; "auto" caches its choices per value.
         self.generation = 0
@@ -107,16 +132,50 @@ class _Registry:
                 return
             from importlib.metadata import entry_points
 
+            claims: dict[str, list] = {}
             for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-                name = entry_point.name.strip().lower()
-                if name in self._slots:
-                    continue
-                distribution = getattr(entry_point, "dist", None)
-                where = f" ({distribution.name} {distribution.version})" if distribution else ""
-                self._slots[name] = _Slot(
-                    name=name, origin=f"{entry_point.value}{where}", entry_point=entry_point
-                )
+                claims.setdefault(entry_point.name.strip().lower(), []).append(entry_point)
+            for name, claimants in claims.items():
+                if name not in self._slots:
+                    self._claim(name, claimants)
             self._discovered = True
+
+    def _claim(self, name: str, claimants: list) -> None:
+        """Give ``name`` to one entry point, or to none when the claim is ambiguous."""
+        own = [entry_point for entry_point in claimants
+               if _distribution(entry_point) in OWN_DISTRIBUTIONS]
+        if len(claimants) == 1 or len(own) == 1:
+            winner = own[0] if own else claimants[0]
+            self._slots[name] = _Slot(name=name, origin=_origin(winner), entry_point=winner,
+                                      own=bool(own))
+            for loser in claimants:
+                if loser is winner:
+                    continue
+                reason = (f"ignored: the name {name!r} belongs to convkit's own backend from "
+                          f"{_origin(winner)}; the entry point {loser.name} = {loser.value} of "
+                          f"{_distribution(loser)} cannot take it over (rename it)")
+                self._ignored.append(_Slot(
+                    name=f"{name} ({_distribution(loser)})", origin=_origin(loser),
+                    availability=Availability(False, reason)))
+                _logger.warning("convkit: entry point %r of %s (%s) is %s", name,
+                                _distribution(loser), loser.value, reason)
+            return
+        origins = "; ".join(_origin(entry_point) for entry_point in claimants)
+        reason = (f"the name {name!r} is claimed by several distributions ({origins}); none of "
+                  "them is loaded: uninstall all but one, or rename their entry points")
+        self._slots[name] = _Slot(name=name, origin=origins,
+                                  availability=Availability(False, reason))
+        _logger.warning("convkit: backend %r is unavailable: %s", name, reason)
+
+    def is_own(self, backend: Backend) -> bool:
+        """Whether ``backend`` is the loaded backend of one of convkit's own entry points."""
+        return any(slot.own and slot.backend is backend for slot in list(self._slots.values()))
+
+    def ignored(self) -> list[_Slot]:
+        """The entry points left out because their name is taken."""
+        self._discover()
+        with self._lock:
+            return list(self._ignored)
 
     def names(self) -> list[str]:
         self._discover()
@@ -138,7 +197,11 @@ class _Registry:
         return slot
 
     def load(self, name: str) -> _Slot:
-        """The slot of ``name`` with its backend loaded and availability known."""
+        """The slot of ``name`` with its backend loaded and availability known.
+
+        A bad ``CONVKIT_*`` variable met by the availability check is raised
+        as it is, and nothing is cached: the backend is not at fault.
+        """
         slot = self.slot(name)
         if slot.availability is not None:
             return slot
@@ -152,6 +215,8 @@ class _Registry:
             else:
                 try:
                     slot.availability = slot.backend.availability()
+                except EnvironmentVariableError:
+                    raise
                 except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
                     slot.availability = Availability(
                         False, f"availability check failed: {type(error).__name__}: {error}"
@@ -172,7 +237,8 @@ class _Registry:
                     f"a backend named {name!r} is already installed ({self._slots[name].origin}); "
                     "pass replace=True to replace it"
                 )
-            self._slots[name] = _Slot(name=name, origin="register_backend", backend=backend)
+            self._slots[name] = _Slot(name=name, origin="register_backend", backend=backend,
+                                      registered=True)
             self.generation += 1
 
     def unregister(self, name: str) -> None:
@@ -184,9 +250,24 @@ class _Registry:
     def forget_discovery(self) -> None:
         """Drop entry-point slots so that the next use discovers them again."""
         with self._lock:
-            self._slots = {k: v for k, v in self._slots.items() if v.entry_point is None}
+            self._slots = {k: v for k, v in self._slots.items() if v.registered}
+            self._ignored = []
             self._discovered = False
             self.generation += 1
+
+
+def _distribution(entry_point) -> str:
+    """The (normalized) name of the distribution that declares ``entry_point``."""
+    distribution = getattr(entry_point, "dist", None)
+    if distribution is None:
+        return "an unknown distribution"
+    return re.sub(r"[-_.]+", "-", distribution.name).lower()
+
+
+def _origin(entry_point) -> str:
+    distribution = getattr(entry_point, "dist", None)
+    where = f" ({distribution.name} {distribution.version})" if distribution else ""
+    return f"{entry_point.value}{where}"
 
 
 def _check_name(name: object) -> str:
@@ -249,7 +330,10 @@ def _parse_choice(choice: Choice, where: str) -> tuple[str | Backend, ...]:
         raise ValueError(f"{where}: empty backend name in {choice!r}")
     for item in items:
         if isinstance(item, str) and item != AUTO:
-            _registry.slot(item)
+            try:
+                _registry.slot(item)
+            except UnknownBackendError as error:
+                raise UnknownBackendError(f"{where}: {error}") from None
     return tuple(items)
 
 
@@ -350,15 +434,22 @@ def list_backends() -> list[BackendInfo]:
     """
     infos = []
     for name in _registry.names():
-        slot = _registry.load(name)
+        try:
+            slot = _registry.load(name)
+        except EnvironmentVariableError as error:
+            slot = dataclasses.replace(_registry.slot(name),
+                                       availability=Availability(False, str(error)))
         availability = slot.availability or Availability(False, "not loaded")
         backend = slot.backend
         capabilities = backend.capabilities if backend else None
         try:
             threads = backend.threads() if backend and availability.available else None
+        except Exception:  # noqa: BLE001 - a plugin's failure (or a bad CONVKIT_NUM_THREADS) must never break convkit
+            threads = None
+        try:
             version = backend.version if backend else ""
         except Exception:  # noqa: BLE001 - a plugin's failure must never break convkit
-            threads, version = None, ""
+            version = ""
         infos.append(
             BackendInfo(
                 name=name,
@@ -373,29 +464,104 @@ def list_backends() -> list[BackendInfo]:
                 origin=slot.origin,
             )
         )
-    return infos
+    for slot in _registry.ignored():
+        assert slot.availability is not None
+        infos.append(BackendInfo(
+            name=slot.name, available=False, reason=slot.availability.reason, version="",
+            device="", simulated=False, operations=(), dtypes=(), threads=None,
+            origin=slot.origin))
+    return sorted(infos, key=lambda info: info.name)
 
 
 def _describe(item: str | Backend) -> str:
     return item.name if isinstance(item, Backend) else item
 
 
+class _PrivateOperands(Backend):
+    """A backend that is not convkit's own, run on private copies of the operands.
+
+    The core hands backends read-only operands that may be views of the
+    caller's arrays; a backend can set the writeable flag back, or write
+    through the data pointer.  Copies keep any such write away from the
+    caller's arrays (and from the next backend that autotuning times).
+    Device operands are handed on unchanged.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.capabilities = backend.capabilities
+        self.priority = backend.priority
+
+    @property
+    def version(self) -> str:
+        return self.backend.version
+
+    def availability(self) -> Availability:
+        return self.backend.availability()
+
+    def threads(self) -> int | None:
+        return self.backend.threads()
+
+    def why_not(self, problem: Problem) -> str | None:
+        return self.backend.why_not(problem)
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        copies = 0 if problem.on_device else sum(operand.nbytes for operand in problem.operands)
+        return self.backend.working_set_bytes(problem) + copies
+
+    def method(self, problem: Problem) -> str:
+        return self.backend.method(problem)
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        return self.backend.estimate_seconds(problem)
+
+    def conv(self, problem: ConvProblem):
+        return self.backend.conv(_with_private_operands(problem))
+
+    def convolve_nd(self, problem: ConvolveProblem):
+        return self.backend.convolve_nd(_with_private_operands(problem))
+
+    def __repr__(self) -> str:
+        return repr(self.backend)
+
+
+def _read_only_copy(array):
+    copy = array.copy()
+    copy.flags.writeable = False
+    return copy
+
+
+def _with_private_operands(problem: Problem) -> Problem:
+    if problem.on_device:
+        return problem
+    first, second = problem.operands
+    return problem.with_operands(_read_only_copy(first), _read_only_copy(second), problem.dtype)
+
+
 def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str | None]:
-    """The backend for ``item`` if it can run ``problem``, else why not."""
+    """The backend for ``item`` if it can run ``problem``, else why not.
+
+    Backends that are not convkit's own come wrapped so that they compute on
+    private copies of the operands.
+    """
     if isinstance(item, Backend):
         backend = item
+        own = _registry.is_own(backend)
         try:
             availability = backend.availability()
         except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
             return None, f"availability check failed: {error}"
     else:
         slot = _registry.load(item)
-        backend, availability = slot.backend, slot.availability
+        backend, availability, own = slot.backend, slot.availability, slot.own
         assert availability is not None
     if not availability.available or backend is None:
         return None, f"unavailable: {availability.reason}"
     reason = backend.why_not(problem)
-    return (None, reason) if reason else (backend, None)
+    if reason:
+        return None, reason
+    return (backend if own else _PrivateOperands(backend)), None
 
 
 # "auto"'s choice per (registry generation, problem signature): ranking every
@@ -485,7 +651,8 @@ def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
         return _from_list(choice, problem, "convkit.use_backend")
     if _process_choice is not None:
         return _from_list(_process_choice, problem, "convkit.set_backend")
-    environment = os.environ.get("CONVKIT_BACKEND", "").strip()
-    if environment:
-        return _from_list(_parse_choice(environment, "CONVKIT_BACKEND"), problem, "CONVKIT_BACKEND")
+    environment = read_backend_choice()
+    if environment is not None:
+        where = f"environment variable CONVKIT_BACKEND={environment!r}"
+        return _from_list(_parse_choice(environment, where), problem, "CONVKIT_BACKEND")
     return _from_list((AUTO,), problem, "auto")

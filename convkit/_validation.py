@@ -7,15 +7,30 @@ out is either a normalized problem (see ``_problems``) or a trivial result
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Sequence
 
 import numpy as np
 
+from convkit._config import get_memory_limit
 from convkit._device import describe, is_device_array, stand_in
+from convkit._errors import WorkingSetTooLargeError
 from convkit._problems import ConvolveProblem, ConvProblem
 
-__all__ = ["compute_dtype", "normalize_conv", "normalize_convolve", "to_operand", "to_operands"]
+__all__ = [
+    "MAX_LENGTH",
+    "compute_dtype",
+    "normalize_conv",
+    "normalize_convolve",
+    "to_operand",
+    "to_operands",
+]
+
+#: The largest stride, dilation, padding or group count, and the largest padded
+#: input length and dilated kernel extent along an axis: sums of a few such
+#: lengths stay far inside the signed 64-bit integers backends index with.
+MAX_LENGTH = 2**60
 
 MODES = ("full", "valid", "same")
 BORDER_MODE_NAMES = ("valid", "full", "half", "same")
@@ -130,6 +145,42 @@ def compute_dtype(function: str, *arrays: np.ndarray) -> np.dtype:
         "supported are float32, float64, complex64, complex128 (float16, ints and bool are "
         "converted): cast with .astype(np.float64) or .astype(np.complex128)"
     )
+
+
+def _bytes(count: int) -> str:
+    """``count`` bytes for people: ``"512 B"``, ``"3.05 GiB"``."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= size:
+            return f"{count / size:.2f} {unit}"
+    return f"{count} B"
+
+
+def _check_budget(
+    function: str, operands: tuple[np.ndarray, ...], dtype: np.dtype, output_shape: tuple[int, ...]
+) -> None:
+    """Refuse, from shapes alone, a problem whose copies and output exceed the memory budget.
+
+    The core's contiguous copies of the operands (a broadcast or strided
+    operand is copied in full) and the output are allocated whichever
+    backend runs, so their sum is checked before anything is copied; the
+    chosen backend's own estimate is checked after.
+    """
+    copies = 0
+    for operand in operands:
+        if operand.dtype != dtype or not operand.flags.c_contiguous:
+            copies += operand.size * dtype.itemsize
+    output = math.prod(output_shape) * dtype.itemsize
+    limit = get_memory_limit()
+    if copies + output > limit:
+        copied = (f" and the contiguous {dtype} copies of the inputs {_bytes(copies)} (broadcast "
+                  "and strided inputs are copied in full)") if copies else ""
+        raise WorkingSetTooLargeError(
+            f"{function}: output shape {output_shape} needs {_bytes(output)}{copied}, about "
+            f"{_bytes(copies + output)} of memory before any backend runs, over the limit of "
+            f"{_bytes(limit)}; split the problem (e.g. along the batch axis), pass smaller inputs, "
+            "or raise the limit with convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the "
+            "memory is there"
+        )
 
 
 def _readonly_contiguous(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -248,6 +299,8 @@ def normalize_convolve(
         output_start.append(start)
         output_shape.append(size)
 
+    if devices is None:
+        _check_budget(function, (first, second), dtype, tuple(output_shape))
     return ConvolveProblem(
         in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
         in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
@@ -260,10 +313,21 @@ def normalize_convolve(
     )
 
 
+def _at_most_max_length(number: int, function: str, argument: str, given: object) -> int:
+    if number > MAX_LENGTH:
+        raise ValueError(
+            f"{function}: {argument} must be at most 2**60 (= {MAX_LENGTH}), got {given!r}; "
+            "no array is that long, so a larger value cannot be meant"
+        )
+    return number
+
+
 def _per_axis(value: object, spatial_dims: int, function: str, argument: str) -> tuple[int, ...]:
-    """An int or a tuple of ints, one per spatial axis, each >= 1."""
-    if type(value) is int and value >= 1:
+    """An int or a tuple of ints, one per spatial axis, each from 1 to MAX_LENGTH."""
+    if type(value) is int and 1 <= value <= MAX_LENGTH:
         return (value,) * spatial_dims
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     items = (value,) * spatial_dims if _is_scalar(value) else tuple(value)
     if len(items) != spatial_dims or not all(_is_scalar(item) for item in items):
         raise ValueError(
@@ -280,7 +344,7 @@ def _per_axis(value: object, spatial_dims: int, function: str, argument: str) ->
             raise TypeError(f"{function}: {argument} must contain ints, got {value!r}") from None
         if number < 1:
             raise ValueError(f"{function}: {argument} must be >= 1 in every axis, got {value!r}")
-        result.append(number)
+        result.append(_at_most_max_length(number, function, argument, value))
     return tuple(result)
 
 
@@ -295,7 +359,7 @@ def _padding_amount(item: object, function: str, border_mode: object) -> int:
         ) from None
     if amount < 0:
         raise ValueError(f"{function}: border_mode padding must be >= 0, got {border_mode!r}")
-    return amount
+    return _at_most_max_length(amount, function, "border_mode padding", border_mode)
 
 
 def _explicit_padding(
@@ -308,6 +372,8 @@ def _explicit_padding(
 ) -> tuple[tuple[int, int], ...]:
     spatial_dims = len(input_spatial)
     extents = [d * (k - 1) + 1 for k, d in zip(kernel_spatial, dilation)]
+    if isinstance(border_mode, np.ndarray):
+        border_mode = border_mode.tolist()
     if isinstance(border_mode, str):
         if border_mode == "valid":
             return ((0, 0),) * spatial_dims
@@ -336,6 +402,8 @@ def _explicit_padding(
         )
     padding = []
     for item in border_mode:
+        if isinstance(item, np.ndarray):
+            item = item.tolist()
         if _is_scalar(item):
             amount = _padding_amount(item, function, border_mode)
             padding.append((amount, amount))
@@ -409,6 +477,7 @@ def normalize_conv(
     groups = int(num_groups)
     if groups < 1:
         raise ValueError(f"{function}: num_groups must be >= 1, got {groups}")
+    _at_most_max_length(groups, function, "num_groups", num_groups)
 
     batch, channels = data.shape[:2]
     filter_count, filter_channels = kernels.shape[:2]
@@ -437,7 +506,21 @@ def normalize_conv(
     stride = _per_axis(subsample, spatial_dims, function, "subsample")
     dilation = _per_axis(filter_dilation, spatial_dims, function, "filter_dilation")
     input_spatial = tuple(data.shape[2:])
+    for axis, (k, dil) in enumerate(zip(kernel_spatial, dilation)):
+        if dil * (k - 1) + 1 > MAX_LENGTH:
+            raise ValueError(
+                f"{function}: the dilated kernel extent along spatial axis {axis}, "
+                f"{dil * (k - 1) + 1} (kernel {k}, dilation {dil}), is over 2**60; no input is "
+                "that long: use a smaller filter_dilation"
+            )
     padding = _explicit_padding(border_mode, input_spatial, kernel_spatial, stride, dilation, function)
+    for axis, (size, (before, after)) in enumerate(zip(input_spatial, padding)):
+        if size + before + after > MAX_LENGTH:
+            raise ValueError(
+                f"{function}: the padded input along spatial axis {axis}, {size + before + after} "
+                f"(size {size}, padding ({before}, {after})), is over 2**60; use less padding "
+                f"(border_mode={border_mode!r})"
+            )
 
     output_spatial = []
     for axis, (size, k, (before, after), step, dil) in enumerate(
@@ -464,10 +547,12 @@ def normalize_conv(
             output_shape=output_shape, dtype=dtype, filter_flip=bool(filter_flip), on_device=True,
         )
     if batch == 0 or filter_count == 0 or channels == 0:
+        _check_budget(function, (), dtype, output_shape)
         return np.zeros(output_shape, dtype=dtype)
 
     if filter_flip:
         kernels = kernels[(slice(None), slice(None)) + (slice(None, None, -1),) * spatial_dims]
+    _check_budget(function, (data, kernels), dtype, output_shape)
     return ConvProblem(
         input=_readonly_contiguous(data, dtype),
         filters=_readonly_contiguous(kernels, dtype),

@@ -72,6 +72,16 @@ CONV_ERRORS = [
     (convkit.conv2d, X, np.ones((4, 3, 7, 3)), {}, ValueError, ["output would be empty along spatial axis 0", "kernel extent 7"]),
     (convkit.conv2d, X, W, {"filter_dilation": 3}, ValueError, ["dilated kernel extent 7 (kernel 3, dilation 3)"]),
     (convkit.conv2d, X, np.ones((4, 3, 0, 3)), {}, ValueError, ["non-empty kernel"]),
+    (convkit.conv2d, X, W, {"subsample": 10**30}, ValueError, ["subsample must be at most 2**60", str(10**30)]),
+    (convkit.conv2d, X, W, {"subsample": (1, 2**61)}, ValueError, ["subsample must be at most 2**60"]),
+    (convkit.conv2d, X, W, {"filter_dilation": 10**30}, ValueError, ["filter_dilation must be at most 2**60"]),
+    (convkit.conv2d, X, W, {"num_groups": 10**30}, ValueError, ["num_groups must be at most 2**60"]),
+    (convkit.conv2d, X, W, {"border_mode": 10**30}, ValueError, ["border_mode padding must be at most 2**60", str(10**30)]),
+    (convkit.conv2d, X, W, {"border_mode": ((0, 10**30), 1)}, ValueError, ["padding must be at most 2**60"]),
+    (convkit.conv2d, X, W, {"border_mode": np.array([1, 2**62])}, ValueError, ["padding must be at most 2**60"]),
+    (convkit.conv2d, X, W, {"border_mode": (2**60, 0)}, ValueError, ["padded input along spatial axis 0", "over 2**60"]),
+    (convkit.conv2d, X, W, {"filter_dilation": 2**59 + 1}, ValueError, ["dilated kernel extent along spatial axis 0", "over 2**60"]),
+    (convkit.conv2d, X, W, {"border_mode": np.array([1, 1, 1])}, ValueError, ["one entry per spatial axis (2)"]),
     (convkit.conv2d, X.astype(object), W, {}, TypeError, ["input", "object"]),
     (convkit.conv2d, X, "filters", {}, TypeError, ["filters", "str"]),
 ]
@@ -110,8 +120,24 @@ def test_memory_limit_from_environment(monkeypatch):
     with pytest.raises(convkit.WorkingSetTooLargeError):
         convkit.convolve_nd(np.ones(1000), np.ones(10))
     monkeypatch.setenv("CONVKIT_MEMORY_LIMIT", "lots")
-    with pytest.raises(ValueError, match="CONVKIT_MEMORY_LIMIT must be a byte count"):
+    with pytest.raises(ValueError, match="CONVKIT_MEMORY_LIMIT='lots' is not valid: expected a positive byte count"):
         convkit.get_memory_limit()
+
+
+@pytest.mark.parametrize("backend", ["scipy", "numba", "fftw"])
+def test_huge_integers_never_reach_a_backend(backend):
+    if backend not in {info.name for info in convkit.list_backends() if info.available}:
+        pytest.skip(f"backend {backend!r} is not available here")
+    x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 2, 2))
+    for kwargs in ({"subsample": 10**30}, {"border_mode": 10**30}, {"filter_dilation": 10**30}):
+        with pytest.raises(ValueError, match="must be at most 2[*][*]60"):
+            convkit.conv2d(x, w, backend=backend, **kwargs)
+    # Within the bounds, index arithmetic stays inside 64 bits: an answer or a refusal.
+    try:
+        result = convkit.conv2d(x, w, border_mode=2**58, subsample=2**60, backend=backend)
+    except convkit.WorkingSetTooLargeError:
+        return
+    np.testing.assert_array_equal(result, np.zeros((1, 1, 1, 1)))
 
 
 def test_huge_output_is_refused_not_allocated():
@@ -127,7 +153,7 @@ def test_thread_setting_errors(monkeypatch):
     with pytest.raises(TypeError):
         convkit.set_num_threads(2.0)
     monkeypatch.setenv("CONVKIT_NUM_THREADS", "many")
-    with pytest.raises(ValueError, match="CONVKIT_NUM_THREADS must be a positive integer"):
+    with pytest.raises(ValueError, match="CONVKIT_NUM_THREADS='many' is not valid: expected a whole number"):
         convkit.get_num_threads()
     monkeypatch.setenv("CONVKIT_NUM_THREADS", "3")
     assert convkit.get_num_threads() == 3

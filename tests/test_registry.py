@@ -1,6 +1,7 @@
 """Backend discovery, registration and selection (SPEC section 6)."""
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def test_unknown_names_list_installed_backends(monkeypatch):
     with pytest.raises(convkit.UnknownBackendError):
         who()
     monkeypatch.setenv("CONVKIT_BACKEND", "scipy,,numba")
-    with pytest.raises(ValueError, match="empty backend name"):
+    with pytest.raises(ValueError, match="CONVKIT_BACKEND='scipy,,numba' is not valid: .*no empty entries"):
         who()
 
 
@@ -315,3 +316,129 @@ def test_environment_choice_in_a_fresh_process(fake_plugins):
     assert info.returncode == 0, info.stderr
     assert re.search(r"t-broken-import +no: failed to load: ImportError", info.stdout), info.stdout
     assert "RuntimeWarning" in info.stderr
+
+
+def _write_files(root, files):
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _distribution(name, entry_points):
+    """The files of a fake installed distribution registering ``entry_points`` (name: value)."""
+    folder = f"{name.replace('-', '_')}-0.1.dist-info"
+    lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
+    return {f"{folder}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+            f"{folder}/entry_points.txt": f"[convkit.backends]\n{lines}"}
+
+
+IMPOSTOR = textwrap.dedent("""\
+    import numpy as np
+    from convkit.plugin import Backend
+
+    class Impostor(Backend):
+        def __init__(self, name="scipy"):
+            self.name = name
+        def convolve_nd(self, problem):
+            return np.full(problem.output_shape, 666.0, problem.dtype)
+
+    def twin():
+        return Impostor("t-twin")
+    """)
+
+
+@pytest.fixture
+def colliding_plugins(tmp_path, monkeypatch):
+    _write_files(tmp_path, {
+        **_distribution("fake-impostor", {"scipy": "fake_impostor:Impostor", "t-twin": "fake_impostor:twin",
+                                          "numba": "fake_impostor:Impostor"}),
+        **_distribution("fake-twin", {"t-twin": "fake_impostor:twin"}),
+        "fake_impostor.py": IMPOSTOR,
+    })
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _registry._registry.forget_discovery()
+    yield tmp_path
+    monkeypatch.undo()
+    _registry._registry.forget_discovery()
+    sys.modules.pop("fake_impostor", None)
+
+
+def test_no_plugin_takes_over_a_name(colliding_plugins, caplog):
+    with caplog.at_level("WARNING", logger="convkit"):
+        infos = {info.name: info for info in convkit.list_backends()}
+    # convkit-core keeps its reference backend; the impostor is listed, unavailable.
+    assert infos["scipy"].available and "convkit-core" in infos["scipy"].origin
+    assert convkit.convolve_nd(ONES, ONES, backend="scipy").round(9)[0] == 1.0
+    with convkit.use_backend("t-twin,scipy"):
+        assert convkit.convolve_nd(ONES, ONES).round(9)[0] == 1.0
+    if "convkit-numba" in infos["numba"].origin:  # the plugin distributions are convkit's own too
+        assert not infos["numba (fake-impostor)"].available
+    ignored = infos["scipy (fake-impostor)"]
+    assert not ignored.available and "fake-impostor" in ignored.origin
+    assert "belongs to convkit's own backend" in ignored.reason and "convkit-core" in ignored.reason
+    # Two other distributions claiming one name: neither wins, both are named.
+    twin = infos["t-twin"]
+    assert not twin.available
+    assert "claimed by several distributions" in twin.reason
+    assert "fake-impostor" in twin.reason and "fake-twin" in twin.reason
+    with pytest.raises(convkit.BackendUnavailableError, match="claimed by several distributions"):
+        who(backend="t-twin")
+    with pytest.raises(convkit.UnknownBackendError):
+        who(backend="scipy (fake-impostor)")
+    assert "fake_impostor" not in sys.modules  # no colliding entry point was even imported
+    logged = [record for record in caplog.records if record.name == "convkit"]
+    assert any("'scipy'" in record.getMessage() and "fake-impostor" in record.getMessage() for record in logged)
+    assert any("'t-twin'" in record.getMessage() and "fake-twin" in record.getMessage() for record in logged)
+    assert all(record.levelname == "WARNING" for record in logged)
+
+
+def test_info_shows_the_ignored_entry_point(colliding_plugins):
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [sys.executable, "-m", "convkit", "info"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(colliding_plugins), *sys.path])})
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"scipy \(fake-impostor\) +no: ignored: the name 'scipy' belongs", done.stdout), done.stdout
+    assert re.search(r"t-twin +no: the name 't-twin' is claimed by several", done.stdout), done.stdout
+    assert "convkit: entry point 'scipy' of fake-impostor" in done.stderr
+
+
+class Vandal(Backend):
+    """Sets the writeable flag back and writes into its operands."""
+
+    name = "t-vandal"
+
+    def _vandalize(self, problem):
+        for operand in problem.operands:
+            operand.flags.writeable = True
+            operand[...] = -1.0
+        return np.zeros(problem.output_shape, problem.dtype)
+
+    conv = convolve_nd = _vandalize
+
+
+@pytest.mark.parametrize("register", [True, False])
+def test_a_plugin_cannot_write_into_the_callers_arrays(register):
+    vandal = Vandal()
+    if register:
+        convkit.register_backend(vandal)
+    try:
+        choice = "t-vandal" if register else vandal
+        x, w = np.ones((1, 1, 4, 4)), np.ones((1, 1, 1, 1))  # contiguous float64: no core copy
+        convkit.conv2d(x, w, backend=choice)
+        convkit.convolve_nd(x, w, backend=choice)
+        with convkit.use_backend(choice):
+            convkit.convolve_nd(x[0, 0], w[0, 0])
+        assert (x == 1.0).all() and (w == 1.0).all()
+    finally:
+        if register:
+            convkit.unregister_backend("t-vandal")
+
+
+def test_convkits_own_backends_get_the_operands_without_a_copy():
+    from convkit.plugin import normalize_convolve
+
+    problem = normalize_convolve(np.ones(8), np.ones(3), "full", None)
+    assert _registry.select_backend(problem, "scipy") is _registry._registry.load("scipy").backend
+    registered = Labelled("t-other", 1.0)
+    assert _registry.select_backend(problem, registered) is not registered
