@@ -58,8 +58,6 @@ def test_a_bad_variable_is_not_blamed_on_the_backend(monkeypatch):
     with pytest.raises(ValueError, match="CONVKIT_NUM_THREADS='many' is not valid") as caught:
         convkit.convolve_nd(np.ones(3), np.ones(2), backend="scipy")
     assert not isinstance(caught.value, convkit.BackendError)
-    infos = {info.name: info for info in convkit.list_backends()}
-    assert "CONVKIT_NUM_THREADS='many'" in infos["scipy"].reason
     monkeypatch.setenv("CONVKIT_NUM_THREADS", "2")
     # Nothing was cached: once the variable is fixed, the backend runs.
     assert convkit.convolve_nd(np.ones(3), np.ones(2), backend="scipy").shape == (4,)
