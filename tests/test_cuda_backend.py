@@ -202,7 +202,7 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     import dataclasses
 
     import numpy as np
-    from convkit_cuda._cost import device_peak, estimate_seconds
+    from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     from convkit.plugin import normalize_conv, normalize_convolve
 
@@ -216,7 +216,7 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
                            True, 1, 1, None, "conv2d")
     on_device = dataclasses.replace(large, on_device=True)
     assert estimate_seconds(small, h100) < estimate_seconds(large, h100)
-    copies = (large.input.nbytes + large.filters.nbytes + 8 * 64 * 56 * 56 * 4) / 10e9
+    copies = (large.input.nbytes + large.filters.nbytes + 8 * 64 * 56 * 56 * 4) / COPY_BYTES_PER_SECOND
     assert np.isclose(estimate_seconds(large, h100) - estimate_seconds(on_device, h100), copies)
     as_float64 = normalize_conv(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3)), "half", 1, True, 1, 1, None,
                                 "conv2d")
@@ -226,11 +226,16 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     per_fma = [(estimate_seconds(dataclasses.replace(p, on_device=True), h100) - 20e-6) / p.multiply_adds
                for p in (rows, large)]
     assert per_fma[0] > per_fma[1]
-    # a depthwise layer is bound by memory, not by its few multiply-adds
+    # a layer with few multiply-adds per byte is never predicted faster than its memory traffic
     depthwise = normalize_conv(np.ones((64, 128, 56, 56), np.float32), np.ones((128, 1, 3, 3), np.float32), "half",
                                1, True, 1, 128, None, "conv2d")
     moved = 2 * depthwise.input.nbytes + depthwise.filters.nbytes
-    assert np.isclose(estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100),
+    assert estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100) >= \
+        20e-6 + moved / h100.bytes_per_second
+    pointwise = normalize_conv(np.ones((1, 1, 4096, 4096), np.float32), np.ones((1, 1, 1, 1), np.float32),
+                               "valid", 1, True, 1, 1, None, "conv2d")
+    moved = 2 * pointwise.input.nbytes + pointwise.filters.nbytes
+    assert np.isclose(estimate_seconds(dataclasses.replace(pointwise, on_device=True), h100),
                       20e-6 + moved / h100.bytes_per_second)
 
 

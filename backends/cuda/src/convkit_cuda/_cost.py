@@ -1,4 +1,4 @@
-"""What "auto" expects the "cuda" backend to take: a model, not yet timed on a GPU.
+"""What "auto" expects the "cuda" backend to take: a model fitted to H100 timings.
 
 seconds = launch + host<->device copies (NumPy operands only)
           + max(multiply-adds / rate, bytes of the operands and result / device bandwidth)
@@ -6,10 +6,12 @@ seconds = launch + host<->device copies (NumPy operands only)
 ``rate`` is the device's FMA peak (multiprocessors x FP32 lanes x clock;
 FP64 at the chip's ratio) times the hot loop's FMA share for the problem's
 register block (read off the compiled kernel by bench/cuda_kernels.py) times
-an assumed ``ACHIEVED`` fraction of that share (occupancy, the loads into
-shared memory, barriers, edge tiles).  ``ACHIEVED`` and ``COPY_BYTES_PER_SECOND``
-are assumptions until a GPU session times the kernel (bench/gpu.py) and fits
-them; bench/NOTES.md says so.
+an ``ACHIEVED`` fraction of that share.  ``ACHIEVED`` and
+``COPY_BYTES_PER_SECOND`` were fitted to one run of bench/gpu.py on an H100
+(bench/baseline/gpu-h100, bench/NOTES.md): the conv layers G2, G3, G5 and
+the float64 layer came within 0.8-1.8x of the model; 1x1 layers (3.6x),
+depthwise layers (8x) and long rows of convolve_nd (12x) take longer than
+it says, and large kernels (64x64) far less.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from convkit_cuda._blocks import filters_per_thread
 __all__ = ["DevicePeak", "device_peak", "estimate_seconds"]
 
 LAUNCH_SECONDS = 20e-6
-COPY_BYTES_PER_SECOND = 10e9  # pageable host memory over PCIe, each way
-ACHIEVED = 0.4
+COPY_BYTES_PER_SECOND = 5e9  # pageable host memory, each way: 4.6-5.1 GB/s measured on an H100 machine
+ACHIEVED = 0.05  # measured 0.03-0.065 on G2, G3, G5 (the assumption before any GPU timing was 0.4)
 # FMA share of the hot loop by filters per thread (pixels 4, float32; bench/cuda_kernels.py).
 FMA_SHARE = {1: 0.37, 2: 0.54, 4: 0.65, 8: 0.70}
 # FP32 lanes per multiprocessor by compute capability (CUDA programming guide, arithmetic throughput).
