@@ -1,4 +1,4 @@
-"""Backend discovery, registration and selection (SPEC section 6).
+"""Backend discovery, registration and selection (docs/choosing.rst).
 
 Backends come from the entry-point group ``convkit.backends`` (found and
 imported lazily, on the first call that needs them) or from
@@ -624,7 +624,7 @@ def _from_list(items: tuple[str | Backend, ...], problem: Problem, source: str) 
 
 
 def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
-    """The backend that runs ``problem`` under SPEC section 6's precedence."""
+    """The backend that runs ``problem`` by the precedence of docs/choosing.rst."""
     if explicit is not None:
         if isinstance(explicit, str) and explicit.strip().lower() == AUTO:
             return _from_list((AUTO,), problem, "backend='auto'")

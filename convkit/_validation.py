@@ -133,7 +133,7 @@ _COMPUTE_DTYPES = {
 
 
 def compute_dtype(function: str, *arrays: np.ndarray) -> np.dtype:
-    """The dtype rule of SPEC section 3, applied to the promoted input dtype."""
+    """The dtype rule (docs/semantics.rst, "Dtypes"), applied to the promoted input dtype."""
     promoted = np.result_type(*arrays)
     if promoted.kind in "biu":
         return np.dtype(np.float64)

@@ -1,4 +1,4 @@
-"""conv/conv1d/conv2d/conv3d have Theano's / PyTensor's semantics (SPEC section 4)."""
+"""conv/conv1d/conv2d/conv3d have Theano's / PyTensor's semantics (docs/semantics.rst)."""
 
 import itertools
 

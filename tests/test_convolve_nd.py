@@ -1,4 +1,4 @@
-"""convolve_nd has scipy.signal.fftconvolve's semantics (SPEC section 3)."""
+"""convolve_nd has scipy.signal.fftconvolve's semantics (docs/semantics.rst)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Every bad input of SPEC section 5 gets a clear exception that names the argument."""
+"""Every bad input (docs/semantics.rst, "Errors") gets a clear exception that names the argument."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""``import convkit`` stays light: no backend, no engine, no scipy (SPEC section 6)."""
+"""``import convkit`` stays light: no backend, no engine, no scipy (docs/choosing.rst)."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The cross-backend equivalence matrix (SPEC section 7) over every installed backend.
+"""The cross-backend equivalence matrix (docs/conformance.rst) over every installed backend.
 
 The fast matrix runs by default; ``python -m pytest --convkit-full`` runs the full one,
 ``--convkit-backend NAME`` restricts it to one backend.

@@ -1,4 +1,4 @@
-"""Backend discovery, registration and selection (SPEC section 6)."""
+"""Backend discovery, registration and selection (docs/choosing.rst)."""
 
 import asyncio
 import os

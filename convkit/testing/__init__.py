@@ -1,4 +1,4 @@
-"""The conformance kit: SPEC section 7's equivalence matrix, for any backend.
+"""The conformance kit: the cross-backend equivalence matrix, for any backend.
 
 Run it from the command line::
 

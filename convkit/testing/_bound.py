@@ -1,4 +1,4 @@
-"""The rounding-error bound every backend's result must meet (SPEC section 7).
+"""The rounding-error bound every backend's result must meet (docs/conformance.rst).
 
 Elementwise, against the float64 direct-definition result ``r`` and the scale
 ``s = |in1| (*) |in2|`` (the same operation on absolute values)::

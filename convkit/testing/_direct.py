@@ -1,4 +1,4 @@
-"""Direct-definition results in double precision: the oracle of SPEC section 7.
+"""Direct-definition results in double precision: the oracle of the conformance kit.
 
 These are written for clarity and independently of every backend:
 ``convolve_nd`` by shift-and-add (one shifted copy of the larger input per
