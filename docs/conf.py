@@ -5,6 +5,7 @@ Build it, warnings as errors, from the repository root:
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 """
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ templates_path = ["_templates"]
 
 # The API reference lists what each public module exports in ``__all__``, so a
 # new export appears in it without editing the docs.
+# Regenerated on every build: a page left over from a removed export would be an
+# orphan, a warning.
+shutil.rmtree(Path(__file__).resolve().parent / "generated", ignore_errors=True)
 autosummary_generate = True
 autosummary_ignore_module_all = False
 autosummary_imported_members = True
