@@ -91,8 +91,8 @@ def set_planner_effort(effort: str | None, time_limit: float | None = DEFAULT_TI
         one-off call never waits for the planner.  None restores the default:
         the environment variable ``CONVKIT_FFTW_EFFORT``, else ``"measure"``.
     time_limit : float or None
-        Seconds the planner may spend on one new plan before it keeps the best
-        found so far (default 0.5); None for no limit.
+        Seconds (wall time) the planner may spend on one new plan before it
+        keeps the best found so far (default 1); None for no limit.
 
     Examples
     --------
