@@ -42,10 +42,11 @@ DEFAULT_EFFORT = "FFTW_MEASURE"
 # Buffers of idle plans kept for reuse; beyond this the least recently used go.
 POOL_BYTES = 512 * 2**20
 # Points of one transform per FFTW thread.  Each thread must get enough work to
-# outweigh waking it for every parallel region of the plan: below 2^18 points
-# a second thread lost here even on an idle machine, and batches of small
-# transforms took 30-180x longer on two threads than on one when other
-# processes kept the cores busy (bench/NOTES.md).
+# outweigh waking it for every parallel region of the plan: on the project's
+# shared 2-core VM a second thread lost below 2^18 points (260^2: 0.25 ms on
+# one thread, 0.5-0.8 ms on two), gained at most 1.3x above, and made batches
+# of small transforms 30-180x slower when other processes kept the cores busy
+# (bench/NOTES.md).
 POINTS_PER_THREAD = 2**18
 
 # FFTW's planner may time candidate algorithms for at most this long per new
@@ -340,4 +341,5 @@ def _after_fork_in_child() -> None:
     _single_threaded = _threads_started
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
