@@ -121,15 +121,17 @@ def test_a_problem_that_cannot_be_split_enough_is_refused():
 
 
 def test_plans_follow_the_convkit_thread_count():
-    shape = (256, 256)
+    shape = (1024, 1024)
     convkit.set_num_threads(1)
     with borrow("r2c", shape, (0, 1), np.dtype(np.float64), convkit.get_num_threads()) as plan:
         assert plan.threads == 1
     convkit.set_num_threads(2)
     with borrow("r2c", shape, (0, 1), np.dtype(np.float64), convkit.get_num_threads()) as plan:
         assert plan.threads == 2
-    with borrow("r2c", (8, 8), (0, 1), np.dtype(np.float64), 2) as plan:
+    with borrow("r2c", (256, 256), (0, 1), np.dtype(np.float64), 2) as plan:
         assert plan.threads == 1  # small transforms stay on one thread
+    with borrow("r2c", (64, 128, 128), (1, 2), np.dtype(np.float64), 2) as plan:
+        assert plan.threads == 1  # and so does a batch of them, however large the batch
 
 
 def test_concurrent_calls_from_threads_are_correct(rng):
@@ -237,8 +239,8 @@ def test_problems_over_the_budget_are_split_into_pieces(rng, mode, shape1, shape
     convkit.set_memory_limit(whole // 3)
     assert FftwBackend().working_set_bytes(problem) <= whole // 3
     budget = whole // 3 - (first.nbytes + second.nbytes + math.prod(problem.output_shape) * 8)
-    assert len(pieces(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
-                      problem.output_shape, problem.dtype, budget)) > 1
+    assert len(list(pieces(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
+                           problem.output_shape, problem.dtype, budget))) > 1
     expected = scipy.signal.fftconvolve(first, second, mode, axes=axes)
     _close(convkit.convolve_nd(first, second, mode, axes=axes, backend="fftw"), expected, "float64")
 

@@ -45,8 +45,10 @@ class FftwBackend(Backend):
     priority = 5
 
     def availability(self) -> Availability:
+        from convkit_fftw._runtime import load_pyfftw
+
         try:
-            import pyfftw
+            pyfftw = load_pyfftw()
         except ImportError as error:
             return Availability(False, f"pyFFTW cannot be imported ({error}); pip install pyfftw")
         from convkit_fftw._plans import get_planner_effort

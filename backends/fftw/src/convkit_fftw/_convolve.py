@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convkit_fftw._runtime import load_pyfftw
 from convkit_fftw._transforms import forward, inverse
 
 __all__ = ["Layout", "convolve_region", "layout", "transform_shapes", "working_bytes"]
@@ -209,6 +210,4 @@ def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
         if 2 * math.prod(output_shape) < math.prod(out_shape):
             return np.array(back.execute()[region], dtype=dtype, copy=True)
         # The output is most of the inverse: hand out a view of a fresh buffer instead of a copy.
-        import pyfftw
-
-        return back.execute_into(pyfftw.empty_aligned(out_shape, dtype=back.output.dtype))[region]
+        return back.execute_into(load_pyfftw().empty_aligned(out_shape, dtype=back.output.dtype))[region]

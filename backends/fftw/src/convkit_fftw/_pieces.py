@@ -1,19 +1,25 @@
 """Split a convolve_nd problem into pieces that fit the memory budget, and run them.
 
-First along an axis that is not convolved (slabs of the batch: each slab is an
-independent problem); when no such axis is left, along the convolved axis with
-the longest output (overlap-save: output positions ``[i0, i1)`` of the full
-convolution only need ``in1[i0 - m + 1 : i1]`` of the longer operand, so each
-segment is a smaller convolution).  A piece that cannot be made smaller (the
-shorter operand alone is too large) is left whole, and the core's check of
-the working set refuses it before anything is allocated.
+The pieces tile the output region with tiles of one shape (smaller at the
+ends).  Along an axis that is not convolved a tile is a slab of the batch (an
+independent problem); along a convolved axis it is a segment (overlap-save:
+output positions ``[i0, i1)`` of the full convolution only need
+``in1[i0 - m + 1 : i1]`` of the longer operand, so each segment is a smaller
+convolution).  The tile shape is found by a bounded search, without listing
+the pieces: the batch axes are cut first, longest first, then the convolved
+axes by the length of their output, each to the longest tile that fits (by
+bisection, the working set grows with every length).  When even tiles of
+length 1 on every axis do not fit (the shorter operand alone is too large),
+the problem is left whole, and the core's check of the working set refuses it
+before anything is allocated.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 
@@ -34,78 +40,140 @@ class Piece:
     output_shape: tuple[int, ...]
     target_offset: tuple[int, ...]
 
-    def bytes(self, axes: tuple[int, ...], dtype: np.dtype) -> int:
-        return working_bytes(self.first_shape, self.second_shape, axes, math.prod(self.output_shape), dtype)
+
+@dataclass(frozen=True)
+class _Segment:
+    """One piece's extent along one axis."""
+
+    first_offset: int
+    first_length: int
+    second_offset: int
+    second_length: int
+    output_start: int
+    output_length: int
+    target_offset: int
 
 
-def _with(values: tuple[int, ...], axis: int, value: int) -> tuple[int, ...]:
-    return values[:axis] + (value,) + values[axis + 1:]
+@dataclass(frozen=True)
+class _Problem:
+    """The operands' shapes and the output region to compute (in full-convolution coordinates)."""
+
+    shape1: tuple[int, ...]
+    shape2: tuple[int, ...]
+    axes: tuple[int, ...]
+    output_start: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @classmethod
+    def of(cls, shape1, shape2, axes, output_start, output_shape, dtype) -> _Problem:
+        return cls(tuple(shape1), tuple(shape2), tuple(axes), tuple(output_start), tuple(output_shape),
+                   np.dtype(dtype))
+
+    def largest_boxes(self, tile: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The largest operand boxes that a piece of output shape ``tile`` reads (per axis)."""
+        first, second = list(self.shape1), list(self.shape2)
+        for axis, (length, size) in enumerate(zip(tile, self.output_shape)):
+            if length >= size:
+                continue  # not cut: the operands stay whole
+            if axis in self.axes:
+                # Only the longer operand is cut: a segment reads length + shorter - 1 of it.
+                short = min(first[axis], second[axis])
+                longer = first if first[axis] >= second[axis] else second
+                longer[axis] = min(longer[axis], length + short - 1)
+            else:
+                # An operand of length 1 on a batch axis broadcasts: it is not cut.
+                first[axis] = min(first[axis], length)
+                second[axis] = min(second[axis], length)
+        return tuple(first), tuple(second)
+
+    def tile_bytes(self, tile: tuple[int, ...]) -> int:
+        """Working set of the largest piece of output shape ``tile``."""
+        first, second = self.largest_boxes(tile)
+        return working_bytes(first, second, self.axes, math.prod(tile), self.dtype)
+
+    def segments(self, axis: int, length: int) -> Iterator[_Segment]:
+        """The pieces' extents along ``axis`` for tiles of ``length`` outputs."""
+        size = self.output_shape[axis]
+        first, second, start = self.shape1[axis], self.shape2[axis], self.output_start[axis]
+        if length >= size:
+            yield _Segment(0, first, 0, second, start, size, 0)
+            return
+        for begin in range(0, size, length):
+            end = min(begin + length, size)
+            if axis not in self.axes:
+                yield _Segment(begin if first > 1 else 0, end - begin if first > 1 else 1,
+                               begin if second > 1 else 0, end - begin if second > 1 else 1,
+                               start, end - begin, begin)
+                continue
+            # Full-convolution outputs [i0, i1) read the longer operand at [i0 - short + 1, i1)
+            # only; inside the full result that range is never empty.
+            short, long = min(first, second), max(first, second)
+            low, high = max(0, start + begin - short + 1), min(long, start + end)
+            if first >= second:
+                yield _Segment(low, high - low, 0, second, start + begin - low, end - begin, begin)
+            else:
+                yield _Segment(0, first, low, high - low, start + begin - low, end - begin, begin)
 
 
-def _split(piece: Piece, axes: tuple[int, ...], dtype: np.dtype, budget: int) -> Iterator[Piece]:
-    needed = piece.bytes(axes, dtype)
-    if needed <= budget:
-        yield piece
-        return
-    shape = piece.output_shape
-    count = -(-needed // max(budget, 1))
-    batch = [axis for axis in range(len(shape)) if axis not in axes and shape[axis] > 1]
-    if batch:
-        axis = max(batch, key=lambda a: shape[a])
-        step = -(-shape[axis] // min(shape[axis], count))
-        for begin in range(0, shape[axis], step):
-            end = min(begin + step, shape[axis])
-            sub = replace(piece, output_shape=_with(shape, axis, end - begin),
-                          target_offset=_with(piece.target_offset, axis, piece.target_offset[axis] + begin))
-            # An operand of length 1 on a batch axis broadcasts: it is not cut.
-            if piece.first_shape[axis] > 1:
-                sub = replace(sub, first_offset=_with(piece.first_offset, axis, piece.first_offset[axis] + begin),
-                              first_shape=_with(piece.first_shape, axis, end - begin))
-            if piece.second_shape[axis] > 1:
-                sub = replace(sub, second_offset=_with(piece.second_offset, axis, piece.second_offset[axis] + begin),
-                              second_shape=_with(piece.second_shape, axis, end - begin))
-            yield from _split(sub, axes, dtype, budget)
-        return
-    axis = max(axes, key=lambda a: shape[a])
-    first_long = piece.first_shape[axis] >= piece.second_shape[axis]
-    long, short = ((piece.first_shape[axis], piece.second_shape[axis]) if first_long
-                   else (piece.second_shape[axis], piece.first_shape[axis]))
-    step = -(-shape[axis] // min(shape[axis], count))
-    if shape[axis] <= 1 or step + short - 1 >= long:
-        yield piece  # cannot be made smaller this way: the core will refuse it if it is too large
-        return
-    for begin in range(0, shape[axis], step):
-        end = min(begin + step, shape[axis])
-        # Full-convolution outputs [first, last) read the long operand at [first - short + 1, last)
-        # only; inside the full result that range is never empty.
-        first_index = piece.output_start[axis] + begin
-        last_index = piece.output_start[axis] + end
-        low, high = max(0, first_index - short + 1), min(long, last_index)
-        sub = replace(piece, output_shape=_with(shape, axis, end - begin),
-                      output_start=_with(piece.output_start, axis, first_index - low),
-                      target_offset=_with(piece.target_offset, axis, piece.target_offset[axis] + begin))
-        if first_long:
-            sub = replace(sub, first_offset=_with(piece.first_offset, axis, piece.first_offset[axis] + low),
-                          first_shape=_with(piece.first_shape, axis, high - low))
+def _longest_fitting(problem: _Problem, tile: list[int], axis: int, budget: int) -> int | None:
+    """The longest tile length along ``axis`` (the others as in ``tile``) whose pieces fit, if any."""
+    def fits(length: int) -> bool:
+        return problem.tile_bytes(tuple(tile[:axis] + [length] + tile[axis + 1:])) <= budget
+
+    if not fits(1):
+        return None
+    low, high = 1, problem.output_shape[axis]  # fits(low); high does not (the caller checked)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
         else:
-            sub = replace(sub, second_offset=_with(piece.second_offset, axis, piece.second_offset[axis] + low),
-                          second_shape=_with(piece.second_shape, axis, high - low))
-        yield from _split(sub, axes, dtype, budget)
+            high = middle
+    # As many tiles as the longest fitting length needs, of equal length.
+    count = -(-problem.output_shape[axis] // low)
+    balanced = -(-problem.output_shape[axis] // count)
+    return balanced if fits(balanced) else low
+
+
+def _tile(problem: _Problem, budget: int) -> tuple[int, ...]:
+    tile = list(problem.output_shape)
+    if budget <= 0 or problem.tile_bytes(tuple(tile)) <= budget:
+        return tuple(tile)
+    sizes = problem.output_shape
+    batch = sorted((axis for axis in range(len(sizes)) if axis not in problem.axes and sizes[axis] > 1),
+                   key=lambda axis: -sizes[axis])
+    convolved = sorted((axis for axis in problem.axes if sizes[axis] > 1), key=lambda axis: -sizes[axis])
+    for axis in batch + convolved:
+        length = _longest_fitting(problem, tile, axis, budget)
+        if length is not None:
+            tile[axis] = length
+            return tuple(tile)
+        tile[axis] = 1
+    return tuple(problem.output_shape)  # no tiling fits: left whole, to be refused
+
+
+def _tiled(problem: _Problem, tile: tuple[int, ...]) -> Iterator[Piece]:
+    per_axis = [list(problem.segments(axis, length)) for axis, length in enumerate(tile)]
+    for parts in product(*per_axis):
+        yield Piece(tuple(part.first_offset for part in parts), tuple(part.first_length for part in parts),
+                    tuple(part.second_offset for part in parts), tuple(part.second_length for part in parts),
+                    tuple(part.output_start for part in parts), tuple(part.output_length for part in parts),
+                    tuple(part.target_offset for part in parts))
 
 
 def pieces(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
            output_start: tuple[int, ...], output_shape: tuple[int, ...], dtype: np.dtype,
-           budget: int) -> list[Piece]:
+           budget: int) -> Iterator[Piece]:
     """The sub-problems that compute ``full[output region]`` within ``budget`` bytes each (if possible)."""
-    zeros = (0,) * len(shape1)
-    whole = Piece(zeros, tuple(shape1), zeros, tuple(shape2), tuple(output_start), tuple(output_shape), zeros)
-    return list(_split(whole, tuple(axes), np.dtype(dtype), budget))
+    problem = _Problem.of(shape1, shape2, axes, output_start, output_shape, dtype)
+    return _tiled(problem, _tile(problem, budget))
 
 
 def peak_bytes(shape1, shape2, axes, output_start, output_shape, dtype, budget) -> int:
     """The working set of the largest piece :func:`convolve_within` would run."""
-    return max(piece.bytes(tuple(axes), np.dtype(dtype))
-               for piece in pieces(shape1, shape2, axes, output_start, output_shape, dtype, budget))
+    problem = _Problem.of(shape1, shape2, axes, output_start, output_shape, dtype)
+    return problem.tile_bytes(_tile(problem, budget))
 
 
 def _box(array: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -116,11 +184,12 @@ def convolve_within(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
                     output_start: tuple[int, ...], output_shape: tuple[int, ...],
                     dtype: np.dtype, threads: int, budget: int) -> np.ndarray:
     """``full[output region]`` of in1 ⊛ in2, piece by piece when the whole would not fit in ``budget``."""
-    plan = pieces(in1.shape, in2.shape, axes, output_start, output_shape, dtype, budget)
-    if len(plan) == 1:
+    problem = _Problem.of(in1.shape, in2.shape, axes, output_start, output_shape, dtype)
+    tile = _tile(problem, budget)
+    if tile == problem.output_shape:
         return convolve_region(in1, in2, axes, output_start, output_shape, dtype, threads)
     result = np.empty(output_shape, dtype=dtype)
-    for piece in plan:
+    for piece in _tiled(problem, tile):
         _box(result, piece.target_offset, piece.output_shape)[...] = convolve_region(
             _box(in1, piece.first_offset, piece.first_shape), _box(in2, piece.second_offset, piece.second_shape),
             axes, piece.output_start, piece.output_shape, dtype, threads)

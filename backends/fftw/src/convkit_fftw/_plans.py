@@ -6,6 +6,11 @@ pool: a caller borrows a plan (with its own aligned input and output
 buffers), fills the input, executes, reads the output and gives it back.  Two
 threads that need the same shape at the same time get two plans.  The pool
 keeps the most recently used plans up to a byte budget for their buffers.
+
+FFTW's threads are OpenMP threads, which do not survive ``fork``: a forked
+child that runs a multi-threaded plan waits forever for workers it does not
+have.  A child of a process that has built such a plan therefore starts with
+an empty pool and fresh locks, and runs every transform on one thread.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+
+from convkit_fftw._runtime import load_pyfftw
 
 __all__ = [
     "EFFORTS",
@@ -34,8 +41,13 @@ EFFORTS = ("FFTW_ESTIMATE", "FFTW_MEASURE", "FFTW_PATIENT", "FFTW_EXHAUSTIVE")
 DEFAULT_EFFORT = "FFTW_MEASURE"
 # Buffers of idle plans kept for reuse; beyond this the least recently used go.
 POOL_BYTES = 512 * 2**20
-# Below this many points per transform, a second FFTW thread costs more than it saves.
-THREADED_POINTS = 2**15
+# Points of one transform per FFTW thread.  Each thread must get enough work to
+# outweigh waking it for every parallel region of the plan: on the project's
+# shared 2-core VM a second thread lost below 2^18 points (260^2: 0.25 ms on
+# one thread, 0.5-0.8 ms on two), gained at most 1.3x above, and made batches
+# of small transforms 30-180x slower when other processes kept the cores busy
+# (bench/NOTES.md).
+POINTS_PER_THREAD = 2**18
 
 # FFTW's planner may time candidate algorithms for at most this long per new
 # plan, then keeps the best so far.  Unbounded "measure" took 8.5 s for one
@@ -51,6 +63,10 @@ _USE_COUNTS_SIZE = 8192
 _effort: str | None = None
 _time_limit: float | None = DEFAULT_TIME_LIMIT
 _planner_lock = threading.Lock()
+# Whether this process, or the parent it was forked from, has built a multi-threaded plan
+# (the OpenMP runtime starts its threads then), and whether it is such a forked child.
+_threads_started = False
+_single_threaded = False
 
 
 def _normalize_effort(effort: object, where: str) -> str:
@@ -76,8 +92,8 @@ def set_planner_effort(effort: str | None, time_limit: float | None = DEFAULT_TI
         one-off call never waits for the planner.  None restores the default:
         the environment variable ``CONVKIT_FFTW_EFFORT``, else ``"measure"``.
     time_limit : float or None
-        Seconds the planner may spend on one new plan before it keeps the best
-        found so far (default 0.5); None for no limit.
+        Seconds (wall time) the planner may spend on one new plan before it
+        keeps the best found so far (default 1); None for no limit.
 
     Examples
     --------
@@ -111,8 +127,7 @@ def export_wisdom(path: str | os.PathLike[str]) -> None:
     Load it in a later process with :func:`import_wisdom`, so that planning
     with ``"measure"`` or harder costs nothing for shapes seen before.
     """
-    import pyfftw
-
+    pyfftw = load_pyfftw()
     with _planner_lock:
         double, single, long_double = pyfftw.export_wisdom()
     with open(path, "wb") as file:
@@ -129,8 +144,7 @@ def import_wisdom(path: str | os.PathLike[str]) -> tuple[bool, bool, bool]:
     tuple of bool
         Whether FFTW accepted the double, single and long-double parts.
     """
-    import pyfftw
-
+    pyfftw = load_pyfftw()
     parts = []
     with open(path, "rb") as file:
         for _ in range(3):
@@ -184,8 +198,8 @@ def _half(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _build(key: PlanKey) -> Plan:
-    import pyfftw
-
+    global _threads_started
+    pyfftw = load_pyfftw()
     kind, shape, axes, real_name, threads, effort = key
     real = np.dtype(real_name)
     complex_dtype = np.result_type(real, np.complex64)
@@ -202,6 +216,7 @@ def _build(key: PlanKey) -> Plan:
         target = pyfftw.empty_aligned(shape, dtype=complex_dtype)
         direction = "FFTW_FORWARD" if kind == "c2c-forward" else "FFTW_BACKWARD"
     with _planner_lock:
+        _threads_started = _threads_started or threads > 1
         fftw = pyfftw.FFTW(source, target, axes=axes, direction=direction,
                            flags=(effort, "FFTW_DESTROY_INPUT"), threads=threads,
                            planning_timelimit=_time_limit)
@@ -263,9 +278,14 @@ _uses: dict[tuple, int] = {}
 _uses_lock = threading.Lock()
 
 
-def plan_threads(shape: tuple[int, ...], threads: int) -> int:
-    """Threads for a transform of ``shape``: one for small transforms."""
-    return threads if math.prod(shape) >= THREADED_POINTS else 1
+def plan_threads(shape: tuple[int, ...], axes: tuple[int, ...], threads: int) -> int:
+    """FFTW threads for transforms of ``shape`` over ``axes``: at most one per
+    ``POINTS_PER_THREAD`` points of one transform (a batch of small transforms
+    runs on one thread), and one in a child forked after threads were used."""
+    if _single_threaded:
+        return 1
+    points = math.prod(shape[axis] for axis in axes)
+    return max(1, min(threads, points // POINTS_PER_THREAD))
 
 
 @contextmanager
@@ -285,9 +305,9 @@ def borrow(kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype:
     real_dtype : numpy.dtype
         float32 or float64: the precision.
     threads : int
-        FFTW threads (reduced to one for small transforms).
+        The most FFTW threads to use (see :func:`plan_threads`).
     """
-    shape_key = (kind, tuple(shape), tuple(axes), np.dtype(real_dtype).name, plan_threads(shape, threads))
+    shape_key = (kind, tuple(shape), tuple(axes), np.dtype(real_dtype).name, plan_threads(shape, axes, threads))
     with _uses_lock:
         if len(_uses) >= _USE_COUNTS_SIZE:
             _uses.clear()
@@ -308,3 +328,18 @@ def clear_plans() -> None:
     _pool.clear()
     with _uses_lock:
         _uses.clear()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's locks may have been held by threads that the child does not have, and
+    # its multi-threaded plans would wait forever for OpenMP workers that are gone.
+    global _planner_lock, _uses_lock, _pool, _single_threaded
+    _planner_lock = threading.Lock()
+    _uses_lock = threading.Lock()
+    _pool = _Pool(POOL_BYTES)
+    _uses.clear()
+    _single_threaded = _threads_started
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
