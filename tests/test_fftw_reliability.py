@@ -201,6 +201,11 @@ def test_split_pieces_match_scipy_and_fit_the_budget(rng, shape1, shape2, axes, 
     assert (covered == 1).all()
     convkit.set_memory_limit(limit)
     result = convkit.convolve_nd(first, second, mode, axes=axes, backend="fftw")
-    expected = scipy.signal.fftconvolve(first, second, mode, axes=axes)
+    # The batch axes broadcast explicitly: scipy's own "same" cuts them to in1's (scipy#21876).
+    batch = [max(a, b) if axes is not None and axis not in axes else None
+             for axis, (a, b) in enumerate(zip(shape1, shape2))]
+    explicit = [np.broadcast_to(array, [n if n is not None else size for n, size in zip(batch, array.shape)])
+                for array in (first, second)]
+    expected = scipy.signal.fftconvolve(*explicit, mode, axes=axes)
     assert result.shape == expected.shape
     assert np.abs(result - expected).max() <= 1e-12 * np.abs(expected).max()
