@@ -164,3 +164,35 @@ def test_wide_images_run_im2col_and_gemm_per_worker(tmp_path):
                               check=False, env={**os.environ, **environment})
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+COMPILED = textwrap.dedent("""\
+    import sys, numpy as np, convkit
+    from convkit_numba import _kernels, _winograd
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    if sys.argv[1] == "strided":
+        convkit.conv2d(x, w, border_mode="half", subsample=2, backend="numba")
+    elif sys.argv[1] == "gemm":
+        convkit.conv2d(x, w, border_mode="half", backend="numba")
+    elif sys.argv[1] == "small":
+        convkit.conv2d(x[:1], w, border_mode="half", backend="numba")
+    else:
+        convkit.convolve_nd(rng.standard_normal((256, 256)), np.full((5, 5), 1 / 25), mode="same", backend="numba")
+    compiled = {name: len(function.signatures) for module in (_kernels, _winograd)
+                for name, function in sorted(vars(module).items()) if getattr(function, "signatures", None)}
+    print(" ".join(f"{name}={count}" for name, count in compiled.items()))
+""")
+
+
+def test_a_first_call_compiles_only_its_own_path_once(tmp_path):
+    # Each compiled function costs about a second on a first call with an empty cache: a call
+    # compiles the kernel of its path and what it calls, each for one signature.
+    expected = {"strided": "conv_direct_strided=1", "gemm": "im2col=1",
+                "small": "_apply_taps=1 conv_padded_planes=1", "convolve_nd": "_apply_taps=1 convolve_rows=1"}
+    for path, compiled in expected.items():
+        done = subprocess.run([sys.executable, "-c", COMPILED, path], capture_output=True, text=True,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / path)}, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip() == compiled, path
