@@ -83,9 +83,11 @@ def test_thread_count_follows_convkit_setting():
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
     convkit.set_num_threads(3)
     ranges.clear()
-    run_parallel(record, tasks=10)
-    assert sorted((begin, end) for _, begin, end in ranges) == [(0, 3), (3, 6), (6, 10)]
-    assert (threading.get_ident(), 0, 3) in ranges  # the caller computes the first range
+    run_parallel(record, tasks=120)  # 3 threads take 4 pieces each, in turn
+    assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 10) for k in range(0, 120, 10)]
+    ranges.clear()
+    run_parallel(record, tasks=5)  # at most one piece per task
+    assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 1) for k in range(5)]
     ranges.clear()
     run_parallel(record, tasks=10, work=100)  # too small to wake the workers
     assert ranges == [(threading.get_ident(), 0, 10)]
