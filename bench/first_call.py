@@ -42,12 +42,13 @@ if call == "conv2d":
 else:
     image = np.random.default_rng(2).standard_normal((256, 256))
     run = lambda: convkit.convolve_nd(image, np.full((5, 5), 1 / 25), mode="same", backend=backend)
-made = time.perf_counter()
+made, made_cpu = time.perf_counter(), time.process_time()
 run()
-first = time.perf_counter()
+first, first_cpu = time.perf_counter(), time.process_time()
 run()
 second = time.perf_counter()
-print(json.dumps({"import": imported - start, "first": first - made, "second": second - first,
+print(json.dumps({"import": imported - start, "first": first - made, "first_cpu": first_cpu - made_cpu,
+                  "second": second - first,
                   "import_and_first": (imported - start) + (first - made),
                   "convkit": convkit.__file__,
                   "backend_package": next((module.__file__ for name, module in sys.modules.items()
@@ -88,21 +89,25 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory(prefix="convkit-first-call-") as cache:
                     for state in ("cold", "warm"):
                         timing = measure(backend, call, cache)
-                        rows.append({"backend": backend, "call": call, "state": state, "repeat": repeat, **timing})
+                        rows.append({"backend": backend, "call": call, "state": state, "repeat": repeat,
+                                     **timing})
                         print(f"{backend:6} {call:11} {state}: import {timing['import']:.2f} s, first call "
                               f"{timing['first']:.2f} s, import + first {timing['import_and_first']:.2f} s, "
                               f"second call {timing['second'] * 1e3:.1f} ms", flush=True)
     packages = sorted({row["backend_package"] for row in rows if row["backend_package"]})
-    print(f"\nconvkit from {rows[0]['convkit']}, backends from {', '.join(packages)}; medians of {arguments.repeat} fresh processes each (seconds)")
-    print(f"{'backend':8} {'call':44} {'cache':6} {'import':>7} {'first':>7} {'import+first':>13}")
+    print(f"\nconvkit from {rows[0]['convkit']}, backends from {', '.join(packages)}")
+    print(f"medians of {arguments.repeat} fresh processes each, seconds (first cpu: the first call's "
+          "CPU time, less sensitive to a busy machine than its wall time)")
+    print(f"{'backend':8} {'call':44} {'cache':6} {'import':>7} {'first':>7} {'first cpu':>9} "
+          f"{'import+first':>13}")
     for backend in backends:
         for call in calls:
             for state in ("cold", "warm"):
                 chosen = [row for row in rows if (row["backend"], row["call"], row["state"]) == (backend, call, state)]
                 median = {key: statistics.median(row[key] for row in chosen)
-                          for key in ("import", "first", "import_and_first")}
+                          for key in ("import", "first", "first_cpu", "import_and_first")}
                 print(f"{backend:8} {CALLS[call]:44} {state:6} {median['import']:7.2f} {median['first']:7.2f} "
-                      f"{median['import_and_first']:13.2f}")
+                      f"{median['first_cpu']:9.2f} {median['import_and_first']:13.2f}")
     if arguments.json:
         with open(arguments.json, "w") as handle:
             json.dump(rows, handle, indent=1)

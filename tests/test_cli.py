@@ -124,9 +124,9 @@ def test_check_full_and_small_together_are_refused():
     assert "--small: not allowed with argument --full" in done.stderr
 
 
-def test_warmup_shows_progress_on_stderr_and_a_summary(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "scipy", "--dtype", "float32"],
-                          capture_output=True, text=True, timeout=300, check=False)
+def test_warmup_shows_progress_on_stderr_and_a_summary():
+    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "scipy",
+                           "--dtype", "float32"], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     from convkit._cli import WARMUP_CALLS
 
