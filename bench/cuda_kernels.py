@@ -1,8 +1,10 @@
 """Static report on the "cuda" backend's kernel variants, without a GPU.
 
+It needs no GPU and no driver, but it does need CUDA's compiler libraries,
+NVVM and NVRTC (``libnvrtc``), which ``pip install "numba-cuda[cu13]"`` (or
+``[cu12]``) installs; without them it says so and exits with status 2.
 Compiles every variant (dtype x pixels x filters per thread, unit and
-non-unit stride) to PTX for a compute capability with NVVM (``pip install
-"numba-cuda[cu13]"``) and, when CUDA's ``ptxas`` is on the PATH, assembles it
+non-unit stride) to PTX for a compute capability with NVVM and, when CUDA's ``ptxas`` is on the PATH, assembles it
 with the kernel's launch bounds to read the registers, spills and shared
 memory a thread block uses.  When ``cuobjdump`` and ``nvdisasm`` are on the
 PATH too (pip wheels ``nvidia-cuda-cuobjdump``, ``nvidia-cuda-nvdisasm``), it
@@ -107,12 +109,32 @@ def inner_loop(sass: str) -> tuple[int, int, int, int]:
     return best
 
 
+def missing_compiler(cc: tuple[int, int]) -> str | None:
+    """Why CUDA's compilers cannot build PTX for ``cc`` here, or None when they can."""
+
+    def probe(values):
+        values[0] = 1.0
+
+    try:
+        cuda.compile_ptx(probe, (types.Array(types.float32, 1, "C"),), cc=cc)
+    except Exception as error:  # noqa: BLE001 - any failure to compile means: the toolchain is missing
+        return f"{type(error).__name__}: {str(error).splitlines()[0]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0 (H100) or 8.0 (A100)")
     arguments = parser.parse_args(argv)
     major, minor = (int(part) for part in arguments.cc.split("."))
     arch = f"sm_{major}{minor}"
+    missing = missing_compiler((major, minor))
+    if missing:
+        print(f"bench/cuda_kernels.py needs CUDA's compiler libraries (NVVM and NVRTC; no GPU): they "
+              f"could not compile a test kernel for compute capability {arguments.cc} ({missing}). "
+              'Install them with: pip install "numba-cuda[cu13]" (or [cu12] for a CUDA 12 toolkit).',
+              file=sys.stderr)
+        return 2
     print(f"launch bounds {LAUNCH_BOUNDS}; loop = the hot loop (interior path, kernel columns, as unrolled)")
     print(f"{'dtype':8} {'stride':>6} {'pixels':>6} {'filters':>7} {'registers':>9} {'spills':>6} {'smem':>6} "
           f"{'loop':>5} {'fma':>4} {'lds':>4} {'ldl/stl':>7} {'fma share':>9}")

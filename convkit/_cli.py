@@ -1,9 +1,10 @@
-"""``python -m convkit``: ``info`` (the backend table), ``demo`` (the seed comparison), ``check``."""
+"""``python -m convkit``: ``info`` (the backend table), ``demo`` (the seed comparison), ``check``, ``warmup``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,70 +56,143 @@ def _show(title: str, array: np.ndarray) -> None:
     print(np.array2string(printable, precision=4, suppress_small=True, max_line_width=110))
 
 
-def _or_reference(name: str, call):
-    """``call()`` on the current backend; if it cannot do the problem, on the reference, saying so."""
-    try:
-        return call()
-    except convkit.BackendUnavailableError as error:
-        reason = str(error).split(f"{name}: ", 1)[-1]
-        print(f"({name} cannot do this one: {reason}; computed by the reference backend)")
-        with convkit.use_backend("scipy"):
-            return call()
+IMAGE = np.arange(25.0).reshape(5, 5)
+KERNEL = np.arange(9.0).reshape(3, 3)
+BATCH = np.arange(2 * 3 * 5 * 5, dtype=float).reshape(2, 3, 5, 5)
+FILTERS = np.arange(27.0).reshape(1, 3, 3, 3)
+# The demo's calls, by the short name of the agreement table's columns.
+DEMO_CALLS = {
+    "conv2d full": lambda: convkit.conv2d(IMAGE[None, None], KERNEL[None, None], border_mode="full"),
+    "conv2d valid": lambda: convkit.conv2d(IMAGE[None, None], KERNEL[None, None], border_mode="valid"),
+    "nd full": lambda: convkit.convolve_nd(IMAGE, KERNEL, mode="full"),
+    "nd valid": lambda: convkit.convolve_nd(IMAGE, KERNEL, mode="valid"),
+    "batch conv2d": lambda: convkit.conv2d(BATCH, FILTERS, border_mode="full"),
+    "batch nd": lambda: convkit.convolve_nd(BATCH, FILTERS, mode="full"),
+    "depthwise": lambda: convkit.conv2d(BATCH, np.broadcast_to(KERNEL, (3, 1, 3, 3)), border_mode="full",
+                                        num_groups=3),
+    "nd axes": lambda: convkit.convolve_nd(BATCH, KERNEL[None, None], mode="full", axes=(-2, -1)),
+}
 
 
-def demo(backends: Sequence[str]) -> None:
-    """The worked comparison of conv2d (Theano) and convolve_nd (scipy)."""
-    image = np.arange(25.0).reshape(5, 5)
-    kernel = np.arange(9.0).reshape(3, 3)
-    batch = np.arange(2 * 3 * 5 * 5, dtype=float).reshape(2, 3, 5, 5)
-    filters = np.arange(27.0).reshape(1, 3, 3, 3)
+def _comparison(name: str) -> None:
+    """The worked comparison of conv2d (Theano) and convolve_nd (scipy), computed by ``name``."""
+    with convkit.use_backend(name):
+        print("\n1. One image, one filter: both operations agree.")
+        for mode in ("full", "valid"):
+            theano_style, scipy_style = DEMO_CALLS[f"conv2d {mode}"](), DEMO_CALLS[f"nd {mode}"]()
+            _show(f"conv2d(image[None, None], kernel[None, None], border_mode={mode!r})", theano_style)
+            _show(f"convolve_nd(image, kernel, mode={mode!r})", scipy_style)
+            print("equal:", bool(np.allclose(theano_style[0, 0], scipy_style)))
+
+        print("\n2. Batch 2 x 3 channels: the shapes differ.")
+        summed = DEMO_CALLS["batch conv2d"]()
+        with convkit.use_backend(f"{name},scipy"):  # the reference steps in where this one cannot
+            everywhere = DEMO_CALLS["batch nd"]()
+        print(f"conv2d(x, w, 'full').shape      = {summed.shape}   "
+              "(sums over channels per image and filter)")
+        print(f"convolve_nd(x, w, 'full').shape = {everywhere.shape}   "
+              "(convolves over every axis, channels and batch too)")
+        per_channel_sum = sum(convkit.convolve_nd(BATCH[:, c], FILTERS[0, c][None], mode="full")
+                              for c in range(3))
+        print("conv2d(x, w)[:, 0] == sum over c of convolve_nd(x[:, c], w[0, c]):",
+              bool(np.allclose(summed[:, 0], per_channel_sum)))
+        _show("conv2d(x, w, 'full')[0, 0, :3, :3]", summed[0, 0, :3, :3])
+
+        print("\n3. Channel mismatch: conv2d refuses filters made for 1 channel.")
+        try:
+            convkit.conv2d(BATCH, KERNEL[None, None])
+        except ValueError as error:
+            print(f"ValueError: {error}")
+
+        print("\n4. Filters without channels.")
+        try:
+            convkit.conv2d(BATCH, KERNEL)
+        except ValueError as error:
+            print(f"ValueError: {error}")
+        depthwise, each_channel = DEMO_CALLS["depthwise"](), DEMO_CALLS["nd axes"]()
+        print(f"per channel, no sum: conv2d(x, kernel as (3, 1, 3, 3), num_groups=3) {depthwise.shape}"
+              f" == convolve_nd(x, kernel[None, None], axes=(-2, -1)) {each_channel.shape}:",
+              bool(np.allclose(depthwise, each_channel)))
+
+
+def _agreement(backends: Sequence[str]) -> bool:
+    """Print each backend's results of the demo's calls against the reference; True if all agree."""
+    with convkit.use_backend("scipy"):
+        expected = {label: call() for label, call in DEMO_CALLS.items()}
+    rows, notes, agree = [], [], True
+    for name in backends:
+        row = [name]
+        with convkit.use_backend(name):
+            for label, call in DEMO_CALLS.items():
+                try:
+                    got = call()
+                except convkit.BackendUnavailableError as error:
+                    notes.append(f"{name}, {label}: {str(error).rsplit(f'{name}: ', 1)[-1]}")
+                    row.append(f"n/a [{len(notes)}]")
+                    continue
+                same = got.shape == expected[label].shape and np.allclose(got, expected[label], rtol=1e-12,
+                                                                          atol=1e-9)
+                agree &= same
+                row.append("ok" if same else "DIFFERS")
+        rows.append(row)
+    print("\nThe same calls on each backend, against the reference 'scipy' (ok: equal within rounding):\n")
+    print(_table(rows, ["backend", *DEMO_CALLS]))
+    for number, note in enumerate(notes, 1):
+        print(f"[{number}] {note}")
+    return agree
+
+
+def demo(backends: Sequence[str]) -> bool:
+    """The worked comparison of conv2d (Theano) and convolve_nd (scipy), then every backend's agreement.
+
+    The comparison is printed once, computed by the first of ``backends``;
+    a table then says, per backend, whether each of the comparison's calls
+    gives the reference's result.  Returns whether every backend agreed.
+    """
     print("image = np.arange(25.0).reshape(5, 5); kernel = np.arange(9.0).reshape(3, 3)")
     print("x = np.arange(150.0).reshape(2, 3, 5, 5); w = np.arange(27.0).reshape(1, 3, 3, 3)")
-    for name in backends:
-        print(f"\n=== backend {name!r} " + "=" * 60)
-        with convkit.use_backend(name):
-            print("\n1. One image, one filter: both operations agree.")
-            for mode in ("full", "valid"):
-                theano_style = convkit.conv2d(image[None, None], kernel[None, None], border_mode=mode)
-                scipy_style = convkit.convolve_nd(image, kernel, mode=mode)
-                _show(f"conv2d(image[None, None], kernel[None, None], border_mode={mode!r})", theano_style)
-                _show(f"convolve_nd(image, kernel, mode={mode!r})", scipy_style)
-                print("equal:", bool(np.allclose(theano_style[0, 0], scipy_style)))
+    print(f"(computed by backend {backends[0]!r})")
+    _comparison(backends[0])
+    return _agreement(backends)
 
-            print("\n2. Batch 2 x 3 channels: the shapes differ.")
-            summed = convkit.conv2d(batch, filters, border_mode="full")
-            everywhere = _or_reference(name, lambda: convkit.convolve_nd(batch, filters, mode="full"))
-            print(f"conv2d(x, w, 'full').shape      = {summed.shape}   "
-                  "(sums over channels per image and filter)")
-            print(f"convolve_nd(x, w, 'full').shape = {everywhere.shape}   "
-                  "(convolves over every axis, channels and batch too)")
-            per_channel_sum = sum(convkit.convolve_nd(batch[:, c], filters[0, c][None], mode="full")
-                                  for c in range(3))
-            print("conv2d(x, w)[:, 0] == sum over c of convolve_nd(x[:, c], w[0, c]):",
-                  bool(np.allclose(summed[:, 0], per_channel_sum)))
-            _show("conv2d(x, w, 'full')[0, 0, :3, :3]", summed[0, 0, :3, :3])
 
-            print("\n3. Channel mismatch: conv2d refuses filters made for 1 channel.")
-            try:
-                convkit.conv2d(batch, kernel[None, None])
-            except ValueError as error:
-                print(f"ValueError: {error}")
+def _check_auto(cases: Sequence) -> tuple:
+    """Run each case on the backend "auto" picks for it; the report counts the picks."""
+    from convkit._registry import select_backend
+    from convkit.plugin import normalize_conv, normalize_convolve
+    from convkit.testing import CaseResult, Report, check_case
 
-            print("\n4. Filters without channels.")
-            try:
-                convkit.conv2d(batch, kernel)
-            except ValueError as error:
-                print(f"ValueError: {error}")
-            depthwise = convkit.conv2d(batch, np.broadcast_to(kernel, (3, 1, 3, 3)),
-                                       border_mode="full", num_groups=3)
-            each_channel = convkit.convolve_nd(batch, kernel[None, None], mode="full", axes=(-2, -1))
-            print(f"per channel, no sum: conv2d(x, kernel as (3, 1, 3, 3), num_groups=3) {depthwise.shape}"
-                  f" == convolve_nd(x, kernel[None, None], axes=(-2, -1)) {each_channel.shape}:",
-                  bool(np.allclose(depthwise, each_channel)))
+    start = time.perf_counter()
+    results, picks = [], {}
+    for case in cases:
+        first, second = case.arrays()
+        arguments = case.kwargs
+        if case.operation == "convolve_nd":
+            problem = normalize_convolve(first, second, arguments["mode"], arguments["axes"])
+        else:
+            problem = normalize_conv(first, second, arguments["border_mode"], arguments["subsample"],
+                                     arguments["filter_flip"], arguments["filter_dilation"],
+                                     arguments["num_groups"], None, "conv")
+        if isinstance(problem, np.ndarray):  # solved by the core: no backend runs
+            results.append(check_case("scipy", case))
+            continue
+        try:
+            backend = select_backend(problem, "auto")
+        except convkit.BackendUnavailableError as error:
+            results.append(CaseResult(case, "skip", message=str(error)))
+            continue
+        picks[backend.name] = picks.get(backend.name, 0) + 1
+        results.append(check_case(backend, case))
+    report = Report("auto", results, time.perf_counter() - start)
+    chosen = ", ".join(f"{name} {count}" for name, count in sorted(picks.items(), key=lambda item: -item[1]))
+    return report, f"auto picked, per case: {chosen or 'no backend'}"
 
 
 def check(backend: str, level: str, worst: int) -> int:
-    """``python -m convkit check``: 0 when every case passes, 1 on failures, 2 on errors."""
+    """``python -m convkit check``: 0 when every case passes, 1 on failures, 2 on errors.
+
+    ``backend`` "auto" checks, for each case, the backend that "auto" picks for it.
+    """
     from convkit.testing import check_backend, generate_cases
 
     problems = environment_problems()
@@ -126,13 +200,100 @@ def check(backend: str, level: str, worst: int) -> int:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    cases = generate_cases(level)
+    picked = None
     try:
-        report = check_backend(backend, generate_cases(level))
+        if backend.strip().lower() == "auto":
+            report, picked = _check_auto(cases)
+        else:
+            report = check_backend(backend, cases)
     except convkit.BackendError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(report.format(worst))
+    if picked:
+        print(picked)
     return 0 if report.ok else 1
+
+
+# Representative problems per path a backend may compile (small, direct, strided, 3x3 layers
+# wide enough for Winograd, 5x5 layers for im2col + GEMM, convolve_nd): (label, call).
+WARMUP_CALLS = (
+    ("conv2d 3x3, stride 1", lambda x: convkit.conv2d(x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half")),
+    ("conv2d 3x3, stride 2", lambda x: convkit.conv2d(x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half",
+                                                       subsample=2)),
+    ("conv2d 3x3 layer, 16 channels", lambda x: convkit.conv2d(x((2, 16, 32, 32)), x((16, 16, 3, 3)),
+                                                               border_mode="half")),
+    ("conv2d 5x5 layer, stride 2", lambda x: convkit.conv2d(x((2, 8, 64, 64)), x((16, 8, 5, 5)), border_mode="half",
+                                                            subsample=2)),
+    ("conv2d 5x5 layer, wide images", lambda x: convkit.conv2d(x((2, 4, 50, 50)), x((16, 4, 5, 5)))),
+    ("conv2d depthwise 3x3", lambda x: convkit.conv2d(x((2, 8, 16, 16)), x((8, 1, 3, 3)), border_mode="half",
+                                                      num_groups=8)),
+    ("convolve_nd 2-d, same", lambda x: convkit.convolve_nd(x((64, 64)), x((5, 5)), mode="same")),
+    ("convolve_nd rows, axes=-1", lambda x: convkit.convolve_nd(x((8, 512)), x((1, 31)), mode="same", axes=-1)),
+)
+WARMUP_DTYPES = ("float32", "float64", "complex64", "complex128")
+
+
+class _Progress:
+    """A plain-text progress bar on stderr: redrawn in place on a terminal, a line per step elsewhere."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total, self.done = total, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.redraw = self.stream.isatty()
+        self.shown = 0
+
+    def step(self, text: str) -> None:
+        self.done += 1
+        filled = self.WIDTH * self.done // self.total
+        line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total} {text}"
+        if self.redraw:
+            self.stream.write("\r" + line.ljust(self.shown))
+            self.shown = len(line)
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def warmup(backends: Sequence[str], dtypes: Sequence[str]) -> int:
+    """``python -m convkit warmup``: run the common paths once so that their compilation is cached.
+
+    Each backend runs :data:`WARMUP_CALLS` in each dtype; a backend that
+    compiles (numba: Numba's on-disk cache) keeps the result for later
+    processes.  Returns 0, or 1 if a call failed (the others still run).
+    """
+    rng = np.random.default_rng(0)
+    progress = _Progress(len(backends) * len(dtypes) * len(WARMUP_CALLS))
+    failures, seconds = [], {}
+    for name in backends:
+        start = time.perf_counter()
+        for dtype in dtypes:
+            def operand(shape, dtype=dtype):
+                values = rng.standard_normal(shape)
+                return (values + 1j * values if np.dtype(dtype).kind == "c" else values).astype(dtype)
+
+            with convkit.use_backend(name):
+                for label, call in WARMUP_CALLS:
+                    try:
+                        call(operand)
+                        outcome = ""
+                    except convkit.BackendUnavailableError:
+                        outcome = " (not on this backend)"
+                    except Exception as error:  # noqa: BLE001 - reported, and the other paths still run
+                        failures.append(f"{name} {dtype} {label}: {type(error).__name__}: {error}")
+                        outcome = " (FAILED)"
+                    progress.step(f"{name} {dtype}: {label}{outcome}")
+        seconds[name] = time.perf_counter() - start
+    for name, taken in seconds.items():
+        print(f"{name}: {', '.join(dtypes)} warmed in {taken:.1f} s")
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,18 +301,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="list the backends: available or why not, version, threads, device")
-    demo_parser = commands.add_parser("demo", help="the conv2d vs convolve_nd comparison, on every backend")
+    demo_parser = commands.add_parser(
+        "demo", help="the conv2d vs convolve_nd comparison, then whether every backend agrees")
     demo_parser.add_argument("--backend", action="append",
                              help="run on this backend only (repeatable); default: every available one")
     check_parser = commands.add_parser(
-        "check", help="run the conformance matrix on one backend")
-    check_parser.add_argument("backend", help="the backend's name")
-    check_parser.add_argument("--full", action="store_true",
-                              help="the full matrix (large sizes, denser crossing); default: the fast one")
-    check_parser.add_argument("--small", action="store_true",
-                              help="only the fast matrix's small cases (for slow targets: the CUDA simulator)")
+        "check", help="run the conformance matrix on one backend ('auto': the backend auto picks per case)")
+    check_parser.add_argument("backend", help="the backend's name, or 'auto'")
+    size = check_parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true",
+                      help="the full matrix (large sizes, denser crossing); default: the fast one")
+    size.add_argument("--small", action="store_true",
+                      help="only the fast matrix's small cases (for slow targets: the CUDA simulator)")
     check_parser.add_argument("--worst", type=int, default=5, metavar="N",
                               help="list the N passing cases closest to the bound (default 5)")
+    warmup_parser = commands.add_parser(
+        "warmup", help="compile and cache the common paths now (for images and deployments), with progress")
+    warmup_parser.add_argument("--backend", action="append",
+                               help="warm this backend (repeatable); default: every available one on a real device")
+    warmup_parser.add_argument("--dtype", action="append", choices=WARMUP_DTYPES,
+                               help="warm this dtype (repeatable); default: float32 and float64")
     arguments = parser.parse_args(argv)
     if arguments.command == "info":
         print(info())
@@ -159,10 +328,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "check":
         level = "full" if arguments.full else "small" if arguments.small else "fast"
         return check(arguments.backend, level, arguments.worst)
-    names = arguments.backend or [b.name for b in convkit.list_backends() if b.available]
+    backends = {b.name: b for b in convkit.list_backends()}
+    available = [name for name, b in backends.items() if b.available]
+    if arguments.command == "warmup":
+        names = arguments.backend or [name for name in available if not backends[name].simulated]
+        for name in names:
+            if name not in backends or not backends[name].available:
+                why = (f"unavailable: {backends[name].reason}" if name in backends else
+                       f"unknown; installed backends: {', '.join(backends)}")
+                print(f"error: warmup --backend {name!r}: {why}", file=sys.stderr)
+                return 2
+        return warmup(names, arguments.dtype or ["float32", "float64"])
     try:
-        demo(names)
+        if arguments.backend:
+            names = arguments.backend
+        else:  # the reference first: the comparison is shown computed by it
+            names = sorted(available, key=lambda name: name != "scipy")
+        return 0 if demo(names) else 1
     except convkit.BackendError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0

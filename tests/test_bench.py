@@ -55,3 +55,16 @@ def test_gpu_profile_says_what_it_needs_where_the_gpu_libraries_are_missing():
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, str(ROOT / "bench" / "gpu_profile.py")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "needs a GPU with CuPy and PyTorch" in done.stderr
+
+
+def test_cuda_kernel_report_says_what_it_needs_when_the_compilers_are_missing():
+    pytest.importorskip("convkit_cuda")
+    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "cuda_kernels.py")], capture_output=True,
+                          text=True, timeout=900, env=environment, check=False)
+    if done.returncode == 0:  # CUDA's compilers are installed: the report ran
+        assert "registers" in done.stdout
+        return
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "needs CUDA's compiler libraries (NVVM and NVRTC; no GPU)" in done.stderr
+    assert 'pip install "numba-cuda[cu13]"' in done.stderr and "Traceback" not in done.stderr

@@ -1,9 +1,11 @@
-"""``python -m convkit info`` and ``demo``; the seed comparison's numbers."""
+"""``python -m convkit`` info, demo, check and warmup; the seed comparison's numbers."""
 
+import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import scipy.signal
 
 import convkit
@@ -67,15 +69,17 @@ def test_demo_prints_the_seed_comparison():
     assert "False" not in output
 
 
-def test_demo_runs_on_every_available_backend():
+def test_demo_shows_the_comparison_once_then_one_agreement_row_per_backend():
     output = run_cli("demo")
-    import convkit
-
     available = [info.name for info in convkit.list_backends() if info.available]
-    for name in available:
-        assert f"=== backend {name!r}" in output
-    assert output.count("equal: True") == 2 * len(available)
-    assert "False" not in output
+    assert output.count("equal: True") == 2 and output.count("1. One image, one filter") == 1
+    rows = {line.split()[0]: line.split()[1:] for line in output.splitlines()
+            if line.split() and line.split()[0] in available}
+    assert set(rows) == set(available)
+    for name, cells in rows.items():
+        assert cells and all(cell in ("ok", "n/a") or cell.startswith("[") for cell in cells), name
+    assert "DIFFERS" not in output and "False" not in output
+    assert len(output.splitlines()) < 70
 
 
 def test_demo_with_unknown_backend_fails_cleanly():
@@ -84,3 +88,82 @@ def test_demo_with_unknown_backend_fails_cleanly():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "unknown convkit backend 'nope'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_info_says_how_to_run_cuda_on_the_simulator():
+    pytest.importorskip("convkit_cuda")
+    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
+                          env=environment, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    cuda_row = next(line for line in done.stdout.splitlines() if line.startswith("cuda "))
+    if " yes " in cuda_row:
+        pytest.skip("a GPU is present")
+    assert "NUMBA_ENABLE_CUDASIM=1" in cuda_row and "simulator" in cuda_row
+
+
+def test_check_auto_checks_the_backend_auto_picks_per_case(monkeypatch, capsys):
+    import convkit.testing
+    from convkit._cli import main
+
+    cases = convkit.testing.generate_cases("small")[:12]
+    monkeypatch.setattr(convkit.testing, "generate_cases", lambda level: cases)
+    assert main(["check", "auto", "--small", "--worst", "0"]) == 0
+    output = capsys.readouterr().out
+    assert "backend 'auto', 12 cases" in output and "12 passed, 0 failed" in output
+    picked = output.strip().splitlines()[-1]
+    assert picked.startswith("auto picked, per case: ")
+    counts = [int(part.split()[-1]) for part in picked.split(": ", 1)[1].split(", ")]
+    assert sum(counts) <= 12
+
+
+def test_check_full_and_small_together_are_refused():
+    done = subprocess.run([sys.executable, "-m", "convkit", "check", "scipy", "--full", "--small"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--small: not allowed with argument --full" in done.stderr
+
+
+def test_warmup_shows_progress_on_stderr_and_a_summary():
+    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "scipy",
+                           "--dtype", "float32"], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    from convkit._cli import WARMUP_CALLS
+
+    steps = done.stderr.strip().splitlines()  # not a terminal: one line per step, no redrawing
+    assert len(steps) == len(WARMUP_CALLS) and "\r" not in done.stderr
+    assert steps[-1].startswith("[" + "#" * 30 + f"] {len(WARMUP_CALLS)}/{len(WARMUP_CALLS)} scipy float32: ")
+    assert done.stdout.startswith("scipy: float32 warmed in ")
+
+
+def test_warmup_refuses_an_unknown_backend_cleanly():
+    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "nope"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "warmup --backend 'nope': unknown; installed backends:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+AFTER_WARMUP = """\
+import numpy as np, convkit
+from convkit_numba import _kernels, _winograd
+x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((16, 3, 3, 3)).astype(np.float32)
+convkit.conv2d(x, w, border_mode="half", subsample=2, backend="numba")
+convkit.conv2d(x, w, border_mode="half", backend="numba")
+convkit.convolve_nd(x[0, 0], w[0, 0], mode="same", backend="numba")
+misses = {name: dict(function.stats.cache_misses) for module in (_kernels, _winograd)
+          for name, function in vars(module).items() if hasattr(function, "stats")}
+print({name: miss for name, miss in misses.items() if miss})
+"""
+
+
+def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
+    pytest.importorskip("convkit_numba")
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "numba", "--dtype", "float32"],
+                          capture_output=True, text=True, timeout=900, env=environment, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    later = subprocess.run([sys.executable, "-c", AFTER_WARMUP], capture_output=True, text=True, timeout=300,
+                           env=environment, check=False)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert later.stdout.strip() == "{}", later.stdout  # nothing compiled: all loaded from the cache

@@ -41,8 +41,7 @@ CONCURRENT = textwrap.dedent("""\
     threads = [threading.Thread(target=work) for _ in range(4)]
     for t in threads: t.start()
     for t in threads: t.join()
-    from convkit_numba._threads import layer
-    print(layer(), len(errors))
+    print(len(errors))
 """)
 
 
@@ -54,32 +53,44 @@ def _python(script, **environment):
 def test_concurrent_calls_from_threads():
     done = _python(CONCURRENT)
     assert done.returncode == 0, done.stderr[-3000:]
-    layer, wrong = done.stdout.split()
-    assert layer in ("tbb", "omp") and wrong == "0", done.stdout
+    assert done.stdout.split() == ["0"], done.stdout
 
 
-def test_concurrent_calls_with_workqueue_are_serialized():
-    # Numba's workqueue layer aborts the process on concurrent launches; the backend locks.
+def test_concurrent_calls_need_no_thread_safe_numba_layer():
+    # Numba's workqueue layer aborts the process on concurrent parallel launches; the
+    # backend's kernels are serial and share its own thread pool, so the layer does not matter.
     done = _python(CONCURRENT, NUMBA_THREADING_LAYER="workqueue")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["workqueue", "0"], done.stdout
-    assert "serialized" in _python(
-        "import convkit; print([b.device for b in convkit.list_backends() if b.name == 'numba'][0])",
-        NUMBA_THREADING_LAYER="workqueue").stdout
+    assert done.stdout.split() == ["0"], done.stdout
 
 
 def test_thread_count_follows_convkit_setting():
-    import numba
+    import threading
+
     from convkit_numba._threads import blas_limits, run_parallel
     from threadpoolctl import threadpool_info
 
+    ranges = []
+
+    def record(begin, end):
+        ranges.append((threading.get_ident(), begin, end))
+
     convkit.set_num_threads(1)
-    assert run_parallel(numba.get_num_threads) == 1
+    run_parallel(record, tasks=10)
+    assert ranges == [(threading.get_ident(), 0, 10)]
     assert next(b for b in convkit.list_backends() if b.name == "numba").threads == 1
     with blas_limits(1):
         assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
-    convkit.set_num_threads(None)
-    assert run_parallel(numba.get_num_threads) == min(convkit.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    convkit.set_num_threads(3)
+    ranges.clear()
+    run_parallel(record, tasks=120)  # 3 threads take 4 pieces each, in turn
+    assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 10) for k in range(0, 120, 10)]
+    ranges.clear()
+    run_parallel(record, tasks=5)  # at most one piece per task
+    assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 1) for k in range(5)]
+    ranges.clear()
+    run_parallel(record, tasks=10, work=100)  # too small to wake the workers
+    assert ranges == [(threading.get_ident(), 0, 10)]
 
 
 def test_gemm_path_keeps_nonfinite_filters_local():
@@ -155,3 +166,35 @@ def test_wide_images_run_im2col_and_gemm_per_worker(tmp_path):
                               check=False, env={**os.environ, **environment})
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+COMPILED = textwrap.dedent("""\
+    import sys, numpy as np, convkit
+    from convkit_numba import _kernels, _winograd
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 3)).astype(np.float32)
+    if sys.argv[1] == "strided":
+        convkit.conv2d(x, w, border_mode="half", subsample=2, backend="numba")
+    elif sys.argv[1] == "gemm":
+        convkit.conv2d(x, w, border_mode="half", backend="numba")
+    elif sys.argv[1] == "small":
+        convkit.conv2d(x[:1], w, border_mode="half", backend="numba")
+    else:
+        convkit.convolve_nd(rng.standard_normal((256, 256)), np.full((5, 5), 1 / 25), mode="same", backend="numba")
+    compiled = {name: len(function.signatures) for module in (_kernels, _winograd)
+                for name, function in sorted(vars(module).items()) if getattr(function, "signatures", None)}
+    print(" ".join(f"{name}={count}" for name, count in compiled.items()))
+""")
+
+
+def test_a_first_call_compiles_only_its_own_path_once(tmp_path):
+    # Each compiled function costs about a second on a first call with an empty cache: a call
+    # compiles the kernel of its path and what it calls, each for one signature.
+    expected = {"strided": "conv_direct_strided=1", "gemm": "im2col=1",
+                "small": "_apply_taps=1 conv_padded_planes=1", "convolve_nd": "_apply_taps=1 convolve_rows=1"}
+    for path, compiled in expected.items():
+        done = subprocess.run([sys.executable, "-c", COMPILED, path], capture_output=True, text=True,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / path)}, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip() == compiled, path

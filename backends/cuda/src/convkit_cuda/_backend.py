@@ -29,6 +29,9 @@ SPATIAL = 3
 # runs every thread as a Python thread, so it gets small blocks.
 GPU_THREADS = 16
 SIMULATOR_THREADS = 4
+# Appended to every "no GPU" reason, so that `convkit info` says how to run the backend anyway.
+SIMULATOR_HINT = ("; set NUMBA_ENABLE_CUDASIM=1 to run it on Numba's CUDA simulator "
+                  "(no GPU needed, slow; auto never picks it)")
 
 
 def _lift(values, fill: int) -> tuple[int, int, int]:
@@ -190,11 +193,12 @@ class CudaBackend(Backend):
             return Availability(True, device="Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", simulated=True)
         try:
             if not cuda.is_available():
-                return Availability(False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)")
+                return Availability(False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)"
+                                    + SIMULATOR_HINT)
             device = cuda.get_current_device()
             prepare_compiler()
         except Exception as error:  # noqa: BLE001 - any driver failure means: not available
-            return Availability(False, f"CUDA driver error: {type(error).__name__}: {error}")
+            return Availability(False, f"CUDA driver error: {type(error).__name__}: {error}{SIMULATOR_HINT}")
         name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
         return Availability(True, device=f"{name} (compute capability {device.compute_capability})")
 

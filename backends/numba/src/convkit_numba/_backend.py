@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -49,16 +50,13 @@ class NumbaBackend(Backend):
     priority = 10
 
     def availability(self) -> Availability:
-        from convkit_numba._threads import layer
-
-        chosen = layer()
-        note = "" if chosen != "workqueue" else ", calls serialized (no thread-safe layer)"
-        return Availability(True, device=f"CPU, threading layer {chosen}{note}")
+        # Found, not imported: importing Numba costs a quarter second that `info` need not pay.
+        if importlib.util.find_spec("numba") is None:
+            return Availability(False, "Numba is not installed; pip install numba")
+        return Availability(True, device="CPU")
 
     def threads(self) -> int | None:
-        import numba
-
-        return max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        return max(1, get_num_threads())
 
     def estimate_seconds(self, problem: Problem) -> float | None:
         """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
@@ -113,14 +111,14 @@ class NumbaBackend(Backend):
 
 
 def _conv_direct(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import conv_direct
+    from convkit_numba._kernels import conv_direct, conv_direct_strided
     from convkit_numba._threads import run_parallel
 
     spatial = problem.spatial_dims
     out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
                    dtype=problem.dtype)
     run_parallel(
-        conv_direct,
+        conv_direct if problem.stride[-1] == 1 else conv_direct_strided,
         _lift_array(problem.input, 2),
         _lift_array(problem.filters, 2),
         _lift(tuple(before for before, _ in problem.padding), spatial, 0),
@@ -128,6 +126,7 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
         _lift(problem.dilation, spatial, 1),
         problem.groups,
         out,
+        tasks=math.prod(out.shape[:3]),
         work=problem.multiply_adds,
     )
     return out.reshape(problem.output_shape)
@@ -144,12 +143,12 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     padding[SPATIAL - spatial:] = problem.padding
     run_parallel(conv_padded_planes, _lift_array(problem.input, 2), _lift_array(problem.filters, 2),
                  padding, _lift(problem.dilation, spatial, 1), problem.groups, out,
-                 work=problem.multiply_adds)
+                 tasks=math.prod(out.shape[:2]), work=problem.multiply_adds)
     return out.reshape(problem.output_shape)
 
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import im2col, im2col_serial
+    from convkit_numba._kernels import im2col
     from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
     spatial = problem.spatial_dims
@@ -177,7 +176,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         def work(images: range) -> None:
             for n in images:
                 columns = thread_buffer("columns", (taps, positions), problem.dtype)
-                im2col_serial(x[n:n + 1], 0, kernel, padding, stride, dilation, output_spatial, columns)
+                im2col(x[n:n + 1], 0, kernel, padding, stride, dilation, output_spatial, columns, 0, taps)
                 np.matmul(weights[0], columns, out=out[n])
 
         on_workers(work, batch)
@@ -198,7 +197,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                     continue
                 columns = thread_buffer("columns", (taps, count * positions), problem.dtype)
                 run_parallel(im2col, x[first:first + count], g * group_channels, kernel, padding,
-                             stride, dilation, output_spatial, columns)
+                             stride, dilation, output_spatial, columns, tasks=taps * count)
                 if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS:
                     for image in range(count):  # each GEMM writes its image's output in place
                         np.matmul(weights[g], columns[:, image * positions:(image + 1) * positions],
@@ -243,6 +242,6 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
     conv_shape = tuple(problem.output_shape[a] for a in axes)
     out = np.empty((len(signal_index),) + (1,) * (SPATIAL - spatial) + conv_shape, dtype=problem.dtype)
     run_parallel(convolve_rows, signal3, kernel3, signal_index, kernel_index, start, out,
-                 work=problem.multiply_adds)
+                 tasks=math.prod(out.shape[:3]), work=problem.multiply_adds)
     result = out.reshape(region_shape + conv_shape)
     return np.ascontiguousarray(result.transpose(np.argsort(order)))

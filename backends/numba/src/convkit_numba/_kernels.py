@@ -11,15 +11,21 @@ into a whole array, Numba's wraparound handling stops LLVM from vectorizing
 row are listed first (source row, offset, weight) and applied eight at a
 time, so each pass over the output row does eight multiply-adds per load and
 store of it.
+
+The kernels are serial and release the GIL: each computes the tasks
+``begin`` to ``end`` of its problem (output rows, planes or column rows), and
+the backend spreads those ranges over its worker threads.  Numba's
+``parallel=True`` would spread them itself, but compiling a kernel's parallel
+form takes about twice as long (bench/NOTES.md, "First call"), and the first
+call of every operation and dtype pays it.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
 
-__all__ = ["conv_direct", "conv_padded_planes", "convolve_rows", "im2col", "im2col_serial"]
+__all__ = ["conv_direct", "conv_direct_strided", "conv_padded_planes", "convolve_rows", "im2col"]
 
 FASTMATH = {"contract", "reassoc"}
 # Outputs per block along the last axis: a block of the output row and the
@@ -84,20 +90,20 @@ def _apply_taps(row, rows, tap_row, tap_offset, tap_weight, count, block, block_
         t += 1
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
-def convolve_rows(signal, kernel, signal_index, kernel_index, start, out):
-    """``out[b] = full(signal[signal_index[b]] (*) kernel[kernel_index[b]])[start:]``.
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
+def convolve_rows(signal, kernel, signal_index, kernel_index, start, out, begin, end):
+    """``out[b] = full(signal[signal_index[b]] (*) kernel[kernel_index[b]])[start:]``, rows ``begin:end``.
 
     signal: (B1, D, H, W); kernel: (B2, d, h, w); out: (B, Do, Ho, Wo);
-    start: (3,) offsets of the output region in the full convolution.
+    start: (3,) offsets of the output region in the full convolution; the
+    rows are numbered over (B, Do, Ho).
     """
-    batch, depth_out, height_out, width_out = out.shape
+    depth_out, height_out, width_out = out.shape[1], out.shape[2], out.shape[3]
     depth, height, width = signal.shape[1], signal.shape[2], signal.shape[3]
     kernel_depth, kernel_height, kernel_width = kernel.shape[1], kernel.shape[2], kernel.shape[3]
     start_z, start_y, start_x = start[0], start[1], start[2]
     most_taps = kernel_depth * kernel_height * kernel_width
-    rows = batch * depth_out * height_out
-    for row_number in prange(rows):
+    for row_number in range(begin, end):
         b = row_number // (depth_out * height_out)
         rest = row_number % (depth_out * height_out)
         oz = rest // height_out
@@ -107,7 +113,7 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, out):
         tap_row = np.empty(most_taps, dtype=np.int64)
         tap_offset = np.empty(most_taps, dtype=np.int64)
         tap_weight = np.empty(most_taps, dtype=out.dtype)
-        count = 0
+        count = np.int64(0)  # not the literal 0: _apply_taps would be compiled for it too
         iz = oz + start_z
         iy = oy + start_y
         for jz in range(max(0, iz - depth + 1), min(kernel_depth - 1, iz) + 1):
@@ -124,25 +130,25 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, out):
                         min(width_out, block + ROW_BLOCK))
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
-def conv_direct(x, w, padding, stride, dilation, groups, out):
-    """Direct CNN convolution (cross-correlation with the given filters).
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
+def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
+    """Direct CNN convolution (cross-correlation with the given filters), stride 1 along W.
 
     x: (N, C, D, H, W); w: (F, C // groups, KD, KH, KW); out: (N, F, Do, Ho, Wo);
-    padding, stride, dilation: (3,) each (padding = before).
+    padding, stride, dilation: (3,) each (padding = before); tasks ``begin:end``
+    numbered over (N, F, Do).
     """
-    batch, channels = x.shape[0], x.shape[1]
+    channels = x.shape[1]
     depth, height, width = x.shape[2], x.shape[3], x.shape[4]
     filters, group_channels = w.shape[0], w.shape[1]
     kernel_depth, kernel_height, kernel_width = w.shape[2], w.shape[3], w.shape[4]
     depth_out, height_out, width_out = out.shape[2], out.shape[3], out.shape[4]
     group_filters = filters // groups
     pad_z, pad_y, pad_x = padding[0], padding[1], padding[2]
-    stride_z, stride_y, stride_x = stride[0], stride[1], stride[2]
+    stride_z, stride_y = stride[0], stride[1]
     dil_z, dil_y, dil_x = dilation[0], dilation[1], dilation[2]
     most_taps = group_channels * kernel_depth * kernel_height * kernel_width
-    tasks = batch * filters * depth_out
-    for task in prange(tasks):
+    for task in range(begin, end):
         n = task // (filters * depth_out)
         rest = task % (filters * depth_out)
         f = rest // depth_out
@@ -156,7 +162,7 @@ def conv_direct(x, w, padding, stride, dilation, groups, out):
         for oy in range(height_out):
             row = plane[oy]
             row[:] = 0
-            count = 0
+            count = np.int64(0)  # not the literal 0: _apply_taps would be compiled for it too
             for c in range(group_channels):
                 for kz in range(kernel_depth):
                     iz = oz * stride_z - pad_z + kz * dil_z
@@ -168,26 +174,60 @@ def conv_direct(x, w, padding, stride, dilation, groups, out):
                             continue
                         source_row = ((first_channel + c) * depth + iz) * height + iy
                         for kx in range(kernel_width):
-                            shift = kx * dil_x - pad_x
-                            if stride_x == 1:
-                                tap_row[count] = source_row
-                                tap_offset[count] = shift
-                                tap_weight[count] = w[f, c, kz, ky, kx]
-                                count += 1
-                            else:
-                                low = max(0, -(shift // stride_x))
-                                high = min(width_out, (width - 1 - shift) // stride_x + 1)
-                                if low < high:
-                                    first = low * stride_x + shift
-                                    _axpy(row[low:high],
-                                          sources[source_row][first:first + (high - low - 1) * stride_x + 1:stride_x],
-                                          w[f, c, kz, ky, kx])
+                            tap_row[count] = source_row
+                            tap_offset[count] = kx * dil_x - pad_x
+                            tap_weight[count] = w[f, c, kz, ky, kx]
+                            count += 1
             if count:
-                _apply_taps(row, sources, tap_row, tap_offset, tap_weight, count, 0, width_out)
+                _apply_taps(row, sources, tap_row, tap_offset, tap_weight, count, np.int64(0), width_out)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH, nogil=True)
-def conv_padded_planes(x, w, padding, dilation, groups, out):
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
+def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end):
+    """``conv_direct`` for a stride above 1 along W: each tap adds a strided slice of its row.
+
+    A kernel of its own, so that a strided layer compiles only this loop.
+    """
+    depth, height, width = x.shape[2], x.shape[3], x.shape[4]
+    filters, group_channels = w.shape[0], w.shape[1]
+    kernel_depth, kernel_height, kernel_width = w.shape[2], w.shape[3], w.shape[4]
+    depth_out, height_out, width_out = out.shape[2], out.shape[3], out.shape[4]
+    group_filters = filters // groups
+    pad_z, pad_y, pad_x = padding[0], padding[1], padding[2]
+    stride_z, stride_y, stride_x = stride[0], stride[1], stride[2]
+    dil_z, dil_y, dil_x = dilation[0], dilation[1], dilation[2]
+    for task in range(begin, end):
+        n = task // (filters * depth_out)
+        rest = task % (filters * depth_out)
+        f = rest // depth_out
+        oz = rest % depth_out
+        first_channel = (f // group_filters) * group_channels
+        plane = out[n, f, oz]
+        for oy in range(height_out):
+            row = plane[oy]
+            row[:] = 0
+            for c in range(group_channels):
+                for kz in range(kernel_depth):
+                    iz = oz * stride_z - pad_z + kz * dil_z
+                    if iz < 0 or iz >= depth:
+                        continue
+                    for ky in range(kernel_height):
+                        iy = oy * stride_y - pad_y + ky * dil_y
+                        if iy < 0 or iy >= height:
+                            continue
+                        source = x[n, first_channel + c, iz, iy]
+                        for kx in range(kernel_width):
+                            shift = kx * dil_x - pad_x
+                            low = max(0, -(shift // stride_x))
+                            high = min(width_out, (width - 1 - shift) // stride_x + 1)
+                            if low < high:
+                                first = low * stride_x + shift
+                                _axpy(row[low:high], source[first:first + (high - low - 1) * stride_x + 1:stride_x],
+                                      w[f, c, kz, ky, kx])
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
+def conv_padded_planes(x, w, padding, dilation, groups, out, begin, end):
     """Stride-1 direct convolution, one (image, filter) plane at a time, for finite filters.
 
     Each input plane the filter reads is copied into a zero-padded scratch of
@@ -197,9 +237,9 @@ def conv_padded_planes(x, w, padding, dilation, groups, out):
     filters must be finite (the caller checks).
 
     x: (N, C, D, H, W); w: (F, C // groups, KD, KH, KW); out: (N, F, Do, Ho, Wo);
-    padding: (3, 2) before/after; dilation: (3,).
+    padding: (3, 2) before/after; dilation: (3,); tasks ``begin:end`` numbered
+    over (N, F).
     """
-    batch = x.shape[0]
     depth, height, width = x.shape[2], x.shape[3], x.shape[4]
     filters, group_channels = w.shape[0], w.shape[1]
     kernel_depth, kernel_height, kernel_width = w.shape[2], w.shape[3], w.shape[4]
@@ -212,7 +252,7 @@ def conv_padded_planes(x, w, padding, dilation, groups, out):
     # The output grid keeps the padded pitch; its last valid point bounds the pass.
     grid = ((depth_out - 1) * padded_height + height_out - 1) * padded_width + width_out
     taps = group_channels * kernel_depth * kernel_height * kernel_width
-    for task in prange(batch * filters):
+    for task in range(begin, end):
         n = task // filters
         f = task % filters
         first_channel = (f // group_filters) * group_channels
@@ -225,7 +265,7 @@ def conv_padded_planes(x, w, padding, dilation, groups, out):
         tap_row = np.empty(taps, dtype=np.int64)
         tap_offset = np.empty(taps, dtype=np.int64)
         tap_weight = np.empty(taps, dtype=out.dtype)
-        count = 0
+        count = np.int64(0)  # not the literal 0: _apply_taps would be compiled for it too
         for c in range(group_channels):
             for kz in range(kernel_depth):
                 for ky in range(kernel_height):
@@ -289,19 +329,13 @@ def _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, outpu
             target[base + high:base + width_out] = 0
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
-def im2col(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns):
-    """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns, in parallel.
+@numba.njit(cache=True, nogil=True)
+def im2col(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, begin, end):
+    """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns (rows ``begin:end``).
 
     x: (N, C, D, H, W); columns: (Cg * KD * KH * KW, N * Do * Ho * Wo), zero
-    where a tap falls into the padding.
+    where a tap falls into the padding; the rows are numbered over
+    (column row, image).
     """
-    for r in prange(columns.shape[0] * x.shape[0]):
-        _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r)
-
-
-@numba.njit(cache=True, nogil=True)
-def im2col_serial(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns):
-    """``im2col`` on the calling thread (for a worker that owns its images)."""
-    for r in range(columns.shape[0] * x.shape[0]):
+    for r in range(begin, end):
         _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r)

@@ -1,110 +1,83 @@
-"""Numba's threading layer and thread count, safe for concurrent callers.
+"""Worker threads and thread counts for the numba backend, safe for concurrent callers.
 
-Numba's default ``workqueue`` layer aborts the process when two Python
-threads launch parallel kernels at once.  We ask for a thread-safe layer
-(TBB, installed with this package, or OpenMP); if none loads, we fall back to
-``workqueue`` and serialize parallel launches with a lock.
-
-The ``tbb`` wheel puts ``libtbb.so.12`` in ``<prefix>/lib``, where the
-dynamic loader does not look, so Numba's TBB layer fails to import and Numba
-silently takes OpenMP.  GNU OpenMP's workers then spin after each kernel and
-take the cores from the BLAS GEMM that follows (bench/NOTES.md: C3 11.7 ms
-with OpenMP, 5.2 with TBB).  We load the library by its path first.
+The kernels are serial and release the GIL (``nogil``); the backend spreads
+their tasks over a pool of Python threads, each running the kernel on its
+contiguous range.  Numba's own ``parallel=True`` is not used: compiling a
+kernel's parallel form takes about twice as long, on every first call
+(bench/NOTES.md, "First call"); its default ``workqueue`` threading layer
+aborts the process when two Python threads launch at once; and an OpenMP
+layer's spinning workers take the cores from the BLAS GEMM that follows.
+A pool of plain threads has none of these: concurrent callers share it, and
+its idle workers sleep.
 """
 
 from __future__ import annotations
 
-import ctypes
+import itertools
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor, wait
 
-import numba
 import numpy as np
 
 from convkit.plugin import get_num_threads
 
-__all__ = ["blas_limits", "layer", "on_workers", "run_parallel", "thread_buffer"]
+__all__ = ["blas_limits", "on_workers", "run_parallel", "thread_buffer"]
 
-Result = TypeVar("Result")
-
-_serial_lock = threading.Lock()
 _setup_lock = threading.Lock()
-_layer: str | None = None
 _blas_controller = None
 _pools: dict[int, ThreadPoolExecutor] = {}
 _buffers = threading.local()
-
-
-@numba.njit(parallel=True, cache=True)
-def _probe(values):
-    total = 0.0
-    for i in numba.prange(values.size):
-        total += values[i]
-    return total
-
-
-_TBB_NAMES = {"linux": "libtbb.so.12", "darwin": "libtbb.12.dylib"}
-
-
-def _preload_tbb() -> None:
-    """Load the tbb wheel's library globally, so that Numba's TBB layer can link to it."""
-    name = _TBB_NAMES.get(sys.platform)
-    if name is None:
-        return
-    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
-        path = os.path.join(prefix, "lib", name)
-        if os.path.exists(path):
-            try:
-                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
-            return
-
-
-def layer() -> str:
-    """The threading layer in use, chosen on first use ("tbb", "omp" or "workqueue")."""
-    global _layer
-    if _layer is not None:
-        return _layer
-    with _setup_lock:
-        if _layer is None:
-            _preload_tbb()
-            if "NUMBA_THREADING_LAYER" not in os.environ:
-                numba.config.THREADING_LAYER = "threadsafe"
-            try:
-                _probe(np.ones(4))
-            except ValueError:  # no thread-safe layer could be loaded
-                numba.config.THREADING_LAYER = "workqueue"
-                _probe(np.ones(4))
-            _layer = numba.threading_layer()
-    return _layer
-
 
 # Below this many multiply-adds a call runs on the calling thread alone: waking
 # the pool's workers costs more (seed workload: 25 us on one thread, 35-53 us on
 # two; bench/NOTES.md).
 SERIAL_WORK = 2**15
+# Pieces of a parallel call per thread: more balance the load when a core is shared with
+# another process, fewer cost less dispatching (about 10 us each).
+PIECES_PER_WORKER = 4
 
 
-def run_parallel(function: Callable[..., Result], *arguments, work: int | None = None) -> Result:
-    """Call a parallel kernel with convkit's thread count (one thread for small ``work``).
+def _pool(workers: int) -> ThreadPoolExecutor:
+    with _setup_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convkit-numba")
+        return _pools[workers]
 
-    Serialized across Python threads when only the workqueue layer loaded.
+
+def run_parallel(kernel: Callable[..., None], *arguments, tasks: int, work: int | None = None) -> None:
+    """Run ``kernel(*arguments, begin, end)`` over ``range(tasks)`` on convkit's threads.
+
+    The tasks are cut into ``PIECES_PER_WORKER`` contiguous pieces per
+    thread, which the threads (the calling one included) take in turn, so a
+    thread slowed by another process on its core takes fewer.  Problems of
+    fewer than ``SERIAL_WORK`` multiply-adds (``work``) run on the calling
+    thread alone.  The kernel must release the GIL (``nogil=True``).
     """
-    threads = max(1, min(get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    workers = max(1, min(get_num_threads(), tasks))
     if work is not None and work < SERIAL_WORK:
-        threads = 1
-    if layer() == "workqueue":
-        with _serial_lock:
-            numba.set_num_threads(threads)
-            return function(*arguments)
-    numba.set_num_threads(threads)  # thread-local in Numba
-    return function(*arguments)
+        workers = 1
+    if workers == 1:
+        kernel(*arguments, 0, tasks)
+        return
+    pieces = min(tasks, workers * PIECES_PER_WORKER)
+    bounds = [tasks * k // pieces for k in range(pieces + 1)]
+    taken = itertools.count()  # next() on it is atomic under the GIL
+
+    def drain() -> None:
+        while (piece := next(taken)) < pieces:
+            kernel(*arguments, bounds[piece], bounds[piece + 1])
+
+    pool = _pool(workers)
+    others = [pool.submit(drain) for _ in range(workers - 1)]
+    try:
+        drain()
+    finally:
+        wait(others)  # they write into the caller's arrays: never return before they finish
+    for done in others:
+        done.result()
 
 
 def blas_limits(threads: int):
@@ -143,10 +116,7 @@ def on_workers(work: Callable[[range], None], items: int) -> None:
         with blas_limits(threads):
             work(range(items))
         return
-    with _setup_lock:
-        if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convkit-numba")
-        pool = _pools[workers]
+    pool = _pool(workers)
     with blas_limits(1):
         for done in [pool.submit(work, range(k, items, workers)) for k in range(workers)]:
             done.result()
