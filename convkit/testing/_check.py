@@ -13,7 +13,7 @@ import numpy as np
 import convkit
 from convkit._backend import Backend
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._registry import _registry
+from convkit._discovery import _registry
 from convkit._validation import normalize_conv, normalize_convolve
 from convkit.testing._bound import error_bound
 from convkit.testing._cases import Case
