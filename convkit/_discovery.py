@@ -42,6 +42,7 @@ __all__ = [
     "resolve",
     "supported_operations",
     "unregister_backend",
+    "why_cannot_run",
 ]
 
 ENTRY_POINT_GROUP = "convkit.backends"
@@ -494,7 +495,8 @@ def contract_violation(backend: Backend) -> str | None:
     return None
 
 
-def _cannot_run(backend: Backend, problem: Problem) -> str | None:
+def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
+    """Why ``backend`` cannot run ``problem`` (an operation it does not offer, its own reasons), or None."""
     offered = supported_operations(backend)
     if problem.operation not in offered:
         what = ", ".join(sorted(offered)) or "no operation"
@@ -524,7 +526,7 @@ def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str 
         assert availability is not None
     if not availability.available or backend is None:
         return None, f"unavailable: {availability.reason}"
-    reason = _cannot_run(backend, problem)
+    reason = why_cannot_run(backend, problem)
     if reason:
         return None, reason
     return (backend if own else _PrivateOperands(backend)), None

@@ -51,6 +51,14 @@ def test_the_issue_example(only_nd):
     assert info.available and info.operations == ("convolve_nd",)
 
 
+def test_the_conformance_kit_skips_an_unimplemented_operation():
+    from convkit.testing import check_case, generate_cases
+
+    case = next(case for case in generate_cases("fast") if case.operation == "conv")
+    result = check_case(OnlyND(), case)
+    assert result.status == "skip" and "does not implement conv" in result.message
+
+
 def test_auto_never_offers_an_unimplemented_operation(only_nd):
     explanation = convkit.explain("conv2d", X, W)
     (candidate,) = [c for c in explanation.candidates if c.name == "only-nd"]
