@@ -12,7 +12,7 @@ first use; ``import convkit`` imports none of them.
 """
 
 from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd
-from convkit._autotune import get_autotune, set_autotune
+from convkit._auto import get_autotune, load_autotune, save_autotune, set_autotune
 from convkit._config import get_memory_limit, get_num_threads, set_memory_limit, set_num_threads
 from convkit._errors import (
     BackendError,
@@ -21,14 +21,9 @@ from convkit._errors import (
     UnknownBackendError,
     WorkingSetTooLargeError,
 )
-from convkit._registry import (
-    BackendInfo,
-    list_backends,
-    register_backend,
-    set_backend,
-    unregister_backend,
-    use_backend,
-)
+from convkit._discovery import BackendInfo, list_backends, register_backend, unregister_backend
+from convkit._explain import Explanation, explain
+from convkit._selection import set_backend, use_backend
 
 __version__ = "0.1.0"
 
@@ -37,6 +32,7 @@ __all__ = [
     "BackendInfo",
     "BackendResultError",
     "BackendUnavailableError",
+    "Explanation",
     "UnknownBackendError",
     "WorkingSetTooLargeError",
     "conv",
@@ -44,11 +40,14 @@ __all__ = [
     "conv2d",
     "conv3d",
     "convolve_nd",
+    "explain",
     "get_autotune",
     "get_memory_limit",
     "get_num_threads",
     "list_backends",
+    "load_autotune",
     "register_backend",
+    "save_autotune",
     "set_autotune",
     "set_backend",
     "set_memory_limit",

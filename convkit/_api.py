@@ -12,7 +12,7 @@ from convkit._backend import Backend
 from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._problems import Problem
-from convkit._registry import select_backend
+from convkit._selection import select_backend
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]

@@ -1,8 +1,9 @@
 """The plugin contract: what a backend is and what it declares.
 
-A backend subclasses :class:`Backend`, declares what it can do with a
-:class:`Capabilities`, and implements :meth:`Backend.conv` and/or
-:meth:`Backend.convolve_nd`, which receive normalized problems
+A backend subclasses :class:`Backend`, implements :meth:`Backend.conv`
+and/or :meth:`Backend.convolve_nd` (what it overrides is what it offers),
+and declares the rest of what it can do with a :class:`Capabilities`.  The
+operations receive normalized problems
 (:class:`convkit.plugin.ConvProblem`, :class:`convkit.plugin.ConvolveProblem`)
 and return an array of ``problem.output_shape`` and ``problem.dtype``.
 """
@@ -16,7 +17,10 @@ import numpy as np
 
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
-__all__ = ["Availability", "Backend", "Capabilities"]
+__all__ = ["OPERATIONS", "Availability", "Backend", "Capabilities"]
+
+#: The operations a backend may implement (the names of its methods).
+OPERATIONS = frozenset({"conv", "convolve_nd"})
 
 FLOAT_DTYPES = frozenset(np.dtype(name) for name in ("float32", "float64"))
 ALL_DTYPES = FLOAT_DTYPES | frozenset(np.dtype(name) for name in ("complex64", "complex128"))
@@ -51,8 +55,11 @@ class Capabilities:
 
     Attributes
     ----------
-    operations : frozenset of str
-        Among ``"conv"`` and ``"convolve_nd"``.
+    operations : frozenset of str or None
+        None (the default): the operations the backend's class implements
+        (overrides).  A set among ``"conv"`` and ``"convolve_nd"`` offers
+        only those; naming one the class does not implement breaks the
+        contract, and the backend is refused when it registers or loads.
     dtypes : frozenset of numpy.dtype
         Compute dtypes it accepts (float32, float64, complex64, complex128).
     max_spatial_dims : int or None
@@ -64,7 +71,7 @@ class Capabilities:
         a device array of the same kind.
     """
 
-    operations: frozenset[str] = frozenset({"conv", "convolve_nd"})
+    operations: frozenset[str] | None = None
     dtypes: frozenset[np.dtype] = field(default=FLOAT_DTYPES)
     max_spatial_dims: int | None = None
     groups: bool = True
@@ -72,7 +79,7 @@ class Capabilities:
 
     def why_not(self, problem: Problem) -> str | None:
         """Return why these capabilities cannot serve ``problem``, or None."""
-        if problem.operation not in self.operations:
+        if self.operations is not None and problem.operation not in self.operations:
             return f"does not implement {problem.operation}"
         if problem.dtype not in self.dtypes:
             supported = ", ".join(sorted(str(dtype) for dtype in self.dtypes))
@@ -86,15 +93,17 @@ class Capabilities:
             return "does not support num_groups > 1"
         if problem.on_device and not self.device_arrays:
             return ("does not take device (GPU) arrays; pass NumPy arrays, or use a backend "
-                    "that does, e.g. backend='cuda'")
+                    "that declares device_arrays (see convkit.list_backends())")
         return None
 
 
 class Backend:
     """Base class of every convkit backend.
 
-    Subclasses set :attr:`name` and :attr:`capabilities` and override the
-    operations they implement.  Everything else has a sensible default.
+    Subclasses set :attr:`name`, override the operations they implement
+    (:meth:`conv`, :meth:`convolve_nd`: the core offers a backend exactly the
+    operations its class overrides) and declare in :attr:`capabilities`
+    what else limits them.  Everything else has a sensible default.
 
     Examples
     --------
@@ -102,10 +111,9 @@ class Backend:
 
     >>> import numpy as np
     >>> import convkit
-    >>> from convkit.plugin import Backend, Capabilities
+    >>> from convkit.plugin import Backend
     >>> class Tiny(Backend):
     ...     name = "tiny-doc"
-    ...     capabilities = Capabilities(operations=frozenset({"convolve_nd"}))
     ...     def convolve_nd(self, problem):
     ...         (axis,) = problem.axes
     ...         full = np.apply_along_axis(np.convolve, axis, problem.in1, problem.in2.ravel())

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_THREADS",
     "EnvironmentVariableError",
     "environment_problems",
+    "read_autotune_cache",
     "read_backend_choice",
     "read_flag",
     "read_memory_limit",
@@ -101,7 +102,19 @@ def read_backend_choice() -> str | None:
     if text is not None and any(not part.strip() for part in text.split(",")):
         raise _fail("CONVKIT_BACKEND", text,
                     "a backend name or a comma-separated list of names with no empty entries, "
-                    "e.g. 'numba,scipy'")
+                    "e.g. 'mine,scipy'")
+    return text
+
+
+def read_autotune_cache() -> str | None:
+    """``CONVKIT_AUTOTUNE_CACHE``: a directory for autotune choices, None when unset.
+
+    It need not exist yet (it is created on the first write); an existing
+    path that is not a directory is refused.
+    """
+    text = _text("CONVKIT_AUTOTUNE_CACHE")
+    if text is not None and os.path.exists(text) and not os.path.isdir(text):
+        raise _fail("CONVKIT_AUTOTUNE_CACHE", text, "a directory (this path is a file)")
     return text
 
 
@@ -109,7 +122,7 @@ def environment_problems() -> list[str]:
     """The messages of every core ``CONVKIT_*`` variable that does not parse (empty when all do)."""
     problems = []
     for read in (read_num_threads, read_memory_limit, lambda: read_flag("CONVKIT_AUTOTUNE"),
-                 read_backend_choice):
+                 read_backend_choice, read_autotune_cache):
         try:
             read()
         except EnvironmentVariableError as error:

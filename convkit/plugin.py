@@ -18,7 +18,7 @@ from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Ca
 from convkit._config import get_num_threads
 from convkit._nonfinite import all_finite, with_local_nonfinite
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._registry import ENTRY_POINT_GROUP
+from convkit._discovery import ENTRY_POINT_GROUP
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = [

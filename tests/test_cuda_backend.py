@@ -20,7 +20,7 @@ NO_SIMULATOR = {key: value for key, value in os.environ.items() if key != "NUMBA
 
 DESCRIBE = textwrap.dedent("""\
     import json, numpy as np, convkit
-    from convkit._registry import select_backend
+    from convkit._selection import select_backend
     from convkit.plugin import normalize_conv
     info = {b.name: b for b in convkit.list_backends()}["cuda"]
     problem = normalize_conv(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)), "valid", 1, True, 1, 1, None, "conv2d")
@@ -117,7 +117,7 @@ VARIANTS = textwrap.dedent("""\
     from convkit_cuda._backend import _conv_layout, _convolve_layout, _run
     from convkit_cuda._blocks import plan_launch
     rng = np.random.default_rng(1)
-    from convkit._registry import select_backend
+    from convkit._selection import select_backend
     scipy = select_backend(normalize_convolve(np.ones(2), np.ones(2), "full", None), "scipy")
 
     def check(problem, layout, pixels, reference):

@@ -197,7 +197,7 @@ def test_inputs_are_not_modified(rng):
 
 
 def test_auto_picks_fftw_for_large_kernels_only():
-    from convkit._registry import select_backend
+    from convkit._selection import select_backend
 
     def chosen(problem):
         return select_backend(problem, None).name

@@ -120,7 +120,7 @@ def test_matrix_under_numba_boundscheck(tmp_path):
 
 
 def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
-    from convkit._registry import select_backend
+    from convkit._selection import select_backend
     from convkit.plugin import normalize_conv, normalize_convolve
 
     def chosen(problem):

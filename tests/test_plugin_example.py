@@ -15,7 +15,7 @@ import pytest
 import tomllib
 
 import convkit
-from convkit import _registry
+from convkit import _discovery
 from convkit.testing import check_backend, generate_cases
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "convkit-plugin-example"
@@ -42,10 +42,10 @@ def example_installed(tmp_path, monkeypatch):
     _expose(tmp_path)
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     yield {"PYTHONPATH": os.pathsep.join([str(tmp_path), str(EXAMPLE / "src")])}
     monkeypatch.undo()
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     sys.modules.pop("convkit_plugin_example", None)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import convkit
-from convkit import _registry
+from convkit import _discovery, _selection
 from convkit.plugin import Availability, Backend, Capabilities
 
 ONES = np.ones(4)
@@ -269,10 +269,10 @@ def fake_plugins(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     monkeypatch.syspath_prepend(str(tmp_path))
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     yield tmp_path
     monkeypatch.undo()
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     for module in ("fake_broken_plugin", "fake_good_plugin"):
         sys.modules.pop(module, None)
 
@@ -357,10 +357,10 @@ def colliding_plugins(tmp_path, monkeypatch):
         "fake_impostor.py": IMPOSTOR,
     })
     monkeypatch.syspath_prepend(str(tmp_path))
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     yield tmp_path
     monkeypatch.undo()
-    _registry._registry.forget_discovery()
+    _discovery._registry.forget_discovery()
     sys.modules.pop("fake_impostor", None)
 
 
@@ -439,6 +439,6 @@ def test_convkits_own_backends_get_the_operands_without_a_copy():
     from convkit.plugin import normalize_convolve
 
     problem = normalize_convolve(np.ones(8), np.ones(3), "full", None)
-    assert _registry.select_backend(problem, "scipy") is _registry._registry.load("scipy").backend
+    assert _selection.select_backend(problem, "scipy") is _discovery._registry.load("scipy").backend
     registered = Labelled("t-other", 1.0)
-    assert _registry.select_backend(problem, registered) is not registered
+    assert _selection.select_backend(problem, registered) is not registered

@@ -13,7 +13,7 @@ import numpy as np
 import convkit
 from convkit._backend import Backend
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._registry import _registry
+from convkit._discovery import _registry, why_cannot_run
 from convkit._validation import normalize_conv, normalize_convolve
 from convkit.testing._bound import error_bound
 from convkit.testing._cases import Case
@@ -131,7 +131,7 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     problem = _problem(case, first, second)
     if isinstance(problem, np.ndarray):
         return CaseResult(case, "pass", message="trivial: solved by the core")
-    reason = engine.why_not(problem)
+    reason = why_cannot_run(engine, problem)
     if reason:
         return CaseResult(case, "skip", message=reason)
     method = engine.method(problem)

@@ -1,10 +1,15 @@
-"""Backend discovery, registration and selection (docs/choosing.rst).
+"""Backend discovery and registration: which backends exist, under which names.
 
 Backends come from the entry-point group ``convkit.backends`` (found and
 imported lazily, on the first call that needs them) or from
-:func:`register_backend`.  Selection, first that applies: ``backend=`` on the
-call (strict); the innermost :func:`use_backend`, then :func:`set_backend`;
-``CONVKIT_BACKEND``; "auto".
+:func:`register_backend`.  Which one runs a call is decided in
+``convkit._selection`` (and, for "auto", in ``convkit._auto``).
+
+What a backend can do comes from what it implements: it offers an operation
+only if its class overrides :meth:`Backend.conv` or
+:meth:`Backend.convolve_nd`.  A backend whose capabilities declare an
+operation it does not implement is refused by :func:`register_backend`, and
+an entry point that loads one is listed unavailable with the reason.
 
 A name is never silently taken over.  An entry point whose name belongs to
 one of convkit's own distributions is ignored (listed unavailable, with a
@@ -15,31 +20,29 @@ that are not convkit's own receive private copies of the operands.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import logging
-import math
 import re
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from convkit._autotune import fastest, get_autotune, problem_signature
-from convkit._backend import Availability, Backend
-from convkit._environment import EnvironmentVariableError, read_backend_choice
-from convkit._errors import BackendUnavailableError, UnknownBackendError
+from convkit._backend import OPERATIONS, Availability, Backend
+from convkit._environment import EnvironmentVariableError
+from convkit._errors import UnknownBackendError
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = [
+    "AUTO",
+    "ENTRY_POINT_GROUP",
     "BackendInfo",
+    "contract_violation",
     "list_backends",
     "register_backend",
-    "select_backend",
-    "set_backend",
+    "resolve",
+    "supported_operations",
     "unregister_backend",
-    "use_backend",
+    "why_cannot_run",
 ]
 
 ENTRY_POINT_GROUP = "convkit.backends"
@@ -50,8 +53,6 @@ AUTO = "auto"
 OWN_DISTRIBUTIONS = frozenset({"convkit-core", "convkit-numba", "convkit-fftw", "convkit-cuda"})
 
 _logger = logging.getLogger("convkit")
-
-Choice = str | Backend | Sequence[str | Backend]
 
 
 @dataclass
@@ -87,7 +88,8 @@ class BackendInfo:
     simulated : bool
         Runs on a simulated device; never chosen by "auto".
     operations : tuple of str
-        The operations it implements.
+        The operations it offers: those it implements (and declares, when
+        its capabilities name them).
     dtypes : tuple of str
         The compute dtypes it accepts.
     threads : int or None
@@ -191,8 +193,8 @@ class _Registry:
             installed = ", ".join(self.names()) or "none"
             raise UnknownBackendError(
                 f"unknown convkit backend {name!r}; installed backends: {installed} "
-                "(or 'auto'). Install a plugin such as convkit-numba, or register one with "
-                "convkit.register_backend"
+                "(or 'auto'). Install a plugin distribution that provides it, or register one "
+                "with convkit.register_backend"
             )
         return slot
 
@@ -230,6 +232,9 @@ class _Registry:
                 f"{type(backend).__name__}; subclass convkit.plugin.Backend"
             )
         name = _check_name(backend.name)
+        violation = contract_violation(backend)
+        if violation:
+            raise TypeError(f"register_backend: backend {name!r} {violation}")
         self._discover()
         with self._lock:
             if name in self._slots and not replace:
@@ -292,97 +297,20 @@ def _load_entry_point(slot: _Slot) -> tuple[Backend | None, str | None]:
             raise ValueError(
                 f"entry point is named {slot.name!r} but the backend calls itself {backend.name!r}"
             )
+        violation = contract_violation(backend)
+        if violation:
+            raise TypeError(f"the backend {violation}")
     except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
         message = f"{type(error).__name__}: {error}"
-        warnings.warn(
-            f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
-            f"unavailable: {message}",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        text = (f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
+                f"unavailable: {message}")
+        _logger.warning("%s", text)
+        warnings.warn(text, RuntimeWarning, stacklevel=4)
         return None, message
     return backend, None
 
 
 _registry = _Registry()
-_context_choice: contextvars.ContextVar[tuple[str | Backend, ...] | None] = contextvars.ContextVar(
-    "convkit_backend_choice", default=None
-)
-_process_choice: tuple[str | Backend, ...] | None = None
-
-
-def _parse_choice(choice: Choice, where: str) -> tuple[str | Backend, ...]:
-    """A name, a comma-separated list, a backend, or a sequence of those."""
-    if isinstance(choice, Backend):
-        return (choice,)
-    if isinstance(choice, str):
-        items: list[str | Backend] = [part.strip().lower() for part in choice.split(",")]
-    elif isinstance(choice, Sequence):
-        items = []
-        for item in choice:
-            items.extend(_parse_choice(item, where))
-    else:
-        raise TypeError(
-            f"{where}: a backend choice is a name, a comma-separated list of names, a "
-            f"convkit.plugin.Backend or a list of those, got {type(choice).__name__}"
-        )
-    if not items or any(item == "" for item in items):
-        raise ValueError(f"{where}: empty backend name in {choice!r}")
-    for item in items:
-        if isinstance(item, str) and item != AUTO:
-            try:
-                _registry.slot(item)
-            except UnknownBackendError as error:
-                raise UnknownBackendError(f"{where}: {error}") from None
-    return tuple(items)
-
-
-@contextlib.contextmanager
-def use_backend(choice: Choice) -> Iterator[None]:
-    """Use a backend (or a priority list) inside a ``with`` block.
-
-    The choice is context-local: other threads and asyncio tasks don't see
-    it.  It beats :func:`set_backend` and ``CONVKIT_BACKEND``, and loses to
-    ``backend=`` on a call.
-
-    Parameters
-    ----------
-    choice : str, Backend or sequence
-        A name (``"numba"``), a comma-separated priority list
-        (``"cuda,numba,scipy"``, which may contain ``"auto"``), a backend
-        object, or a list of those.
-
-    Examples
-    --------
-    >>> import convkit
-    >>> with convkit.use_backend("scipy"):
-    ...     convkit.convolve_nd([1.0, 2.0], [1.0, 1.0])
-    array([1., 3., 2.])
-    """
-    token = _context_choice.set(_parse_choice(choice, "use_backend"))
-    try:
-        yield
-    finally:
-        _context_choice.reset(token)
-
-
-def set_backend(choice: Choice | None) -> None:
-    """Choose the backend (or priority list) for the whole process.
-
-    Parameters
-    ----------
-    choice : str, Backend, sequence or None
-        As for :func:`use_backend`; None goes back to ``CONVKIT_BACKEND`` and
-        "auto".
-
-    Examples
-    --------
-    >>> import convkit
-    >>> convkit.set_backend("scipy")
-    >>> convkit.set_backend(None)
-    """
-    global _process_choice
-    _process_choice = None if choice is None else _parse_choice(choice, "set_backend")
 
 
 def register_backend(backend: Backend, *, replace: bool = False) -> None:
@@ -458,7 +386,7 @@ def list_backends() -> list[BackendInfo]:
                 version=version,
                 device=availability.device if availability.available else "",
                 simulated=availability.simulated,
-                operations=tuple(sorted(capabilities.operations)) if capabilities else (),
+                operations=tuple(sorted(supported_operations(backend))) if backend else (),
                 dtypes=tuple(sorted(str(d) for d in capabilities.dtypes)) if capabilities else (),
                 threads=threads,
                 origin=slot.origin,
@@ -471,10 +399,6 @@ def list_backends() -> list[BackendInfo]:
             device="", simulated=False, operations=(), dtypes=(), threads=None,
             origin=slot.origin))
     return sorted(infos, key=lambda info: info.name)
-
-
-def _describe(item: str | Backend) -> str:
-    return item.name if isinstance(item, Backend) else item
 
 
 class _PrivateOperands(Backend):
@@ -539,7 +463,48 @@ def _with_private_operands(problem: Problem) -> Problem:
     return problem.with_operands(_read_only_copy(first), _read_only_copy(second), problem.dtype)
 
 
-def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str | None]:
+def _implements(backend: Backend, operation: str) -> bool:
+    method = getattr(backend, operation, None)
+    return getattr(method, "__func__", method) is not getattr(Backend, operation)
+
+
+def supported_operations(backend: Backend) -> frozenset[str]:
+    """The operations ``backend`` offers: those it implements, and declares if it declares any."""
+    implemented = frozenset(operation for operation in OPERATIONS if _implements(backend, operation))
+    declared = backend.capabilities.operations
+    return implemented if declared is None else implemented & declared
+
+
+def contract_violation(backend: Backend) -> str | None:
+    """Why ``backend`` breaks the plugin contract, or None when it keeps it.
+
+    Its capabilities may name only operations that it implements (overrides).
+    """
+    declared = backend.capabilities.operations
+    if declared is None:
+        return None
+    unknown = sorted(set(declared) - OPERATIONS)
+    if unknown:
+        return (f"declares unknown operations {unknown} in capabilities.operations; the "
+                f"operations are {sorted(OPERATIONS)}")
+    missing = sorted(operation for operation in declared if not _implements(backend, operation))
+    if missing:
+        return (f"declares {', '.join(missing)} in capabilities.operations but does not "
+                f"implement it (override Backend.{missing[0]}, or leave capabilities.operations "
+                "at None to offer exactly the operations the class implements)")
+    return None
+
+
+def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
+    """Why ``backend`` cannot run ``problem`` (an operation it does not offer, its own reasons), or None."""
+    offered = supported_operations(backend)
+    if problem.operation not in offered:
+        what = ", ".join(sorted(offered)) or "no operation"
+        return f"does not implement {problem.operation} (it implements {what})"
+    return backend.why_not(problem)
+
+
+def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str | None]:
     """The backend for ``item`` if it can run ``problem``, else why not.
 
     Backends that are not convkit's own come wrapped so that they compute on
@@ -548,6 +513,9 @@ def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str
     if isinstance(item, Backend):
         backend = item
         own = _registry.is_own(backend)
+        violation = contract_violation(backend)
+        if violation:
+            return None, f"unavailable: the backend {violation}"
         try:
             availability = backend.availability()
         except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
@@ -558,101 +526,7 @@ def _why_not(item: str | Backend, problem: Problem) -> tuple[Backend | None, str
         assert availability is not None
     if not availability.available or backend is None:
         return None, f"unavailable: {availability.reason}"
-    reason = backend.why_not(problem)
+    reason = why_cannot_run(backend, problem)
     if reason:
         return None, reason
     return (backend if own else _PrivateOperands(backend)), None
-
-
-# "auto"'s choice per (registry generation, problem signature): ranking every
-# backend costs ~18 us a call, a lookup ~3 us (bench/NOTES.md, seed workload).
-_AUTO_CACHE_SIZE = 4096
-_auto_choices: dict[tuple, Backend] = {}
-
-
-def _auto(problem: Problem) -> tuple[Backend | None, list[str]]:
-    if get_autotune():
-        return _rank(problem)
-    key = (_registry.generation, problem_signature(problem))
-    chosen = _auto_choices.get(key)
-    if chosen is not None:
-        return chosen, []
-    backend, reasons = _rank(problem)
-    if backend is not None:
-        if len(_auto_choices) >= _AUTO_CACHE_SIZE:
-            _auto_choices.clear()
-        _auto_choices[key] = backend
-    return backend, reasons
-
-
-def _rank(problem: Problem) -> tuple[Backend | None, list[str]]:
-    candidates, reasons = [], []
-    for name in _registry.names():
-        backend, reason = _why_not(name, problem)
-        slot = _registry.slot(name)
-        if backend is not None and slot.availability is not None and slot.availability.simulated:
-            backend, reason = None, "runs on a simulated device (auto never picks it)"
-        if backend is None:
-            reasons.append(f"{name}: {reason}")
-            continue
-        estimate = backend.estimate_seconds(problem)
-        candidates.append((math.inf if estimate is None else estimate, -backend.priority, name, backend))
-    if not candidates:
-        return None, reasons
-    candidates.sort(key=lambda entry: entry[:3])
-    if len(candidates) > 1 and get_autotune():
-        return fastest(problem, [(entry[0], entry[3]) for entry in candidates]), reasons
-    return candidates[0][3], reasons
-
-
-def _from_list(items: tuple[str | Backend, ...], problem: Problem, source: str) -> Backend:
-    reasons = []
-    for item in items:
-        if item == AUTO:
-            backend, auto_reasons = _auto(problem)
-            if backend is not None:
-                return backend
-            reasons.append("auto: no backend can do it (" + "; ".join(auto_reasons) + ")")
-            continue
-        backend, reason = _why_not(item, problem)
-        if backend is not None:
-            return backend
-        reasons.append(f"{_describe(item)}: {reason}")
-    raise BackendUnavailableError(
-        f"no backend from {source} can do this {problem.operation} problem: " + "; ".join(reasons)
-    )
-
-
-def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
-    """The backend that runs ``problem`` by the precedence of docs/choosing.rst."""
-    if explicit is not None:
-        if isinstance(explicit, str) and explicit.strip().lower() == AUTO:
-            return _from_list((AUTO,), problem, "backend='auto'")
-        if not isinstance(explicit, (str, Backend)):
-            raise TypeError(
-                f"backend must be a backend name or a convkit.plugin.Backend, got "
-                f"{type(explicit).__name__}"
-            )
-        if isinstance(explicit, str) and "," in explicit:
-            raise ValueError(
-                f"backend={explicit!r}: backend= takes one name (it is strict); use "
-                "convkit.use_backend or CONVKIT_BACKEND for a priority list"
-            )
-        if isinstance(explicit, str):
-            _registry.slot(explicit)
-        backend, reason = _why_not(explicit if isinstance(explicit, Backend) else explicit.strip().lower(), problem)
-        if backend is None:
-            raise BackendUnavailableError(
-                f"backend {_describe(explicit)!r} cannot run this {problem.operation} problem: {reason}"
-            )
-        return backend
-    choice = _context_choice.get()
-    if choice is not None:
-        return _from_list(choice, problem, "convkit.use_backend")
-    if _process_choice is not None:
-        return _from_list(_process_choice, problem, "convkit.set_backend")
-    environment = read_backend_choice()
-    if environment is not None:
-        where = f"environment variable CONVKIT_BACKEND={environment!r}"
-        return _from_list(_parse_choice(environment, where), problem, "CONVKIT_BACKEND")
-    return _from_list((AUTO,), problem, "auto")
