@@ -12,7 +12,9 @@ from convkit._backend import Backend
 from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._problems import Problem
+from convkit._range import into_range, restore_range
 from convkit._registry import select_backend
+from convkit._structure import zero_outputs_without_terms
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
@@ -38,7 +40,8 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             "split the problem (e.g. along the batch axis), or raise the limit with "
             "convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the memory is there"
         )
-    result = getattr(chosen, problem.operation)(problem)
+    in_range, shift = into_range(problem)
+    result = getattr(chosen, problem.operation)(in_range)
     shape = tuple(getattr(result, "shape", ()) or ())
     if not hasattr(result, "dtype") or not hasattr(result, "shape"):
         raise BackendResultError(
@@ -55,8 +58,11 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             f"backend {chosen.name!r} returned dtype {result.dtype} for {problem.operation}; "
             f"expected {problem.dtype}"
         )
-    if isinstance(result, np.ndarray) and not result.flags.writeable:
-        result = result.copy()
+    if isinstance(result, np.ndarray):
+        if not result.flags.writeable:
+            result = result.copy()
+        restore_range(result, shift)
+        zero_outputs_without_terms(problem, result)
     return result
 
 
