@@ -8,31 +8,33 @@ near 1e38, float64 near 1e307) these overflow to inf, and the result turns
 into inf and NaN although the true one is finite.
 
 Multiplying by a power of two changes only the exponent, so it is exact.  The
-core looks at the largest magnitude of each operand (one ``max`` and one
-``min`` pass, cheaper than the finiteness check), and only when the bound
-below says that some intermediate could come near the largest finite value
-does it hand the backend ``in1 * 2**-a`` and ``in2 * 2**-b`` and multiply the
+core measures the largest magnitude of each operand (a ``max`` and a ``min``
+pass over a large operand, no temporary; cheaper than the finiteness check),
+and only when the bound below could come near the largest finite value does
+it hand the backend ``in1 * 2**-a`` and ``in2 * 2**-b`` and multiply the
 result by ``2**(a + b)``.  That last step is exact too, and gives inf exactly
-where the result itself does not fit the dtype.
+where the result itself does not fit the dtype.  NaN and inf pass through the
+scaling unchanged, so the backend keeps them local as before.
 
-The bound, in powers of two (``growth``), is one that any method meets: each
-transform of an operand sums at most its ``points`` values, the products of
-two spectra summed over the channels of a group reach at most
-``channels * points1 * points2`` times the two largest magnitudes, and an
-inverse transform sums at most its length, the full result's extent with
-each axis at most doubled for a fast length.  Direct and Winograd methods stay far
-below it (Winograd F(2x2, 3x3) reaches 9 times the direct sum).  Four more
-bits cover complex products and rounding.  With the usual magnitudes this is
-far from the limit and nothing is scaled.
+The bound, ``2**growth * max|in1| * max|in2|``, holds for direct, Winograd and
+FFT methods alike: a transform of an operand sums at most its ``points``
+values; the products of two spectra, summed over the channels of a group,
+reach ``channels * points1 * points2`` times the two largest magnitudes; an
+inverse transform sums at most its length, the full result's extent with each
+axis at most doubled for a fast length.  Direct sums stay below ``channels *
+points2`` and Winograd F(2x2, 3x3) below 9 times that.  Four more bits cover
+complex products and rounding.  Each operand alone is also kept
+``2**growth`` below the top, for the transforms of one operand.  With the
+usual magnitudes all of this is far from the limit and nothing is scaled.
 
-Scaling down moves the range of subnormal numbers up with it: a value below
-``2**a`` times the smallest subnormal loses its low bits (a nonzero value
-that would vanish becomes the smallest subnormal of its sign, so that
-``inf * value`` stays inf, not NaN).  The shifts are the least that the bound
-needs, shared so that the two operands end up of similar size; they reach
-normal numbers only for an operand that spans most of the dtype's exponent range
-beside values near its top, where the absolute error stays below
-``terms * 2**(a + b)`` times the smallest subnormal.
+Scaling down moves the subnormal range up with it.  A scaled value is off by
+at most the smallest subnormal ``s`` (a nonzero value that would vanish
+becomes ``s`` with its sign, so that ``inf * value`` stays inf, not NaN), so
+each term ``x * w`` is off by at most ``2**a * s * |w| + 2**b * s * |x| +
+2**(a + b) * s`` in the caller's units.  The shifts are the least the bound
+needs, taken first from the larger operand; with operands near the top of the
+range they are a few dozen bits, and only values far below the largest ones
+(float32 below about 1e-30) notice.
 """
 
 from __future__ import annotations
@@ -47,30 +49,29 @@ __all__ = ["growth_bits", "into_range", "restore_range"]
 
 # Complex products (a sum of two real ones) and rounding.
 _SPARE_BITS = 4
-
-
-def _log2_ceil(count: int) -> int:
-    return max(0, math.ceil(math.log2(count))) if count > 1 else 0
+# Operands up to this many values are measured with one temporary (|values|), larger
+# ones with a max and a min pass over each real part and none.
+_SMALL = 4096
 
 
 def growth_bits(problem: Problem) -> int:
     """``g`` with every intermediate below ``2**g * max|in1| * max|in2|``, for any method."""
     if isinstance(problem, ConvolveProblem):
-        first = math.prod(problem.in1.shape[axis] for axis in problem.axes)
-        second = math.prod(problem.in2.shape[axis] for axis in problem.axes)
-        length = math.prod(problem.full_shape[axis] for axis in problem.axes)
+        first = math.prod([problem.in1.shape[axis] for axis in problem.axes])
+        second = math.prod([problem.in2.shape[axis] for axis in problem.axes])
+        length = math.prod([problem.full_shape[axis] for axis in problem.axes])
         summed = 1
     else:
         first = math.prod(problem.input.shape[2:])
-        second = math.prod(problem.kernel_shape)
-        length = math.prod(
+        second = math.prod(problem.filters.shape[2:])
+        length = math.prod([
             size + before + after + dilation * (k - 1)
             for size, (before, after), dilation, k in zip(
-                problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape)
-        )
+                problem.input.shape[2:], problem.padding, problem.dilation, problem.filters.shape[2:])
+        ])
         summed = problem.filters.shape[1]
-    return (_log2_ceil(summed) + _log2_ceil(first) + _log2_ceil(second) + _log2_ceil(length)
-            + problem.spatial_dims + _SPARE_BITS)
+    # (n - 1).bit_length() is ceil(log2(n)), exactly, for every n >= 1.
+    return (summed * first * second * length - 1).bit_length() + problem.spatial_dims + _SPARE_BITS
 
 
 def _parts(array: np.ndarray) -> list[np.ndarray]:
@@ -83,12 +84,17 @@ def _exponent(array: np.ndarray) -> int | None:
 
     A complex value's modulus is under twice its larger part: one more bit.
     """
+    if array.size <= _SMALL:
+        # Two calls of NumPy instead of four: on small arrays the calls cost more than the pass.
+        magnitudes = np.abs(array)
+        largest = float(magnitudes.max())
+        if not math.isfinite(largest):
+            finite = magnitudes[np.isfinite(magnitudes)]
+            largest = float(finite.max()) if finite.size else 0.0
+        return math.frexp(largest)[1] if largest else None
     largest = 0.0
     for part in _parts(array):
-        if part.size == 0:
-            continue
-        with np.errstate(invalid="ignore"):
-            extreme = max(float(part.max()), -float(part.min()))
+        extreme = max(float(part.max()), -float(part.min()))
         if not math.isfinite(extreme):
             finite = part[np.isfinite(part)]
             extreme = float(np.abs(finite).max()) if finite.size else 0.0
@@ -158,7 +164,7 @@ def into_range(problem: Problem) -> tuple[Problem, int]:
     >>> problem = normalize_convolve(np.full(8, 1e38, np.float32), np.ones(3, np.float32), "full", None)
     >>> scaled, shift = into_range(problem)
     >>> shift, bool(scaled.in1[0] == np.float32(1e38) / 2**shift)
-    (14, True)
+    (13, True)
     >>> into_range(normalize_convolve(np.ones(8), np.ones(3), "full", None))[1]
     0
     """

@@ -62,9 +62,15 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     if not isinstance(problem, ConvProblem):
         return []
     found = []
-    for axis, (size, kernel, stride, dilation, (pad_before, _)) in enumerate(zip(
+    for axis, (size, kernel, stride, dilation, (pad_before, pad_after)) in enumerate(zip(
             problem.input.shape[2:], problem.kernel_shape, problem.stride, problem.dilation,
             problem.padding)):
+        reach = dilation * (kernel - 1)
+        if pad_before <= reach and pad_after <= reach and size >= dilation:
+            # The usual case, decided without arrays: every window's first tap is at most
+            # size - 1 and its last at least 0, and taps that straddle the input cannot
+            # jump over it when it is at least one dilation long.
+            continue
         mask = _axis_without_terms(size, problem.output_shape[2 + axis], kernel, stride, dilation,
                                    pad_before)
         if mask.any():
