@@ -66,8 +66,8 @@ def growth_bits(problem: Problem) -> int:
         second = math.prod(problem.filters.shape[2:])
         length = math.prod([
             size + before + after + dilation * (k - 1)
-            for size, (before, after), dilation, k in zip(
-                problem.input.shape[2:], problem.padding, problem.dilation, problem.filters.shape[2:])
+            for size, (before, after), dilation, k in zip(problem.input.shape[2:], problem.padding,
+                                                          problem.dilation, problem.filters.shape[2:])
         ])
         summed = problem.filters.shape[1]
     # (n - 1).bit_length() is ceil(log2(n)), exactly, for every n >= 1.
@@ -136,7 +136,8 @@ def _scaled(array: np.ndarray, shift: int) -> np.ndarray:
         np.ldexp(values, -shift, out=target)
         vanished = (target == 0) & (values != 0)
         if vanished.any():
-            target[vanished] = np.copysign(np.finfo(target.dtype).smallest_subnormal, values[vanished])
+            smallest = np.finfo(target.dtype).smallest_subnormal
+            target[vanished] = np.copysign(smallest, values[vanished])
     result.flags.writeable = False
     return result
 
@@ -161,7 +162,8 @@ def into_range(problem: Problem) -> tuple[Problem, int]:
     --------
     >>> import numpy as np
     >>> from convkit.plugin import normalize_convolve
-    >>> problem = normalize_convolve(np.full(8, 1e38, np.float32), np.ones(3, np.float32), "full", None)
+    >>> big = np.full(8, 1e38, np.float32)
+    >>> problem = normalize_convolve(big, np.ones(3, np.float32), "full", None)
     >>> scaled, shift = into_range(problem)
     >>> shift, bool(scaled.in1[0] == np.float32(1e38) / 2**shift)
     (13, True)

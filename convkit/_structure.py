@@ -54,8 +54,8 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     --------
     >>> import numpy as np
     >>> from convkit.plugin import normalize_conv
-    >>> problem = normalize_conv(np.ones((1, 1, 1, 3)), np.ones((1, 1, 2, 1)), "full", 1, True, 2, 1,
-    ...                          None, "conv")
+    >>> problem = normalize_conv(np.ones((1, 1, 1, 3)), np.ones((1, 1, 2, 1)), "full", 1, True,
+    ...                          2, 1, None, "conv")
     >>> outputs_without_terms(problem)  # the middle row falls between the dilated taps
     [(2, array([False,  True, False]))]
     """

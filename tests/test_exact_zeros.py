@@ -41,7 +41,8 @@ def test_zeros_beside_outputs_with_terms(backend, dtype, rng):
     without = np.broadcast_to(conv_term_counts(problem) == 0, result.shape)
     assert without.any() and not without.all()
     assert np.all(result[without] == 0)
-    reference = convkit.conv2d(x.astype(np.complex128), w.astype(np.complex128), **arguments, backend="scipy")
+    reference = convkit.conv2d(x.astype(np.complex128), w.astype(np.complex128), **arguments,
+                               backend="scipy")
     np.testing.assert_allclose(result, reference, rtol=1e-4, atol=1e-4)
 
 
@@ -57,8 +58,9 @@ def test_geometry_matches_the_definition():
             (1, 2, 5), (1, 2, 3), (1, 2, 3), (1, 2, 3), (0, 1, 4, 7), (0, 3)):
         if size + before + after - dilation * (kernel - 1) - 1 < 0:
             continue
-        problem = normalize_conv(np.ones((1, 1, size, 2)), np.ones((1, 1, kernel, 1)), ((before, after), (0, 0)),
-                                 (stride, 1), True, (dilation, 1), 1, None, "conv")
+        problem = normalize_conv(np.ones((1, 1, size, 2)), np.ones((1, 1, kernel, 1)),
+                                 ((before, after), (0, 0)), (stride, 1), True, (dilation, 1), 1,
+                                 None, "conv")
         expected = conv_term_counts(problem)[:, 0] == 0
         found = outputs_without_terms(problem)
         if expected.any():
@@ -102,7 +104,8 @@ class Noisy(ScipyBackend):
 
 
 def test_kit_catches_noise_where_there_are_no_terms(monkeypatch):
-    case = next(c for c in WITHOUT_TERMS if c.dtype == "float64" and c.shapes == ((1, 1, 1, 8), (1, 1, 2, 4)))
+    case = next(c for c in WITHOUT_TERMS
+                if c.dtype == "float64" and c.shapes == ((1, 1, 1, 8), (1, 1, 2, 4)))
     assert check_case(Noisy(), case).status == "pass"  # the core writes the zeros
     monkeypatch.setattr(convkit._api, "zero_outputs_without_terms", lambda problem, result: None)
     result = check_case(Noisy(), case)

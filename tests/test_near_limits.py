@@ -106,7 +106,8 @@ def test_usual_magnitudes_are_handed_on_unscaled(rng):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
 def test_shifts_are_exact_and_leave_the_bound_in_range(dtype, rng):
     top = np.finfo(dtype).maxexp
-    for first_exponent, second_exponent in [(top - 2, -10), (top - 30, top - 40), (-5, top - 1), (top - 1, top - 1)]:
+    pairs = [(top - 2, -10), (top - 30, top - 40), (-5, top - 1), (top - 1, top - 1)]
+    for first_exponent, second_exponent in pairs:
         in1 = np.ldexp(rng.uniform(0.5, 1, (300,)), first_exponent).astype(dtype)
         in2 = np.ldexp(rng.uniform(0.5, 1, (7,)), second_exponent).astype(dtype)
         problem = normalize_convolve(in1, in2, "full", None)

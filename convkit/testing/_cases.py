@@ -85,7 +85,8 @@ class Case:
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
         operands = []
         for shape, exponent in zip(self.shapes, self.exponents):
-            parts = [rng.standard_normal(shape) for _ in range(2 if np.dtype(self.dtype).kind == "c" else 1)]
+            count = 2 if np.dtype(self.dtype).kind == "c" else 1
+            parts = [rng.standard_normal(shape) for _ in range(count)]
             if self.positive:
                 parts = [np.abs(part) for part in parts]
             values = parts[0] if len(parts) == 1 else parts[0] + 1j * parts[1]
@@ -180,7 +181,8 @@ def _without_terms_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             if border == "wide":
                 border = max(reach) + 1
             elif border == "pairs":
-                border = tuple((r + 1 + int(rng.integers(0, 2)), int(rng.integers(0, r + 2))) for r in reach)
+                border = tuple((r + 1 + int(rng.integers(0, 2)), int(rng.integers(0, r + 2)))
+                               for r in reach)
             sizes = tuple(int(rng.integers(1, r + 2)) for r in reach)
             channels = groups * int(rng.integers(1, 3))
             params = (("border_mode", border), ("subsample", stride), ("filter_flip", flip),

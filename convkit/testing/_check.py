@@ -106,7 +106,8 @@ def _spread_scale(problem: Problem, method: str) -> float | None:
                     problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape)))
         scale = direct_conv(spread, absolute=True)
     else:
-        spread = dataclasses.replace(spread, output_start=(0,) * first.ndim, output_shape=problem.full_shape)
+        spread = dataclasses.replace(spread, output_start=(0,) * first.ndim,
+                                     output_shape=problem.full_shape)
         scale = direct_convolve_nd(spread, absolute=True)
     return float(scale.max()) if scale.size else 0.0
 
@@ -125,7 +126,7 @@ def _nonfinite_mismatch(result: np.ndarray, expected: np.ndarray) -> str | None:
 
 
 def _nonzero_without_terms(problem: Problem, result: np.ndarray) -> str | None:
-    """Outputs whose sums have no terms must be exactly 0 (every output of convolve_nd has terms)."""
+    """Outputs whose sums have no terms must be exactly 0 (convolve_nd has none of them)."""
     if not isinstance(problem, ConvProblem):
         return None
     without_terms = np.broadcast_to(conv_term_counts(problem) == 0, result.shape)

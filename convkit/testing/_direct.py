@@ -106,6 +106,7 @@ def conv_term_counts(problem: ConvProblem) -> np.ndarray:
                         - problem.padding[axis][0] + k * problem.dilation[axis])
             shape = [1] * len(spatial_out)
             shape[axis] = -1
-            inside = inside & ((position >= 0) & (position < problem.input.shape[2 + axis])).reshape(shape)
+            valid = (position >= 0) & (position < problem.input.shape[2 + axis])
+            inside = inside & valid.reshape(shape)
         counts += inside
     return counts * problem.filters.shape[1]
