@@ -270,15 +270,15 @@ def _near_limit_cases(dtypes: tuple[str, ...]) -> list[Case]:
     ``|in1| (*) |in2|`` stays below the largest finite value while the
     transforms of FFT and Winograd methods, computed as they are, would not.
     """
+    def small(terms: int) -> int:
+        """The exponent of the other operand: |values| up to ~2**2.2 each, ``terms`` of them."""
+        return -3 - math.ceil(math.log2(terms))
+
     cases = []
     layer = (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
              ("filter_dilation", 1), ("num_groups", 1))
     for dtype in dtypes:
-        top = np.finfo(dtype).maxexp - 3
-
-        def small(terms: int) -> int:
-            return -3 - math.ceil(math.log2(terms))
-
+        top = int(np.finfo(dtype).maxexp) - 3
         cases += [
             Case("conv", ((2, 16, 24, 24), (16, 16, 3, 3)), dtype, layer,
                  exponents=(top, small(144)), tags=("near-limit", "winograd")),
