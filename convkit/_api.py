@@ -58,7 +58,8 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             f"backend {chosen.name!r} returned dtype {result.dtype} for {problem.operation}; "
             f"expected {problem.dtype}"
         )
-    if isinstance(result, np.ndarray):
+    if isinstance(result, np.ndarray) or shift:  # a host result (only host operands are scaled)
+        result = np.asanyarray(result)
         if not result.flags.writeable:
             result = result.copy()
         restore_range(result, shift)
