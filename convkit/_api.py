@@ -12,7 +12,9 @@ from convkit._backend import Backend
 from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._problems import Problem
+from convkit._range import into_range, restore_range
 from convkit._selection import select_backend
+from convkit._structure import zero_outputs_without_terms
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
@@ -47,7 +49,8 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             "split the problem (e.g. along the batch axis), or raise the limit with "
             "convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the memory is there"
         )
-    result = getattr(chosen, problem.operation)(problem)
+    in_range, shift = into_range(problem)
+    result = getattr(chosen, problem.operation)(in_range)
     shape = tuple(getattr(result, "shape", ()) or ())
     if not hasattr(result, "dtype") or not hasattr(result, "shape"):
         raise BackendResultError(
@@ -64,8 +67,12 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             f"backend {chosen.name!r} returned dtype {result.dtype} for {problem.operation}; "
             f"expected {problem.dtype}"
         )
-    if isinstance(result, np.ndarray) and not result.flags.writeable:
-        result = result.copy()
+    if isinstance(result, np.ndarray) or shift:  # a host result (only host operands are scaled)
+        result = np.asanyarray(result)
+        if not result.flags.writeable:
+            result = result.copy()
+        restore_range(result, shift)
+        zero_outputs_without_terms(problem, result)
     return result
 
 
@@ -88,8 +95,11 @@ def convolve_nd(
         ``"full"``: the whole linear convolution (length ``M + m - 1``);
         ``"valid"``: only outputs that don't rely on zero padding (length
         ``|M - m| + 1``; one input must be at least as large as the other in
-        every convolved axis, in either order); ``"same"``: the shape of
-        ``in1``, centred on the full result as SciPy centres it.
+        every convolved axis, in either order); ``"same"``: the length of
+        ``in1`` along the convolved axes, centred on the full result as SciPy
+        centres it.  In every mode the other axes keep their broadcast
+        length (SciPy releases without the fix of scipy#21876 cut them to
+        ``in1``'s in ``"same"`` mode).
     axes : int, sequence of int or None
         Axes to convolve over (default: all).  Must not be empty.
     backend : str, Backend or None

@@ -158,7 +158,7 @@ def demo(backends: Sequence[str]) -> bool:
 
 def _check_auto(cases: Sequence) -> tuple:
     """Run each case on the backend "auto" picks for it; the report counts the picks."""
-    from convkit._registry import select_backend
+    from convkit._selection import select_backend
     from convkit.plugin import normalize_conv, normalize_convolve
     from convkit.testing import CaseResult, Report, check_case
 

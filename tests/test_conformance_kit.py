@@ -118,7 +118,7 @@ def test_cases_cover_every_factor():
     assert {len(c.shapes[0]) for c in convolve} >= {1, 2, 3}
     assert {c.kwargs["mode"] for c in convolve} == {"full", "same", "valid"}
     borders = {c.kwargs["border_mode"] if not isinstance(c.kwargs["border_mode"], tuple) else "pairs" for c in conv}
-    assert borders == {"valid", "full", "half", "same", 1, "pairs"}
+    assert borders >= {"valid", "full", "half", "same", 1, "pairs"}
     assert {c.kwargs["subsample"] for c in conv} >= {1, 2, 3}
     assert {c.kwargs["filter_dilation"] for c in conv} >= {1, 2}
     assert {c.kwargs["filter_flip"] for c in conv} == {True, False}

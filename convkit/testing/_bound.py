@@ -12,9 +12,10 @@ max(base, 4 * eps * sqrt(K))`` with base 1e-5 for float32/complex64 and 1e-13
 for float64/complex128, ``eps`` the dtype's machine epsilon and ``n`` the
 number of points of the transform (the full result's size over the convolved
 axes) and ``S`` the largest scale over every position the transform computes:
-``max(s)`` for convolve_nd, and for conv the largest scale of the same layer
-with stride 1 (a strided layer keeps only some of the positions, but the
-rounding of all of them spreads).  The FFT term is uniform because an FFT
+the largest scale of the full result for convolve_nd, and for conv the
+largest scale of the same layer with stride 1 (a "same" or "valid" region
+and a strided layer keep only some of the positions, but the rounding of all
+of them spreads).  The FFT term is uniform because an FFT
 spreads its rounding over all outputs; on SciPy's float32 FFT the worst measured error is about 0.1 of it.
 Non-finite outputs are not bounded: they must match exactly.
 """

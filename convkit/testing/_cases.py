@@ -41,6 +41,11 @@ class Case:
     nonfinite : tuple of (operand, position, value)
         Non-finite values written into the operands (position is a fraction
         of the flat size, so it stays valid for any shape).
+    exponents : tuple of two ints
+        Powers of two the operands are multiplied by (exactly), to put them
+        near the limits of the dtype's range; ``(0, 0)`` leaves them near 1.
+    positive : bool
+        Absolute values of the random numbers: no sum of them cancels.
     tags : tuple of str
         What the case exercises (``"large"``, ``"even-kernel"``, ...).
     """
@@ -51,17 +56,23 @@ class Case:
     params: tuple[tuple[str, object], ...]
     layout: str = "contiguous"
     nonfinite: tuple[tuple[int, float, float], ...] = ()
+    exponents: tuple[int, int] = (0, 0)
+    positive: bool = False
     tags: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def id(self) -> str:
-        """A readable, unique name: operation, dtype, shapes, parameters, layout."""
+        """A readable, unique name: operation, dtype, shapes, parameters, layout, values."""
         shapes = "*".join("x".join(map(str, shape)) or "0d" for shape in self.shapes)
         params = ",".join(f"{name}={_short(value)}" for name, value in self.params)
         extra = [self.layout] if self.layout != "contiguous" else []
         if self.nonfinite:
             extra.append("nonfinite=" + "+".join(
                 f"{'ab'[operand]}{_short(value)}" for operand, _, value in self.nonfinite))
+        if self.exponents != (0, 0):
+            extra.append("scale=" + "*".join(f"2^{exponent}" for exponent in self.exponents))
+        if self.positive:
+            extra.append("positive")
         return "-".join([self.operation, self.dtype, shapes, params, *extra])
 
     @property
@@ -73,11 +84,13 @@ class Case:
         """Build the two operands (deterministic in the case's id)."""
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
         operands = []
-        for shape in self.shapes:
-            values = rng.standard_normal(shape)
-            if np.dtype(self.dtype).kind == "c":
-                values = values + 1j * rng.standard_normal(shape)
-            operands.append(values.astype(self.dtype))
+        for shape, exponent in zip(self.shapes, self.exponents):
+            count = 2 if np.dtype(self.dtype).kind == "c" else 1
+            parts = [rng.standard_normal(shape) for _ in range(count)]
+            if self.positive:
+                parts = [np.abs(part) for part in parts]
+            values = parts[0] if len(parts) == 1 else parts[0] + 1j * parts[1]
+            operands.append((values * 2.0**exponent).astype(self.dtype))
         for operand, position, value in self.nonfinite:
             flat = operands[operand].reshape(-1)
             if flat.size:
@@ -150,6 +163,37 @@ def _conv_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+def _without_terms_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
+    """Layers with outputs whose sums have no terms: inputs shorter than the dilated
+    kernel's reach (outputs between two taps) and padding wider than it (outputs in padding)."""
+    cases = []
+    for dtype, spatial in itertools.product(dtypes, (1, 2, 3)):
+        for i in range(count):
+            rng = np.random.default_rng(zlib.crc32(f"noterms{dtype}{spatial}{i}".encode()))
+            dilation = _cycle((2, 3), i, 1)
+            stride = _cycle((1, 2, 3), i, 2)
+            border = _cycle(("half", "full", "same", "wide", "pairs"), i, 3)
+            groups = _cycle((1, 2), i, 4)
+            flip = _cycle((True, False), i, 5)
+            layout = _cycle(LAYOUTS, i, 6)
+            kernel = tuple(int(rng.choice((2, 3, 4) if spatial < 3 else (2, 3))) for _ in range(spatial))
+            reach = [dilation * (k - 1) for k in kernel]
+            if border == "wide":
+                border = max(reach) + 1
+            elif border == "pairs":
+                border = tuple((r + 1 + int(rng.integers(0, 2)), int(rng.integers(0, r + 2)))
+                               for r in reach)
+            sizes = tuple(int(rng.integers(1, r + 2)) for r in reach)
+            channels = groups * int(rng.integers(1, 3))
+            params = (("border_mode", border), ("subsample", stride), ("filter_flip", flip),
+                      ("filter_dilation", dilation), ("num_groups", groups))
+            cases.append(Case(
+                "conv", ((int(rng.integers(1, 3)), channels, *sizes),
+                         (groups * int(rng.integers(1, 3)), channels // groups, *kernel)),
+                dtype, params, layout, tags=(f"{spatial}d", "without-terms")))
+    return cases
+
+
 def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
     cases = []
     for dtype, ndim in itertools.product(dtypes, (1, 2, 3)):
@@ -188,7 +232,7 @@ def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
 
 
 def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
-    """Sizes of 1, the seed's example and non-finite values."""
+    """Sizes of 1, the seed's example, outputs without terms and non-finite values."""
     cases = []
     for dtype in dtypes:
         cases += [
@@ -202,6 +246,9 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
                   ("filter_dilation", 1), ("num_groups", 1)), tags=("seed",)),
             Case("convolve_nd", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype, (("mode", "full"), ("axes", None)),
                  tags=("seed",)),
+            Case("conv", ((1, 1, 1, 8), (1, 1, 2, 4)), dtype,
+                 (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
+                  ("filter_dilation", 2), ("num_groups", 1)), tags=("without-terms",)),
         ]
         # Batch axes that broadcast from 1 keep their broadcast length in every mode,
         # whichever operand is the short one (scipy#21876, cupy#10292).
@@ -225,6 +272,49 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
                               (("border_mode", ("full", "half", 1)[j]), ("subsample", 1 + j % 2),
                                ("filter_flip", True), ("filter_dilation", 1), ("num_groups", 2)),
                               nonfinite=((1, 0.2, value), (0, 0.6, value)), tags=("nonfinite",)))
+    return cases
+
+
+def _near_limit_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """Operands near the top of the dtype's range with results that fit it.
+
+    One operand is scaled to about ``2**(maxexp - 3)`` (float32 near 1e38,
+    float64 near 1e307), the other down by the number of terms, so that
+    ``|in1| (*) |in2|`` stays below the largest finite value while the
+    transforms of FFT and Winograd methods, computed as they are, would not.
+    """
+    def small(terms: int) -> int:
+        """The exponent of the other operand: |values| up to ~2**2.2 each, ``terms`` of them."""
+        return -3 - math.ceil(math.log2(terms))
+
+    cases = []
+    layer = (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
+             ("filter_dilation", 1), ("num_groups", 1))
+    for dtype in dtypes:
+        top = int(np.finfo(dtype).maxexp) - 3
+        cases += [
+            Case("conv", ((2, 16, 24, 24), (16, 16, 3, 3)), dtype, layer,
+                 exponents=(top, small(144)), tags=("near-limit", "winograd")),
+            Case("conv", ((2, 16, 24, 24), (16, 16, 3, 3)), dtype, layer,
+                 exponents=(top, small(144)), positive=True, tags=("near-limit", "winograd")),
+            Case("conv", ((1, 2, 6, 6), (2, 2, 3, 3)), dtype, (("border_mode", "full"),) + layer[1:],
+                 exponents=(top, small(18)), tags=("near-limit",)),
+            Case("conv", ((1, 2, 7, 5), (4, 1, 2, 3)), dtype,
+                 (("border_mode", 1), ("subsample", 2), ("filter_flip", False),
+                  ("filter_dilation", 1), ("num_groups", 2)),
+                 exponents=(small(6), top), tags=("near-limit",)),
+            Case("convolve_nd", ((200,), (7,)), dtype, (("mode", "same"), ("axes", None)),
+                 exponents=(top, small(7)), tags=("near-limit",)),
+            Case("convolve_nd", ((200,), (7,)), dtype, (("mode", "same"), ("axes", None)),
+                 exponents=(top, small(7)), positive=True, tags=("near-limit",)),
+            Case("convolve_nd", ((2000,), (9,)), dtype, (("mode", "valid"), ("axes", None)),
+                 exponents=(top, small(9)), tags=("near-limit",)),
+            Case("convolve_nd", ((12, 9), (4, 3)), dtype, (("mode", "full"), ("axes", None)),
+                 exponents=(small(12), top), tags=("near-limit",)),
+            Case("convolve_nd", ((23, 9), (4, 3)), dtype, (("mode", "same"), ("axes", None)),
+                 nonfinite=((0, 0.37, math.inf), (0, 0.8, math.nan), (1, 0.5, 0.0)),
+                 exponents=(top, small(12)), tags=("near-limit", "nonfinite")),
+        ]
     return cases
 
 
@@ -275,7 +365,9 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     level : {"fast", "full", "small"}
         ``"fast"`` covers every factor value (operation x dtype x rank x mode
         or border mode x stride x dilation x groups x kernel parity x layout)
-        in a few hundred small cases, plus edge and non-finite cases;
+        in a few hundred small cases, plus edge and non-finite cases, layers
+        with outputs whose sums have no terms, and operands near the top of
+        the dtype's range;
         ``"full"`` crosses them more densely and adds large sizes that take
         FFT and blocked paths; ``"small"`` is the fast matrix without its
         larger operands (at most 256 and 64 points), for slow targets such as
@@ -293,7 +385,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     if level not in ("fast", "full", "small"):
         raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
     per_group = 48 if level == "full" else 12
-    cases = _conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
+    cases = (_conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
+             + _without_terms_cases(per_group // 3, dtypes) + _near_limit_cases(dtypes))
     if level == "full":
         cases += _large_cases(dtypes)
     if level == "small":

@@ -17,7 +17,7 @@ from convkit._discovery import _registry, why_cannot_run
 from convkit._validation import normalize_conv, normalize_convolve
 from convkit.testing._bound import error_bound
 from convkit.testing._cases import Case
-from convkit.testing._direct import direct_conv, direct_convolve_nd
+from convkit.testing._direct import conv_term_counts, direct_conv, direct_convolve_nd
 
 __all__ = ["CaseResult", "Report", "check_backend", "check_case", "resolve_backend", "to_numpy"]
 
@@ -82,14 +82,19 @@ def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.
 def _spread_scale(problem: Problem, method: str) -> float | None:
     """``S`` of the FFT bound where it differs from the largest output scale.
 
-    An FFT transforms the operands with non-finite values set to zero and, for
-    a strided conv, every stride-1 position: the rounding of all of them
-    spreads over the outputs, so S is the largest scale over that computation.
+    An FFT transforms the operands with non-finite values set to zero and
+    computes, for a strided conv, every stride-1 position, and for a
+    convolve_nd in "same" or "valid" mode the full result: the rounding of all
+    of them spreads over the outputs, so S is the largest scale over that
+    computation.
     """
     first, second = problem.operands
     finite = np.isfinite(first).all() and np.isfinite(second).all()
-    strided = isinstance(problem, ConvProblem) and any(s != 1 for s in problem.stride)
-    if method != "fft" or (finite and not strided):
+    if isinstance(problem, ConvProblem):
+        partial = any(s != 1 for s in problem.stride)
+    else:
+        partial = tuple(problem.output_shape) != problem.full_shape
+    if method != "fft" or (finite and not partial):
         return None
     spread = problem.with_operands(np.where(np.isfinite(first), first, 0), np.where(np.isfinite(second), second, 0))
     if isinstance(problem, ConvProblem):
@@ -101,6 +106,8 @@ def _spread_scale(problem: Problem, method: str) -> float | None:
                     problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape)))
         scale = direct_conv(spread, absolute=True)
     else:
+        spread = dataclasses.replace(spread, output_start=(0,) * first.ndim,
+                                     output_shape=problem.full_shape)
         scale = direct_convolve_nd(spread, absolute=True)
     return float(scale.max()) if scale.size else 0.0
 
@@ -118,12 +125,27 @@ def _nonfinite_mismatch(result: np.ndarray, expected: np.ndarray) -> str | None:
     return None
 
 
+def _nonzero_without_terms(problem: Problem, result: np.ndarray) -> str | None:
+    """Outputs whose sums have no terms must be exactly 0 (convolve_nd has none of them)."""
+    if not isinstance(problem, ConvProblem):
+        return None
+    without_terms = np.broadcast_to(conv_term_counts(problem) == 0, result.shape)
+    wrong = without_terms & (result != 0)
+    if not wrong.any():
+        return None
+    index = tuple(int(i) for i in np.argwhere(wrong)[0])
+    return (f"{int(wrong.sum())} of {int(without_terms.sum())} outputs whose sums have no terms "
+            f"(the window lies wholly in padding or between dilated taps) are not exactly 0 "
+            f"(first at {index}: got {result[index]!r})")
+
+
 def check_case(backend: str | Backend, case: Case) -> CaseResult:
     """Run one case on ``backend`` through the public API and judge it.
 
     The result must have the right shape and dtype, non-finite outputs
-    exactly where the direct definition has them, and every finite output
-    within :func:`convkit.testing.error_bound`; the inputs must be unchanged.
+    exactly where the direct definition has them, exact zeros where its sum
+    has no terms, and every finite output within
+    :func:`convkit.testing.error_bound`; the inputs must be unchanged.
     """
     engine = resolve_backend(backend)
     first, second = case.arrays()
@@ -153,6 +175,9 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     mismatch = _nonfinite_mismatch(result, expected)
     if mismatch:
         return CaseResult(case, "fail", method, float("inf"), float("inf"), f"non-finite outputs: {mismatch}")
+    not_zero = _nonzero_without_terms(problem, result)
+    if not_zero:
+        return CaseResult(case, "fail", method, float("inf"), float("inf"), not_zero)
     finite = np.isfinite(expected)
     if not finite.any():
         return CaseResult(case, "pass", method)

@@ -16,7 +16,7 @@ import numpy as np
 
 from convkit._problems import ConvolveProblem, ConvProblem
 
-__all__ = ["direct_conv", "direct_convolve_nd"]
+__all__ = ["conv_term_counts", "direct_conv", "direct_convolve_nd"]
 
 
 def _wide(dtype: np.dtype, absolute: bool) -> np.dtype:
@@ -87,3 +87,26 @@ def direct_conv(problem: ConvProblem, absolute: bool = False) -> np.ndarray:
             products = np.einsum("ngc...,gfc->ngf...", gathered, weights[(Ellipsis, *tap)])
             output += np.where(inside, products, 0)
     return output.reshape(problem.output_shape)
+
+
+def conv_term_counts(problem: ConvProblem) -> np.ndarray:
+    """How many products each output of a conv problem sums, by output position.
+
+    The count is the same for every image and filter: the channels of a group
+    times the kernel taps whose input position is inside the input.  Where it
+    is 0 (the window lies wholly in padding, or the input falls between
+    dilated taps) the direct definition gives exactly 0.
+    """
+    spatial_out = problem.output_shape[2:]
+    counts = np.zeros(spatial_out, dtype=np.int64)
+    for tap in itertools.product(*(range(k) for k in problem.filters.shape[2:])):
+        inside = np.ones(spatial_out, dtype=bool)
+        for axis, k in enumerate(tap):
+            position = (np.arange(spatial_out[axis]) * problem.stride[axis]
+                        - problem.padding[axis][0] + k * problem.dilation[axis])
+            shape = [1] * len(spatial_out)
+            shape[axis] = -1
+            valid = (position >= 0) & (position < problem.input.shape[2 + axis])
+            inside = inside & valid.reshape(shape)
+        counts += inside
+    return counts * problem.filters.shape[1]
