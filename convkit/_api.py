@@ -15,7 +15,7 @@ from convkit._problems import Problem
 from convkit._range import into_range, restore_range
 from convkit._selection import select_backend
 from convkit._structure import zero_outputs_without_terms
-from convkit._validation import normalize_conv, normalize_convolve
+from convkit._validation import normalize_conv, normalize_convolve, readable_bytes
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
 
@@ -23,10 +23,6 @@ Mode: TypeAlias = Literal["full", "valid", "same"]
 BorderMode: TypeAlias = Literal["valid", "full", "half", "same"] | int | Sequence[int | tuple[int, int]]
 IntOrTuple: TypeAlias = int | Sequence[int]
 BackendChoice: TypeAlias = str | Backend | None
-
-
-def _gib(count: int) -> str:
-    return f"{count / 2**30:.2f} GiB"
 
 
 def _result_dtype(result: object) -> np.dtype:
@@ -44,8 +40,8 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
     limit = get_memory_limit()
     if needed > limit:
         raise WorkingSetTooLargeError(
-            f"{problem.operation}: backend {chosen.name!r} needs about {_gib(needed)} of working "
-            f"memory for output shape {problem.output_shape}, over the limit of {_gib(limit)}; "
+            f"{problem.operation}: backend {chosen.name!r} needs about {readable_bytes(needed)} of working "
+            f"memory for output shape {problem.output_shape}, over the limit of {readable_bytes(limit)}; "
             "split the problem (e.g. along the batch axis), or raise the limit with "
             "convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the memory is there"
         )

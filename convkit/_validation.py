@@ -147,7 +147,7 @@ def compute_dtype(function: str, *arrays: np.ndarray) -> np.dtype:
     )
 
 
-def _bytes(count: int) -> str:
+def readable_bytes(count: int) -> str:
     """``count`` bytes for people: ``"512 B"``, ``"3.05 GiB"``."""
     for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if count >= size:
@@ -172,12 +172,12 @@ def _check_budget(
     output = math.prod(output_shape) * dtype.itemsize
     limit = get_memory_limit()
     if copies + output > limit:
-        copied = (f" and the contiguous {dtype} copies of the inputs {_bytes(copies)} (broadcast "
+        copied = (f" and the contiguous {dtype} copies of the inputs {readable_bytes(copies)} (broadcast "
                   "and strided inputs are copied in full)") if copies else ""
         raise WorkingSetTooLargeError(
-            f"{function}: output shape {output_shape} needs {_bytes(output)}{copied}, about "
-            f"{_bytes(copies + output)} of memory before any backend runs, over the limit of "
-            f"{_bytes(limit)}; split the problem (e.g. along the batch axis), pass smaller inputs, "
+            f"{function}: output shape {output_shape} needs {readable_bytes(output)}{copied}, about "
+            f"{readable_bytes(copies + output)} of memory before any backend runs, over the limit of "
+            f"{readable_bytes(limit)}; split the problem (e.g. along the batch axis), pass smaller inputs, "
             "or raise the limit with convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the "
             "memory is there"
         )
