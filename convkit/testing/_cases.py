@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convkit.plugin import dilated_extent
+
 __all__ = ["DTYPES", "LAYOUTS", "Case", "generate_cases"]
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -150,7 +152,7 @@ def _conv_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
                 for _ in range(spatial)
             )
             sizes = tuple(
-                dilation * (k - 1) + 1 + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
+                dilated_extent(k, dilation) + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
             )
             if border == "pairs":
                 border = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(spatial))
@@ -177,7 +179,7 @@ def _without_terms_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             flip = _cycle((True, False), i, 5)
             layout = _cycle(LAYOUTS, i, 6)
             kernel = tuple(int(rng.choice((2, 3, 4) if spatial < 3 else (2, 3))) for _ in range(spatial))
-            reach = [dilation * (k - 1) for k in kernel]
+            reach = [dilated_extent(k, dilation) - 1 for k in kernel]
             if border == "wide":
                 border = max(reach) + 1
             elif border == "pairs":
