@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from convkit.plugin import dilated_extent
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit.plugin import dilated_extent
 
 __all__ = ["BASE_TOLERANCE", "error_bound", "terms_per_output", "transform_points"]
 
