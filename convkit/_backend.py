@@ -64,6 +64,10 @@ class Capabilities:
         Compute dtypes it accepts (float32, float64, complex64, complex128).
     max_spatial_dims : int or None
         The most convolved (spatial) axes it handles; None for any number.
+        A host ``convolve_nd`` problem with more is still offered: the core
+        runs it as a sum of problems of this rank (one per index of the
+        kernel along the extra axes).  ``conv`` problems and device
+        operands beyond the limit are refused.
     groups : bool
         Whether ``conv`` supports ``groups > 1``.
     device_arrays : bool

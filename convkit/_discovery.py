@@ -31,6 +31,7 @@ from convkit._backend import OPERATIONS, Availability, Backend
 from convkit._environment import EnvironmentVariableError
 from convkit._errors import UnknownBackendError
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit._lowering import Lowered, lowering_for
 
 __all__ = [
     "AUTO",
@@ -496,11 +497,19 @@ def contract_violation(backend: Backend) -> str | None:
 
 
 def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
-    """Why ``backend`` cannot run ``problem`` (an operation it does not offer, its own reasons), or None."""
+    """Why ``backend`` cannot run ``problem`` (an operation it does not offer, its own reasons), or None.
+
+    A rank limit is no reason: a convolve_nd problem with more convolved axes
+    than the backend declares is lowered (``convkit._lowering``), and the
+    backend is asked about the lower-rank parts instead.
+    """
     offered = supported_operations(backend)
     if problem.operation not in offered:
         what = ", ".join(sorted(offered)) or "no operation"
         return f"does not implement {problem.operation} (it implements {what})"
+    rank = lowering_for(backend, problem)
+    if rank is not None:
+        return Lowered(backend, rank).why_not(problem)
     return backend.why_not(problem)
 
 
@@ -529,4 +538,6 @@ def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str 
     reason = why_cannot_run(backend, problem)
     if reason:
         return None, reason
-    return (backend if own else _PrivateOperands(backend)), None
+    runner = backend if own else _PrivateOperands(backend)
+    rank = lowering_for(backend, problem)
+    return (runner if rank is None else Lowered(runner, rank)), None

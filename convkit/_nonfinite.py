@@ -142,7 +142,7 @@ def with_local_nonfinite(problem: Problem, compute: Compute) -> np.ndarray:
     --------
     >>> import numpy as np, scipy.signal
     >>> from convkit.plugin import with_local_nonfinite, normalize_convolve
-    >>> problem = normalize_convolve([1.0, np.nan, 1.0, 1.0, 1.0], [1.0, 1.0], "full", None)
+    >>> problem = normalize_convolve([1.0, np.nan, 1.0, 1.0, 1.0], [1.0, 1.0])
     >>> def fft(p):
     ...     return scipy.signal.fftconvolve(p.in1, p.in2)[p.output_slices]
     >>> with_local_nonfinite(problem, fft)

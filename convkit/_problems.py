@@ -35,7 +35,12 @@ class ConvolveProblem:
         neither empty.  In ``"valid"`` mode they are already swapped as SciPy
         swaps them.
     axes : tuple of int
-        The convolved axes, non-negative, sorted, unique, not empty.
+        The convolved axes, non-negative, sorted, unique, not empty.  A
+        named axis on which either operand has length 1 is not among them
+        (it broadcasts, and its region is the broadcast one), except in
+        ``"same"`` mode with ``in1`` of length 1 and ``in2`` longer; when every
+        named axis broadcasts, the last one stays (see
+        :func:`convkit.plugin.convolved_axes`).
     mode : str
         ``"full"``, ``"same"`` or ``"valid"``, as the user asked; the region
         below already encodes it.

@@ -43,6 +43,7 @@ import math
 
 import numpy as np
 
+from convkit._geometry import dilated_extent
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = ["growth_bits", "into_range", "restore_range"]
@@ -65,7 +66,7 @@ def growth_bits(problem: Problem) -> int:
         first = math.prod(problem.input.shape[2:])
         second = math.prod(problem.filters.shape[2:])
         length = math.prod([
-            size + before + after + dilation * (k - 1)
+            size + before + after + dilated_extent(k, dilation) - 1
             for size, (before, after), dilation, k in zip(problem.input.shape[2:], problem.padding,
                                                           problem.dilation, problem.filters.shape[2:])
         ])
@@ -163,11 +164,11 @@ def into_range(problem: Problem) -> tuple[Problem, int]:
     >>> import numpy as np
     >>> from convkit.plugin import normalize_convolve
     >>> big = np.full(8, 1e38, np.float32)
-    >>> problem = normalize_convolve(big, np.ones(3, np.float32), "full", None)
+    >>> problem = normalize_convolve(big, np.ones(3, np.float32))
     >>> scaled, shift = into_range(problem)
     >>> shift, bool(scaled.in1[0] == np.float32(1e38) / 2**shift)
     (13, True)
-    >>> into_range(normalize_convolve(np.ones(8), np.ones(3), "full", None))[1]
+    >>> into_range(normalize_convolve(np.ones(8), np.ones(3)))[1]
     0
     """
     if problem.on_device:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convkit._geometry import dilated_extent
 from convkit._problems import ConvProblem, Problem
 
 __all__ = ["outputs_without_terms", "zero_outputs_without_terms"]
@@ -54,8 +55,8 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     --------
     >>> import numpy as np
     >>> from convkit.plugin import normalize_conv
-    >>> problem = normalize_conv(np.ones((1, 1, 1, 3)), np.ones((1, 1, 2, 1)), "full", 1, True,
-    ...                          2, 1, None, "conv")
+    >>> problem = normalize_conv(np.ones((1, 1, 1, 3)), np.ones((1, 1, 2, 1)), border_mode="full",
+    ...                          filter_dilation=2)
     >>> outputs_without_terms(problem)  # the middle row falls between the dilated taps
     [(2, array([False,  True, False]))]
     """
@@ -65,7 +66,7 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     for axis, (size, kernel, stride, dilation, (pad_before, pad_after)) in enumerate(zip(
             problem.input.shape[2:], problem.kernel_shape, problem.stride, problem.dilation,
             problem.padding)):
-        reach = dilation * (kernel - 1)
+        reach = dilated_extent(kernel, dilation) - 1
         if pad_before <= reach and pad_after <= reach and size >= dilation:
             # The usual case, decided without arrays: every window's first tap is at most
             # size - 1 and its last at least 0, and taps that straddle the input cannot

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
 
 import numpy as np
 
 from convkit._config import get_memory_limit
 from convkit._device import describe, is_device_array, stand_in
 from convkit._errors import WorkingSetTooLargeError
+from convkit._geometry import (
+    MAX_LENGTH,
+    at_most_max_length,
+    conv_output_length,
+    convolve_output_region,
+    convolved_axes,
+    dilated_extent,
+    is_scalar,
+    kernel_operand,
+    padding_from_border_mode,
+    per_axis,
+)
 from convkit._problems import ConvolveProblem, ConvProblem
 
 __all__ = [
@@ -27,13 +38,7 @@ __all__ = [
     "to_operands",
 ]
 
-#: The largest stride, dilation, padding or group count, and the largest padded
-#: input length and dilated kernel extent along an axis: sums of a few such
-#: lengths stay far inside the signed 64-bit integers backends index with.
-MAX_LENGTH = 2**60
-
 MODES = ("full", "valid", "same")
-BORDER_MODE_NAMES = ("valid", "full", "half", "same")
 _REJECTED_KINDS = {
     "O": "object",
     "U": "str",
@@ -42,16 +47,6 @@ _REJECTED_KINDS = {
     "M": "datetime64",
     "m": "timedelta64",
 }
-
-
-def _is_scalar(value: object) -> bool:
-    if type(value) in (int, str, float, bool):  # the common case, without ABC checks
-        return True
-    if isinstance(value, np.ndarray):
-        return value.ndim == 0
-    if isinstance(value, (str, bytes)):
-        return True
-    return not isinstance(value, (Sequence, set, frozenset, dict))
 
 
 def to_operand(value: object, function: str, argument: str) -> np.ndarray:
@@ -207,7 +202,7 @@ def _check_mode(mode: object, function: str) -> str:
 def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
     if axes is None:
         return tuple(range(ndim))
-    items = [axes] if _is_scalar(axes) else list(axes)
+    items = [axes] if is_scalar(axes) else list(axes)
     if not items:
         raise ValueError(f"{function}: when provided, axes cannot be empty; use axes=None for all axes")
     normalized = []
@@ -230,12 +225,40 @@ def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
 
 
 def normalize_convolve(
-    in1: object, in2: object, mode: object, axes: object
+    in1: object, in2: object, mode: object = "full", axes: object = None
 ) -> ConvolveProblem | np.ndarray:
-    """Check and normalize the arguments of ``convolve_nd``.
+    """Check the arguments of ``convolve_nd`` and build its normalized problem.
 
-    Returns a :class:`ConvolveProblem`, or the finished result for 0-d and
-    empty inputs, which need no backend.
+    This is the problem a backend's ``convolve_nd`` receives from
+    :func:`convkit.convolve_nd`; backend authors and tests build problems
+    with it.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The operands, as for :func:`convkit.convolve_nd`.
+    mode : {"full", "valid", "same"}
+    axes : int, sequence of int or None
+        The axes to convolve (default: all).
+
+    Returns
+    -------
+    ConvolveProblem or numpy.ndarray
+        The problem, or the finished result for 0-d and empty inputs, which
+        need no backend.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The errors :func:`convkit.convolve_nd` raises for these arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_convolve
+    >>> problem = normalize_convolve(np.ones((2, 3, 5, 5)), np.ones((1, 3, 3, 3)), mode="same")
+    >>> problem.axes, problem.output_start, problem.output_shape
+    ((1, 2, 3), (0, 1, 1, 1), (2, 3, 5, 5))
     """
     function = "convolve_nd"
     first, second, devices = to_operands(in1, in2, function, ("in1", "in2"))
@@ -265,161 +288,36 @@ def normalize_convolve(
     if first.size == 0 or second.size == 0:
         return np.empty((0,), dtype=dtype)
 
-    # SciPy treats convolved axes where either length is 1 as broadcast axes:
-    # they neither take part in the 'valid' size rule nor in the swap.
-    sized_axes = [a for a in axes_tuple if first.shape[a] != 1 and second.shape[a] != 1]
     if mode == "valid":
-        first_larger = all(first.shape[a] >= second.shape[a] for a in sized_axes)
-        second_larger = all(second.shape[a] >= first.shape[a] for a in sized_axes)
-        if not (first_larger or second_larger):
-            raise ValueError(
-                f"{function}: for 'valid' mode, one input must be at least as large as the "
-                f"other in every convolved axis, got shapes {first.shape} and "
-                f"{second.shape} over axes {axes_tuple}; use mode='full' or 'same'"
-            )
-        if not first_larger:
+        try:
+            kernel = kernel_operand(first.shape, second.shape, axes_tuple, mode)
+        except ValueError as error:
+            raise ValueError(f"{function}: {error}") from None
+        if kernel == 0:
             first, second = second, first
             if devices is not None:
                 devices = (devices[1], devices[0])
 
     # Axes that are not convolved broadcast and keep their broadcast length in every mode
     # ("same" included: scipy releases before the fix of scipy#21876 cut them to in1's
-    # length, keeping whichever row the centring happened to land on).
-    output_start, output_shape = [], []
-    for axis, (a, b) in enumerate(zip(first.shape, second.shape)):
-        full = a + b - 1
-        if axis not in axes_tuple:
-            start, size = 0, max(a, b)
-        elif mode == "full":
-            start, size = 0, full
-        elif mode == "same":
-            start, size = (full - a) // 2, a
-        else:
-            start, size = min(a, b) - 1, abs(a - b) + 1
-        output_start.append(start)
-        output_shape.append(size)
+    # length, keeping whichever row the centring happened to land on).  A named axis on
+    # which an operand has length 1 gives the broadcast region too, so it is handed to
+    # backends as a broadcast axis: they see only the axes they really convolve.
+    output_start, output_shape = convolve_output_region(first.shape, second.shape, mode, axes_tuple)
+    axes_tuple = convolved_axes(first.shape, second.shape, mode, axes_tuple)
 
     if devices is None:
-        _check_budget(function, (first, second), dtype, tuple(output_shape))
+        _check_budget(function, (first, second), dtype, output_shape)
     return ConvolveProblem(
         in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
         in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
         axes=axes_tuple,
         mode=mode,
-        output_start=tuple(output_start),
-        output_shape=tuple(output_shape),
+        output_start=output_start,
+        output_shape=output_shape,
         dtype=dtype,
         on_device=devices is not None,
     )
-
-
-def _at_most_max_length(number: int, function: str, argument: str, given: object) -> int:
-    if number > MAX_LENGTH:
-        raise ValueError(
-            f"{function}: {argument} must be at most 2**60 (= {MAX_LENGTH}), got {given!r}; "
-            "no array is that long, so a larger value cannot be meant"
-        )
-    return number
-
-
-def _per_axis(value: object, spatial_dims: int, function: str, argument: str) -> tuple[int, ...]:
-    """An int or a tuple of ints, one per spatial axis, each from 1 to MAX_LENGTH."""
-    if type(value) is int and 1 <= value <= MAX_LENGTH:
-        return (value,) * spatial_dims
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    items = (value,) * spatial_dims if _is_scalar(value) else tuple(value)
-    if len(items) != spatial_dims or not all(_is_scalar(item) for item in items):
-        raise ValueError(
-            f"{function}: {argument} must be an int or a tuple of {spatial_dims} ints "
-            f"(one per spatial axis), got {value!r}"
-        )
-    result = []
-    for item in items:
-        if isinstance(item, (bool, np.bool_)):
-            raise TypeError(f"{function}: {argument} must contain ints, got {value!r}")
-        try:
-            number = operator.index(item)
-        except TypeError:
-            raise TypeError(f"{function}: {argument} must contain ints, got {value!r}") from None
-        if number < 1:
-            raise ValueError(f"{function}: {argument} must be >= 1 in every axis, got {value!r}")
-        result.append(_at_most_max_length(number, function, argument, value))
-    return tuple(result)
-
-
-def _padding_amount(item: object, function: str, border_mode: object) -> int:
-    if isinstance(item, (bool, np.bool_)):
-        raise TypeError(f"{function}: border_mode padding must be ints, got {border_mode!r}")
-    try:
-        amount = operator.index(item)
-    except TypeError:
-        raise TypeError(
-            f"{function}: border_mode padding must be ints, got {border_mode!r}"
-        ) from None
-    if amount < 0:
-        raise ValueError(f"{function}: border_mode padding must be >= 0, got {border_mode!r}")
-    return _at_most_max_length(amount, function, "border_mode padding", border_mode)
-
-
-def _explicit_padding(
-    border_mode: object,
-    input_spatial: tuple[int, ...],
-    kernel_spatial: tuple[int, ...],
-    stride: tuple[int, ...],
-    dilation: tuple[int, ...],
-    function: str,
-) -> tuple[tuple[int, int], ...]:
-    spatial_dims = len(input_spatial)
-    extents = [d * (k - 1) + 1 for k, d in zip(kernel_spatial, dilation)]
-    if isinstance(border_mode, np.ndarray):
-        border_mode = border_mode.tolist()
-    if isinstance(border_mode, str):
-        if border_mode == "valid":
-            return ((0, 0),) * spatial_dims
-        if border_mode == "full":
-            return tuple((e - 1, e - 1) for e in extents)
-        if border_mode == "half":
-            return tuple((e // 2, e // 2) for e in extents)
-        if border_mode == "same":
-            padding = []
-            for size, extent, step in zip(input_spatial, extents, stride):
-                wanted = -(-size // step)
-                total = max((wanted - 1) * step + extent - size, 0)
-                padding.append((total // 2, total - total // 2))
-            return tuple(padding)
-        raise ValueError(
-            f"{function}: border_mode must be 'valid', 'full', 'half', 'same', an int, a "
-            f"tuple of ints or a tuple of (before, after) pairs, got {border_mode!r}"
-        )
-    if _is_scalar(border_mode):
-        amount = _padding_amount(border_mode, function, border_mode)
-        return ((amount, amount),) * spatial_dims
-    if not isinstance(border_mode, Sequence) or len(border_mode) != spatial_dims:
-        raise ValueError(
-            f"{function}: border_mode as a tuple needs one entry per spatial axis "
-            f"({spatial_dims}), got {border_mode!r}"
-        )
-    padding = []
-    for item in border_mode:
-        if isinstance(item, np.ndarray):
-            item = item.tolist()
-        if _is_scalar(item):
-            amount = _padding_amount(item, function, border_mode)
-            padding.append((amount, amount))
-        elif isinstance(item, Sequence) and len(item) == 2:
-            padding.append(
-                (
-                    _padding_amount(item[0], function, border_mode),
-                    _padding_amount(item[1], function, border_mode),
-                )
-            )
-        else:
-            raise ValueError(
-                f"{function}: each border_mode entry must be an int or a (before, after) "
-                f"pair, got {item!r} in {border_mode!r}"
-            )
-    return tuple(padding)
 
 
 def _shape_hint(array: np.ndarray, spatial_dims: int, argument: str) -> str:
@@ -434,18 +332,48 @@ def _shape_hint(array: np.ndarray, spatial_dims: int, argument: str) -> str:
 def normalize_conv(
     input: object,
     filters: object,
-    border_mode: object,
-    subsample: object,
-    filter_flip: object,
-    filter_dilation: object,
-    num_groups: object,
-    spatial_dims: int | None,
-    function: str,
+    border_mode: object = "valid",
+    subsample: object = 1,
+    filter_flip: object = True,
+    filter_dilation: object = 1,
+    num_groups: object = 1,
+    spatial_dims: int | None = None,
+    function: str = "conv",
 ) -> ConvProblem | np.ndarray:
-    """Check and normalize the arguments of ``conv``/``conv1d``/``conv2d``/``conv3d``.
+    """Check the arguments of ``conv``/``conv1d``/``conv2d``/``conv3d`` and build the problem.
 
-    Returns a :class:`ConvProblem`, or the finished (all-zero or empty)
-    result when the batch, channel or filter count is 0.
+    This is the problem a backend's ``conv`` receives from :func:`convkit.conv`;
+    backend authors and tests build problems with it, best with keywords.
+
+    Parameters
+    ----------
+    input, filters, border_mode, subsample, filter_flip, filter_dilation, num_groups
+        As for :func:`convkit.conv`.
+    spatial_dims : int or None
+        The number of spatial axes the input must have (``conv2d``: 2); None
+        takes it from the input, as :func:`convkit.conv` does.
+    function : str
+        The name error messages give the call.
+
+    Returns
+    -------
+    ConvProblem or numpy.ndarray
+        The problem, or the finished (all-zero or empty) result when the
+        batch, channel or filter count is 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The errors :func:`convkit.conv` raises for these arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_conv
+    >>> problem = normalize_conv(np.ones((1, 2, 8, 8)), np.ones((4, 2, 3, 3)),
+    ...                          border_mode="half", subsample=2)
+    >>> problem.padding, problem.stride, problem.output_shape
+    (((1, 1), (1, 1)), (2, 2), (1, 4, 4, 4))
     """
     data, kernels, devices = to_operands(input, filters, function, ("input", "filters"))
     dtype = compute_dtype(function, data, kernels)
@@ -477,7 +405,7 @@ def normalize_conv(
     groups = int(num_groups)
     if groups < 1:
         raise ValueError(f"{function}: num_groups must be >= 1, got {groups}")
-    _at_most_max_length(groups, function, "num_groups", num_groups)
+    at_most_max_length(groups, function, "num_groups", num_groups)
 
     batch, channels = data.shape[:2]
     filter_count, filter_channels = kernels.shape[:2]
@@ -503,17 +431,17 @@ def normalize_conv(
     if 0 in kernel_spatial:
         raise ValueError(f"{function}: filters must have a non-empty kernel, got shape {kernels.shape}")
 
-    stride = _per_axis(subsample, spatial_dims, function, "subsample")
-    dilation = _per_axis(filter_dilation, spatial_dims, function, "filter_dilation")
+    stride = per_axis(subsample, spatial_dims, function, "subsample")
+    dilation = per_axis(filter_dilation, spatial_dims, function, "filter_dilation")
     input_spatial = tuple(data.shape[2:])
     for axis, (k, dil) in enumerate(zip(kernel_spatial, dilation)):
-        if dil * (k - 1) + 1 > MAX_LENGTH:
+        if dilated_extent(k, dil) > MAX_LENGTH:
             raise ValueError(
                 f"{function}: the dilated kernel extent along spatial axis {axis}, "
-                f"{dil * (k - 1) + 1} (kernel {k}, dilation {dil}), is over 2**60; no input is "
+                f"{dilated_extent(k, dil)} (kernel {k}, dilation {dil}), is over 2**60; no input is "
                 "that long: use a smaller filter_dilation"
             )
-    padding = _explicit_padding(border_mode, input_spatial, kernel_spatial, stride, dilation, function)
+    padding = padding_from_border_mode(border_mode, input_spatial, kernel_spatial, stride, dilation, function)
     for axis, (size, (before, after)) in enumerate(zip(input_spatial, padding)):
         if size + before + after > MAX_LENGTH:
             raise ValueError(
@@ -526,14 +454,13 @@ def normalize_conv(
     for axis, (size, k, (before, after), step, dil) in enumerate(
         zip(input_spatial, kernel_spatial, padding, stride, dilation)
     ):
-        extent = dil * (k - 1) + 1
-        count = (size + before + after - extent) // step + 1
-        if size + before + after < extent:
+        count = conv_output_length(size, k, (before, after), step, dil)
+        if count == 0:
             raise ValueError(
                 f"{function}: output would be empty along spatial axis {axis}: input size "
                 f"{size} with padding ({before}, {after}) is smaller than the dilated kernel "
-                f"extent {extent} (kernel {k}, dilation {dil}); use a larger input, more "
-                "padding (e.g. border_mode='half' or 'full') or a smaller kernel"
+                f"extent {dilated_extent(k, dil)} (kernel {k}, dilation {dil}); use a larger "
+                "input, more padding (e.g. border_mode='half' or 'full') or a smaller kernel"
             )
         output_spatial.append(count)
     output_shape = (batch, filter_count, *output_spatial)

@@ -10,7 +10,12 @@ A backend distribution subclasses :class:`Backend`, declares its
 The core hands it normalized problems (:class:`ConvProblem`,
 :class:`ConvolveProblem`); :func:`with_local_nonfinite` keeps NaN and inf
 local for FFT methods, and :func:`all_finite` (one pass, no temporary) tells a
-method that mixes values whether it may run as it is.  The README's "Writing a backend" walks through a
+method that mixes values whether it may run as it is.  The shape geometry
+(:func:`dilated_extent`, :func:`conv_padding`, :func:`conv_output_length`,
+:func:`conv_output_shape`, :func:`convolve_output_region`,
+:func:`convolved_axes`, :func:`kernel_operand`) is the core's own, so a
+backend computes sizes exactly as the core does.  :func:`normalize_conv` and
+:func:`normalize_convolve` build problems (take keywords for readability).  The README's "Writing a backend" walks through a
 complete example.
 """
 
@@ -19,6 +24,15 @@ from convkit._config import get_num_threads
 from convkit._nonfinite import all_finite, with_local_nonfinite
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 from convkit._discovery import ENTRY_POINT_GROUP
+from convkit._geometry import (
+    conv_output_length,
+    conv_output_shape,
+    conv_padding,
+    convolve_output_region,
+    convolved_axes,
+    dilated_extent,
+    kernel_operand,
+)
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = [
@@ -32,7 +46,14 @@ __all__ = [
     "ConvolveProblem",
     "Problem",
     "all_finite",
+    "conv_output_length",
+    "conv_output_shape",
+    "conv_padding",
+    "convolve_output_region",
+    "convolved_axes",
+    "dilated_extent",
     "get_num_threads",
+    "kernel_operand",
     "normalize_conv",
     "normalize_convolve",
     "with_local_nonfinite",

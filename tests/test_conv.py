@@ -9,12 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convkit
-from convkit.plugin import normalize_conv
+from convkit.plugin import dilated_extent, normalize_conv
 from convkit.testing import direct_conv
 
 
 def _expected(x, w, border_mode="valid", subsample=1, filter_flip=True, dilation=1, groups=1):
-    problem = normalize_conv(x, w, border_mode, subsample, filter_flip, dilation, groups, None, "conv")
+    problem = normalize_conv(x, w, border_mode=border_mode, subsample=subsample, filter_flip=filter_flip,
+                             filter_dilation=dilation, num_groups=groups)
     return direct_conv(problem)
 
 
@@ -130,7 +131,7 @@ def conv_cases(draw):
         st.integers(0, 2),
         st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=spatial, max_size=spatial).map(tuple),
     ))
-    sizes = [draw(st.integers(d * (k - 1) + 1, d * (k - 1) + 5)) for k, d in zip(kernel, dilation)]
+    sizes = [draw(st.integers(dilated_extent(k, d), dilated_extent(k, d) + 4)) for k, d in zip(kernel, dilation)]
     return {
         "x_shape": (draw(st.integers(1, 2)), channels, *sizes),
         "w_shape": (filters, channels // groups, *kernel),
@@ -148,8 +149,7 @@ def test_property_matches_direct_definition(case):
     x = rng.standard_normal(case.pop("x_shape")).astype(dtype)
     w = rng.standard_normal(case.pop("w_shape")).astype(dtype)
     result = convkit.conv(x, w, **case)
-    problem = normalize_conv(x, w, case["border_mode"], case["subsample"], case["filter_flip"],
-                             case["filter_dilation"], case["num_groups"], None, "conv")
+    problem = normalize_conv(x, w, **case)
     assert result.dtype == dtype and result.shape == problem.output_shape
     tolerance = 1e-6 if dtype == np.float32 else 1e-13
     scale = direct_conv(problem, absolute=True)
@@ -174,7 +174,7 @@ def test_nonfinite_stays_local_and_padding_adds_no_terms():
     # An inf tap never meets padded zeros: the 'full' border stays finite only where
     # the inf tap is outside the input.
     result = convkit.conv2d(np.ones((1, 1, 4, 4)), inf_filter, "full", filter_flip=False)
-    problem = normalize_conv(np.ones((1, 1, 4, 4)), inf_filter, "full", 1, False, 1, 1, None, "conv2d")
+    problem = normalize_conv(np.ones((1, 1, 4, 4)), inf_filter, border_mode="full", filter_flip=False)
     expected = direct_conv(problem)
     np.testing.assert_array_equal(np.isposinf(result), np.isposinf(expected))
     assert np.isfinite(result).any()

@@ -190,7 +190,7 @@ NONFINITE_CASES = [
 
 @pytest.mark.parametrize("in1, in2, mode", NONFINITE_CASES)
 def test_nonfinite_values_stay_local(in1, in2, mode):
-    problem = normalize_convolve(in1, in2, mode, None)
+    problem = normalize_convolve(in1, in2, mode=mode)
     expected = direct_convolve_nd(problem)
     result = convkit.convolve_nd(in1, in2, mode)
     _assert_same_nonfinite(result, expected)
@@ -205,14 +205,14 @@ def test_nonfinite_local_in_2d_and_complex(rng):
     kernel[0, 0] = 0.0
     for mode in MODES:
         _assert_same_nonfinite(convkit.convolve_nd(image, kernel, mode),
-                               direct_convolve_nd(normalize_convolve(image, kernel, mode, None)))
+                               direct_convolve_nd(normalize_convolve(image, kernel, mode=mode)))
     complex_image = image + 1j * rng.standard_normal(image.shape)
     complex_image[6, 6] = complex(np.inf, 1.0)
     complex_kernel = kernel + 1j * rng.standard_normal(kernel.shape)
     for mode in MODES:
         _assert_same_nonfinite(
             convkit.convolve_nd(complex_image, complex_kernel, mode),
-            direct_convolve_nd(normalize_convolve(complex_image, complex_kernel, mode, None)),
+            direct_convolve_nd(normalize_convolve(complex_image, complex_kernel, mode=mode)),
         )
 
 
@@ -230,7 +230,7 @@ def test_property_nonfinite_locality(size, kernel_size, mode, specials, seed):
     for in_first, index, value in specials:
         target = in1 if in_first else in2
         target[index % target.size] = value
-    problem = normalize_convolve(in1, in2, mode, None)
+    problem = normalize_convolve(in1, in2, mode=mode)
     _assert_same_nonfinite(convkit.convolve_nd(in1, in2, mode), direct_convolve_nd(problem))
 
 
@@ -238,7 +238,7 @@ def test_float32_rounding_within_bound(rng):
     in1 = rng.standard_normal((64, 64)).astype(np.float32)
     in2 = rng.standard_normal((9, 9)).astype(np.float32)
     result = convkit.convolve_nd(in1, in2, "same")
-    problem = normalize_convolve(in1, in2, "same", None)
+    problem = normalize_convolve(in1, in2, mode="same")
     exact, scale = direct_convolve_nd(problem), direct_convolve_nd(problem, absolute=True)
     assert result.dtype == np.float32
     assert np.all(np.abs(result - exact) <= 1e-6 * scale + 1e-30)

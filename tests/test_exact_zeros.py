@@ -36,8 +36,8 @@ def test_zeros_beside_outputs_with_terms(backend, dtype, rng):
     w = rng.standard_normal((6, 2, 2, 3)).astype(dtype)
     arguments = dict(border_mode=((4, 1), (7, 2)), subsample=(1, 2), filter_dilation=(3, 2), num_groups=2)
     result = convkit.conv2d(x, w, **arguments, backend=backend)
-    problem = normalize_conv(x, w, arguments["border_mode"], arguments["subsample"], True,
-                             arguments["filter_dilation"], 2, None, "conv")
+    problem = normalize_conv(x, w, border_mode=arguments["border_mode"], subsample=arguments["subsample"],
+                             filter_dilation=arguments["filter_dilation"], num_groups=2)
     without = np.broadcast_to(conv_term_counts(problem) == 0, result.shape)
     assert without.any() and not without.all()
     assert np.all(result[without] == 0)
@@ -59,8 +59,8 @@ def test_geometry_matches_the_definition():
         if size + before + after - dilation * (kernel - 1) - 1 < 0:
             continue
         problem = normalize_conv(np.ones((1, 1, size, 2)), np.ones((1, 1, kernel, 1)),
-                                 ((before, after), (0, 0)), (stride, 1), True, (dilation, 1), 1,
-                                 None, "conv")
+                                 border_mode=((before, after), (0, 0)), subsample=(stride, 1),
+                                 filter_dilation=(dilation, 1))
         expected = conv_term_counts(problem)[:, 0] == 0
         found = outputs_without_terms(problem)
         if expected.any():
@@ -73,7 +73,7 @@ def test_geometry_matches_the_definition():
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 def test_convolve_nd_outputs_always_have_terms(mode):
     for first, second in [((5, 1), (3, 4)), ((1, 7), (6, 2)), ((2, 3), (2, 3))]:
-        problem = normalize_convolve(np.ones(first), np.ones(second), mode, None)
+        problem = normalize_convolve(np.ones(first), np.ones(second), mode=mode)
         assert outputs_without_terms(problem) == []
         assert (direct_convolve_nd(problem) >= 1).all()
 
@@ -83,9 +83,7 @@ def test_the_kit_covers_outputs_without_terms():
     assert covered == set(itertools.product(("float32", "float64", "complex64", "complex128"), (1, 2, 3)))
     some, all_of_them = 0, 0
     for case in WITHOUT_TERMS:
-        problem = normalize_conv(*case.arrays(), case.kwargs["border_mode"], case.kwargs["subsample"],
-                                 case.kwargs["filter_flip"], case.kwargs["filter_dilation"],
-                                 case.kwargs["num_groups"], None, "conv")
+        problem = normalize_conv(*case.arrays(), **case.kwargs)
         counts = conv_term_counts(problem)
         some += bool((counts == 0).any())
         all_of_them += bool((counts == 0).all())

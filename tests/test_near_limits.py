@@ -29,7 +29,7 @@ def test_float32_near_1e38_with_small_filters(backend, rng):
     x = rng.uniform(0, 1e38, (2, 16, 24, 24)).astype(np.float32)
     w = rng.uniform(0, 1e-3, (16, 16, 3, 3)).astype(np.float32)
     result = convkit.conv2d(x, w, border_mode="half", backend=backend)
-    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv")
+    problem = normalize_conv(x, w, border_mode="half")
     expected = direct_conv(problem)
     assert 1e36 < expected.max() < 1e37
     _close(result, expected, expected.max(), 1e-5)
@@ -40,7 +40,7 @@ def test_float64_near_1e307(backend, rng):
     x = rng.uniform(0, 1e307, (1, 2, 16, 16))
     w = rng.uniform(0, 0.5, (2, 2, 3, 3))
     result = convkit.conv2d(x, w, border_mode="full", backend=backend)
-    expected = direct_conv(normalize_conv(x, w, "full", 1, True, 1, 1, None, "conv"))
+    expected = direct_conv(normalize_conv(x, w, border_mode="full"))
     _close(result, expected, expected.max(), 1e-13)
 
 
@@ -64,8 +64,8 @@ def test_inf_only_where_the_true_result_overflows(backend, dtype, rng):
     x[..., 8:, 8:] = -top / 2.5
     w = np.ones((1, 1, 3, 3), dtype)
     result = convkit.conv2d(x, w, border_mode="half", backend=backend)
-    sums = direct_conv(normalize_conv(x.astype(np.float64) / 8, w.astype(np.float64), "half", 1, True, 1, 1,
-                                      None, "conv")) * 8
+    sums = direct_conv(normalize_conv(x.astype(np.float64) / 8, w.astype(np.float64),
+                                      border_mode="half")) * 8
     overflows = np.abs(sums) > top
     assert overflows.any() and not overflows.all() and not np.isnan(result).any()
     np.testing.assert_array_equal(np.isposinf(result), overflows & (sums > 0))
@@ -80,7 +80,7 @@ def test_inf_times_a_tiny_value_stays_inf_when_scaled(backend):
     # in2 is scaled down, which would turn 1e-45 into 0 and inf * 0 into NaN.
     in1 = np.array([np.inf, 1.0, 1.0, 1.0], np.float32)
     in2 = np.array([3e38, 1e-45], np.float32)
-    assert into_range(normalize_convolve(in1, in2, "full", None))[1] > 0
+    assert into_range(normalize_convolve(in1, in2))[1] > 0
     result = convkit.convolve_nd(in1, in2, backend=backend)
     np.testing.assert_array_equal(result[:2], [np.inf, np.inf])
     np.testing.assert_allclose(result[2:4], [3e38, 3e38], rtol=1e-6)
@@ -97,9 +97,9 @@ def test_kit_near_limit_cases_pass(backend):
 def test_usual_magnitudes_are_handed_on_unscaled(rng):
     x = rng.standard_normal((4, 32, 64, 64)).astype(np.float32) * 1e6
     w = rng.standard_normal((32, 32, 5, 5)).astype(np.float32) * 1e6
-    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv")
+    problem = normalize_conv(x, w, border_mode="half")
     assert into_range(problem) == (problem, 0)
-    with_nan = normalize_convolve(np.array([np.nan, 1e300]), np.array([np.inf, 1.0]), "full", None)
+    with_nan = normalize_convolve(np.array([np.nan, 1e300]), np.array([np.inf, 1.0]))
     assert into_range(with_nan) == (with_nan, 0)
 
 
@@ -110,7 +110,7 @@ def test_shifts_are_exact_and_leave_the_bound_in_range(dtype, rng):
     for first_exponent, second_exponent in pairs:
         in1 = np.ldexp(rng.uniform(0.5, 1, (300,)), first_exponent).astype(dtype)
         in2 = np.ldexp(rng.uniform(0.5, 1, (7,)), second_exponent).astype(dtype)
-        problem = normalize_convolve(in1, in2, "full", None)
+        problem = normalize_convolve(in1, in2)
         scaled, shift = into_range(problem)
         assert shift > 0 and not scaled.in1.flags.writeable
         ratio1, ratio2 = problem.in1.real / scaled.in1.real, problem.in2.real / scaled.in2.real
@@ -132,12 +132,10 @@ def test_kit_near_limit_cases_have_results_that_fit():
         assert top / 16 < largest < top
         if case.operation == "conv":
             kwargs = case.kwargs
-            problem = normalize_conv(first, second, kwargs["border_mode"], kwargs["subsample"],
-                                     kwargs["filter_flip"], kwargs["filter_dilation"], kwargs["num_groups"],
-                                     None, "conv")
+            problem = normalize_conv(first, second, **kwargs)
             scale = direct_conv(problem, absolute=True)
         else:
-            scale = direct_convolve_nd(normalize_convolve(first, second, case.kwargs["mode"], None),
+            scale = direct_convolve_nd(normalize_convolve(first, second, mode=case.kwargs["mode"]),
                                        absolute=True)
         assert scale[np.isfinite(scale)].max() < top / 2
     small = [case for case in generate_cases("small") if "near-limit" in case.tags]

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit.plugin import dilated_extent
 
 __all__ = ["BASE_TOLERANCE", "error_bound", "terms_per_output", "transform_points"]
 
@@ -50,7 +51,7 @@ def transform_points(problem: Problem) -> int:
     if isinstance(problem, ConvolveProblem):
         return math.prod(problem.full_shape[a] for a in problem.axes)
     return math.prod(
-        size + before + after + dilation * (k - 1)
+        size + before + after + dilated_extent(k, dilation) - 1
         for size, (before, after), dilation, k in zip(
             problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape
         )
@@ -78,7 +79,7 @@ def error_bound(problem: Problem, scale: np.ndarray, method: str,
     >>> import numpy as np
     >>> from convkit.plugin import normalize_convolve
     >>> from convkit.testing import error_bound
-    >>> problem = normalize_convolve(np.ones(4, np.float32), np.ones(3, np.float32), "full", None)
+    >>> problem = normalize_convolve(np.ones(4, np.float32), np.ones(3, np.float32))
     >>> error_bound(problem, np.array([1.0, 2.0]), "direct")
     array([1.e-05, 2.e-05])
     """

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convkit.plugin import dilated_extent
+
 __all__ = ["DTYPES", "LAYOUTS", "Case", "generate_cases"]
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
@@ -150,7 +152,7 @@ def _conv_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
                 for _ in range(spatial)
             )
             sizes = tuple(
-                dilation * (k - 1) + 1 + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
+                dilated_extent(k, dilation) + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
             )
             if border == "pairs":
                 border = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(spatial))
@@ -177,7 +179,7 @@ def _without_terms_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             flip = _cycle((True, False), i, 5)
             layout = _cycle(LAYOUTS, i, 6)
             kernel = tuple(int(rng.choice((2, 3, 4) if spatial < 3 else (2, 3))) for _ in range(spatial))
-            reach = [dilation * (k - 1) for k in kernel]
+            reach = [dilated_extent(k, dilation) - 1 for k in kernel]
             if border == "wide":
                 border = max(reach) + 1
             elif border == "pairs":
@@ -275,6 +277,26 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+def _high_rank_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """convolve_nd over 4 and 5 axes, which backends with a rank limit run lowered
+    (a sum of lower-rank problems), in every mode and both operand orders."""
+    shapes = (((4, 5, 6, 7), (2, 3, 2, 3)), ((3, 4, 3, 4), (2, 2, 2, 3)),
+              ((3, 3, 3, 3, 3), (2, 2, 2, 2, 2)), ((2, 3, 3, 3, 4), (2, 2, 1, 2, 3)))
+    cases = []
+    for dtype in dtypes:
+        for i, ((first, second), mode) in enumerate(
+                itertools.product(shapes, ("full", "same", "valid"))):
+            if i % 2:
+                first, second = second, first
+            cases.append(Case("convolve_nd", (first, second), dtype, (("mode", mode), ("axes", None)),
+                              _cycle(LAYOUTS, i, 1), tags=(f"{len(first)}d", "high-rank")))
+        for j, value in enumerate(_NONFINITE):
+            cases.append(Case("convolve_nd", ((3, 4, 3, 4), (2, 2, 2, 3)), dtype,
+                              (("mode", ("full", "same", "valid")[j]), ("axes", None)),
+                              nonfinite=((0, 0.4, value), (1, 0.5, 0.0)), tags=("4d", "high-rank", "nonfinite")))
+    return cases
+
+
 def _near_limit_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """Operands near the top of the dtype's range with results that fit it.
 
@@ -366,8 +388,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         ``"fast"`` covers every factor value (operation x dtype x rank x mode
         or border mode x stride x dilation x groups x kernel parity x layout)
         in a few hundred small cases, plus edge and non-finite cases, layers
-        with outputs whose sums have no terms, and operands near the top of
-        the dtype's range;
+        with outputs whose sums have no terms, operands near the top of
+        the dtype's range, and convolve_nd over 4 and 5 axes;
         ``"full"`` crosses them more densely and adds large sizes that take
         FFT and blocked paths; ``"small"`` is the fast matrix without its
         larger operands (at most 256 and 64 points), for slow targets such as
@@ -386,7 +408,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
     per_group = 48 if level == "full" else 12
     cases = (_conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
-             + _without_terms_cases(per_group // 3, dtypes) + _near_limit_cases(dtypes))
+             + _without_terms_cases(per_group // 3, dtypes) + _near_limit_cases(dtypes)
+             + _high_rank_cases(dtypes))
     if level == "full":
         cases += _large_cases(dtypes)
     if level == "small":

@@ -14,6 +14,7 @@ import convkit
 from convkit._backend import Backend
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 from convkit._discovery import _registry, why_cannot_run
+from convkit.plugin import conv_output_length
 from convkit._validation import normalize_conv, normalize_convolve
 from convkit.testing._bound import error_bound
 from convkit.testing._cases import Case
@@ -73,10 +74,8 @@ def resolve_backend(backend: str | Backend) -> Backend:
 def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.ndarray:
     params = case.kwargs
     if case.operation == "convolve_nd":
-        return normalize_convolve(first, second, params["mode"], params["axes"])
-    return normalize_conv(first, second, params["border_mode"], params["subsample"],
-                          params["filter_flip"], params["filter_dilation"], params["num_groups"],
-                          None, "conv")
+        return normalize_convolve(first, second, **params)
+    return normalize_conv(first, second, **params)
 
 
 def _spread_scale(problem: Problem, method: str) -> float | None:
@@ -101,7 +100,7 @@ def _spread_scale(problem: Problem, method: str) -> float | None:
         spread = dataclasses.replace(
             spread, stride=(1,) * problem.spatial_dims,
             output_shape=problem.output_shape[:2] + tuple(
-                size + before + after - dilation * (k - 1)
+                conv_output_length(size, k, (before, after), 1, dilation)
                 for size, (before, after), dilation, k in zip(
                     problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape)))
         scale = direct_conv(spread, absolute=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from convkit.plugin import conv_padding, dilated_extent
 from convkit.testing._cases import DTYPES, LAYOUTS, Case
 
 __all__ = ["cases", "conv_cases", "convolve_nd_cases"]
@@ -24,17 +25,6 @@ _NONFINITE = st.lists(
     st.tuples(st.integers(0, 1), st.floats(0, 1), st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0])),
     max_size=3,
 ).map(tuple)
-
-
-def _padding_total(border: object, axis: int, reach: int) -> int | None:
-    """Padding on both sides of one axis; None for "same", which fits any size."""
-    if border == "same":
-        return None
-    if isinstance(border, tuple):
-        return sum(border[axis])
-    if isinstance(border, int):
-        return 2 * border
-    return {"valid": 0, "full": 2 * reach, "half": 2 * ((reach + 1) // 2)}[border]
 
 
 @st.composite
@@ -57,10 +47,12 @@ def conv_cases(draw, dtypes=DTYPES, max_size: int = 8) -> Case:
         st.integers(0, 4),
         st.tuples(*[st.tuples(st.integers(0, 4), st.integers(0, 4)) for _ in range(spatial)]),
     ))
+    # "same" fits any input length; the other border modes pad independently of it.
+    padding = None if border == "same" else conv_padding(border, (1,) * spatial, kernel,
+                                                         filter_dilation=dilation)
     sizes = []
     for axis, (k, d) in enumerate(zip(kernel, dilation)):
-        padding = _padding_total(border, axis, d * (k - 1))
-        smallest = 1 if padding is None else max(1, d * (k - 1) + 1 - padding)
+        smallest = 1 if padding is None else max(1, dilated_extent(k, d) - sum(padding[axis]))
         sizes.append(smallest + draw(st.integers(0, max_size)))
     params = (("border_mode", border), ("subsample", stride), ("filter_flip", draw(st.booleans())),
               ("filter_dilation", dilation), ("num_groups", groups))

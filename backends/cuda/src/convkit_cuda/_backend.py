@@ -16,6 +16,7 @@ from convkit.plugin import (
     ConvolveProblem,
     ConvProblem,
     Problem,
+    kernel_operand,
 )
 from convkit_cuda._blocks import filters_per_thread, grid_for, plan_launch
 from convkit_cuda._compat import prepare_compiler
@@ -123,10 +124,9 @@ def _device_view(array):
 def _convolve_layout(problem: ConvolveProblem) -> _Layout:
     first, second = _device_view(problem.in1), _device_view(problem.in2)
     axes = problem.axes
-    conv_size = [math.prod(operand.shape[a] for a in axes) for operand in (first, second)]
     # The kernel loops over w: let it be the operand with fewer points on the convolved axes
     # (full convolution is symmetric; "valid" already has the larger one first).
-    if conv_size[1] > conv_size[0]:
+    if kernel_operand(first.shape, second.shape, axes) == 0:
         first, second = second, first
     ndim = first.ndim
     batch_axes = [a for a in range(ndim) if a not in axes]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convkit.plugin import dilated_extent
+
 __all__ = [
     "FILTER_BLOCKS",
     "PIXEL_BLOCKS",
@@ -59,7 +61,7 @@ class LaunchPlan:
 
 
 def _extent(outputs: int, stride: int, dilation: int, taps: int) -> int:
-    return (outputs - 1) * stride + dilation * (taps - 1) + 1
+    return (outputs - 1) * stride + dilated_extent(taps, dilation)
 
 
 def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation_hw: tuple[int, int],

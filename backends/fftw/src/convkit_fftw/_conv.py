@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from convkit.plugin import dilated_extent
 from convkit_fftw._convolve import fast_length
 from convkit_fftw._transforms import forward, inverse
 
@@ -27,7 +28,7 @@ GEMM_PAIRS = 64
 
 def geometry(input_shape, filter_shape, padding, dilation):
     spatial = len(input_shape) - 2
-    dilated = tuple(d * (k - 1) + 1 for d, k in zip(dilation, filter_shape[2:]))
+    dilated = tuple(dilated_extent(k, d) for d, k in zip(dilation, filter_shape[2:]))
     padded = tuple(size + before + after for size, (before, after) in zip(input_shape[2:], padding))
     lengths = tuple(fast_length(size) for size in padded)
     axes = tuple(range(2, 2 + spatial))

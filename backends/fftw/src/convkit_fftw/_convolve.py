@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from convkit.plugin import kernel_operand
 from convkit_fftw._runtime import load_pyfftw
 from convkit_fftw._transforms import forward, inverse
 
@@ -70,7 +71,7 @@ class Layout:
 def layout(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
            overlap_add: bool = True) -> Layout:
     """Choose transform lengths and overlap-add axes for ``shape1 ⊛ shape2``."""
-    swapped = math.prod(shape2) > math.prod(shape1)
+    swapped = kernel_operand(shape1, shape2, axes) == 0
     if swapped:
         shape1, shape2 = shape2, shape1
     lengths, blocks = {}, {}

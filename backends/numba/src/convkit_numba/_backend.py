@@ -16,6 +16,7 @@ from convkit.plugin import (
     ConvProblem,
     Problem,
     get_num_threads,
+    kernel_operand,
     with_local_nonfinite,
 )
 
@@ -218,7 +219,7 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
     ndim = problem.in1.ndim
     others = [axis for axis in range(ndim) if axis not in axes]
     signal, kernel = problem.in1, problem.in2
-    if math.prod(kernel.shape[a] for a in axes) > math.prod(signal.shape[a] for a in axes):
+    if kernel_operand(signal.shape, kernel.shape, axes) == 0:
         signal, kernel = kernel, signal  # convolution commutes: loop over the smaller one's taps
     order = others + list(axes)
     signal, kernel = signal.transpose(order), kernel.transpose(order)
