@@ -10,15 +10,17 @@ A backend distribution subclasses :class:`Backend`, declares its
 The core hands it normalized problems (:class:`ConvProblem`,
 :class:`ConvolveProblem`); :func:`with_local_nonfinite` keeps NaN and inf
 local for FFT methods, and :func:`all_finite` (one pass, no temporary) tells a
-method that mixes values whether it may run as it is.  The README's "Writing a backend" walks through a
-complete example.
+method that mixes values whether it may run as it is.  :func:`resolve_backend`
+gives the loaded object behind a backend's name, and :func:`why_cannot_run`
+says why a backend cannot run a problem.  The README's "Writing a backend"
+walks through a complete example.
 """
 
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
 from convkit._nonfinite import all_finite, with_local_nonfinite
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._discovery import ENTRY_POINT_GROUP
+from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = [
@@ -35,5 +37,7 @@ __all__ = [
     "get_num_threads",
     "normalize_conv",
     "normalize_convolve",
+    "resolve_backend",
+    "why_cannot_run",
     "with_local_nonfinite",
 ]

@@ -120,20 +120,16 @@ def test_matrix_under_numba_boundscheck(tmp_path):
 
 
 def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
-    from convkit._selection import select_backend
-    from convkit.plugin import normalize_conv, normalize_convolve
-
-    def chosen(problem):
-        return select_backend(problem, None).name
-
-    large = normalize_convolve(np.empty(1_000_000), np.empty(10_000), "same", None)
-    small = normalize_convolve(np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32), "same", None)
-    layer = normalize_conv(np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
-                           "half", 1, True, 1, 1, None, "conv2d")
+    large = convkit.explain("convolve_nd", np.empty(1_000_000), np.empty(10_000), mode="same")
+    small = convkit.explain("convolve_nd", np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32),
+                            mode="same")
+    layer = convkit.explain("conv2d", np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
+                            border_mode="half")
     installed = {info.name for info in convkit.list_backends() if info.available}
-    assert chosen(large) == ("fftw" if "fftw" in installed else "scipy")
+    assert large.backend == ("fftw" if "fftw" in installed else "scipy")
     # (256, 16384) * (1, 257) is a tie between numba and fftw here (bench/NOTES.md): not asserted.
-    assert chosen(small) == "numba" and chosen(layer) == "numba"
+    assert small.backend == "numba" and layer.backend == "numba"
+    assert {large.rule, small.rule, layer.rule} == {"auto"}
 
 
 WIDE_IMAGES = textwrap.dedent("""\

@@ -217,7 +217,7 @@ class CudaBackend(Backend):
         return _run(_convolve_layout(problem), problem)
 
 
-def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
+def _run(layout: _Layout, problem: Problem):
     from numba import cuda
 
     from convkit_cuda._kernels import correlate_kernel
@@ -228,7 +228,7 @@ def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
     dtype_name = np.dtype(problem.dtype).name
     plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
                        layout.channels, layout.filters, dtype_name,
-                       SIMULATOR_THREADS if simulated() else GPU_THREADS, pixels)
+                       SIMULATOR_THREADS if simulated() else GPU_THREADS)
     kernel = correlate_kernel(dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1)
     stream, wait = stream_for(problem)
 
