@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_checked_results(tmp_path):
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
@@ -28,6 +29,7 @@ def test_quick_bench_writes_checked_results(tmp_path):
     assert "| implementation | median ms | GFLOP/s | % sgemm | x best peer |" in table
 
 
+@pytest.mark.slow
 def test_gpu_bench_harness_runs_on_the_cuda_simulator(tmp_path):
     pytest.importorskip("convkit_cuda")
     environment = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}

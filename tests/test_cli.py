@@ -157,6 +157,7 @@ print({name: miss for name, miss in misses.items() if miss})
 """
 
 
+@pytest.mark.slow
 def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
     pytest.importorskip("convkit_numba")
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

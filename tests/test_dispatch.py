@@ -355,6 +355,7 @@ RESTART = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.slow
 def test_a_tuned_choice_survives_a_process_restart(tmp_path):
     environment = {**os.environ, "CONVKIT_AUTOTUNE": "1",
                    "CONVKIT_AUTOTUNE_CACHE": str(tmp_path / "cache"),

@@ -86,6 +86,7 @@ def test_passes_the_matrix(example_installed):
     assert report.ok, report.format()
 
 
+@pytest.mark.slow
 def test_check_command_and_pytest_entry(example_installed):
     done = _run(["-m", "convkit", "check", "numpy-example"], example_installed)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr

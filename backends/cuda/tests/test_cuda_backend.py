@@ -57,6 +57,7 @@ def test_on_the_simulator_the_backend_is_available_simulated_and_never_auto():
     assert described["auto"] != "cuda"
 
 
+@pytest.mark.slow
 def test_small_matrix_passes_on_the_simulator():
     done = subprocess.run([sys.executable, "-m", "convkit", "check", "cuda", "--small"],
                           capture_output=True, text=True, env=SIMULATOR, check=False, timeout=3000)
@@ -105,6 +106,7 @@ DEVICE_ARRAYS = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_device_arrays_stay_on_the_device_on_the_simulator():
     _passes_on_the_simulator(DEVICE_ARRAYS)
 
@@ -203,6 +205,7 @@ VARIANTS = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_every_kernel_variant_matches_the_reference_on_the_simulator():
     _passes_on_the_simulator(VARIANTS)
 

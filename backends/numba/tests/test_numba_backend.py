@@ -6,8 +6,11 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import convkit
+
+pytest.importorskip("convkit_numba")
 
 CONCURRENT = textwrap.dedent("""\
     import threading, numpy as np, convkit
@@ -50,12 +53,14 @@ def _python(script, **environment):
                           env={**os.environ, **environment}, timeout=900)
 
 
+@pytest.mark.slow
 def test_concurrent_calls_from_threads():
     done = _python(CONCURRENT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["0"], done.stdout
 
 
+@pytest.mark.slow
 def test_concurrent_calls_need_no_thread_safe_numba_layer():
     # Numba's workqueue layer aborts the process on concurrent parallel launches; the
     # backend's kernels are serial and share its own thread pool, so the layer does not matter.
@@ -111,6 +116,7 @@ def test_gemm_path_keeps_nonfinite_filters_local():
     assert np.isfinite(result[:, :3]).all()
 
 
+@pytest.mark.slow
 def test_matrix_under_numba_boundscheck(tmp_path):
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "convkit", "check", "numba"], capture_output=True, text=True, timeout=1800,
@@ -155,6 +161,7 @@ WIDE_IMAGES = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_wide_images_run_im2col_and_gemm_per_worker(tmp_path):
     """Also under NUMBA_BOUNDSCHECK: the serial im2col twin is compiled and checked there."""
     for environment in ({}, {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}):
@@ -184,6 +191,7 @@ COMPILED = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_a_first_call_compiles_only_its_own_path_once(tmp_path):
     # Each compiled function costs about a second on a first call with an empty cache: a call
     # compiles the kernel of its path and what it calls, each for one signature.
