@@ -43,7 +43,7 @@ import math
 
 import numpy as np
 
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit._problems import ConvolveProblem, Problem
 
 __all__ = ["growth_bits", "into_range", "restore_range"]
 

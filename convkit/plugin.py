@@ -18,9 +18,9 @@ walks through a complete example.
 
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
+from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
 from convkit._nonfinite import all_finite, with_local_nonfinite
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = [

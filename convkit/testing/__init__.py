@@ -17,11 +17,11 @@ directly in a test.
 ``import convkit`` does not import this package.
 """
 
+from convkit.plugin import resolve_backend
 from convkit.testing._bound import BASE_TOLERANCE, error_bound
 from convkit.testing._cases import DTYPES, LAYOUTS, Case, generate_cases
 from convkit.testing._check import CaseResult, Report, check_backend, check_case
 from convkit.testing._direct import direct_conv, direct_convolve_nd
-from convkit.plugin import resolve_backend
 
 __all__ = [
     "BASE_TOLERANCE",

@@ -232,9 +232,9 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     import dataclasses
 
     import numpy as np
-    from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     from convkit.plugin import normalize_conv, normalize_convolve
+    from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     h100 = device_peak("H100", (9, 0), 132, 1_980_000, 2_619_000, 5120)
     assert 66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2  # the data sheet's 67 TFLOP/s

@@ -12,6 +12,7 @@ import convkit
 pytest.importorskip("convkit_fftw")
 pytest.importorskip("pyfftw")
 
+from convkit.plugin import normalize_conv, normalize_convolve
 from convkit_fftw import (
     FftwBackend,
     export_wisdom,
@@ -21,8 +22,6 @@ from convkit_fftw import (
 )
 from convkit_fftw._convolve import layout
 from convkit_fftw._plans import borrow
-
-from convkit.plugin import normalize_conv, normalize_convolve
 
 
 @pytest.fixture(autouse=True)

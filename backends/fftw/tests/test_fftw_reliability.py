@@ -20,10 +20,9 @@ import convkit
 pytest.importorskip("convkit_fftw")
 pytest.importorskip("pyfftw")
 
+from convkit.plugin import normalize_convolve
 from convkit_fftw import FftwBackend
 from convkit_fftw._pieces import peak_bytes, pieces
-
-from convkit.plugin import normalize_convolve
 
 # The parent's transform (1024^2 "same" by 5^2: 1029^2 points) gets two FFTW threads, so that
 # OpenMP has started its workers before the fork.
