@@ -22,6 +22,15 @@ def test_ci_runs_the_readme_setup_and_test_commands():
     assert "python3 -m venv" in "\n".join(ci)
 
 
+def test_ci_runs_every_test_level_the_readme_lists():
+    levels = _blocks("bash")[1].strip().splitlines()
+    assert len(levels) >= 2 and all("--run-slow" in level or "--convkit-full" in level for level in levels)
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in levels:
+        assert command in ci, command
+    assert ci.index(levels[0]) > ci.index("python -m pytest")  # after the quick loop
+
+
 def test_readme_python_examples_run():
     blocks = _blocks("python")
     assert len(blocks) >= 4
