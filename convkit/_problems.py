@@ -36,9 +36,6 @@ class ConvolveProblem:
         swaps them.
     axes : tuple of int
         The convolved axes, non-negative, sorted, unique, not empty.
-    mode : str
-        ``"full"``, ``"same"`` or ``"valid"``, as the user asked; the region
-        below already encodes it.
     output_start : tuple of int
         Per axis, where the output begins inside the full result.  Always 0
         on the axes that are not convolved.
@@ -59,7 +56,6 @@ class ConvolveProblem:
     in1: np.ndarray
     in2: np.ndarray
     axes: tuple[int, ...]
-    mode: str
     output_start: tuple[int, ...]
     output_shape: tuple[int, ...]
     dtype: np.dtype

@@ -33,7 +33,6 @@ __all__ = [
 MAX_LENGTH = 2**60
 
 MODES = ("full", "valid", "same")
-BORDER_MODE_NAMES = ("valid", "full", "half", "same")
 _REJECTED_KINDS = {
     "O": "object",
     "U": "str",
@@ -305,7 +304,6 @@ def normalize_convolve(
         in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
         in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
         axes=axes_tuple,
-        mode=mode,
         output_start=tuple(output_start),
         output_shape=tuple(output_shape),
         dtype=dtype,

@@ -21,6 +21,7 @@ from convkit_cuda._blocks import filters_per_thread, grid_for, plan_launch
 from convkit_cuda._compat import prepare_compiler
 from convkit_cuda._cost import DevicePeak, device_peak, estimate_seconds
 from convkit_cuda._simulator import simulated
+from convkit_cuda._streams import stream_for
 
 __all__ = ["CudaBackend"]
 
@@ -221,7 +222,6 @@ def _run(layout: _Layout, problem: Problem):
     from numba import cuda
 
     from convkit_cuda._kernels import correlate_kernel
-    from convkit_cuda._streams import stream_for
 
     if not simulated():
         prepare_compiler()

@@ -18,6 +18,7 @@ from convkit.plugin import (
     get_num_threads,
     with_local_nonfinite,
 )
+from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
 __all__ = ["NumbaBackend"]
 
@@ -112,7 +113,6 @@ class NumbaBackend(Backend):
 
 def _conv_direct(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_direct, conv_direct_strided
-    from convkit_numba._threads import run_parallel
 
     spatial = problem.spatial_dims
     out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
@@ -134,7 +134,6 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
 
 def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_padded_planes
-    from convkit_numba._threads import run_parallel
 
     spatial = problem.spatial_dims
     out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
@@ -149,7 +148,6 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import im2col
-    from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
@@ -212,7 +210,6 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
 def _convolve(problem: ConvolveProblem) -> np.ndarray:
     """Map the problem onto convolve_rows: a batch of 3-axis convolutions."""
     from convkit_numba._kernels import convolve_rows
-    from convkit_numba._threads import run_parallel
 
     axes = problem.axes
     ndim = problem.in1.ndim
