@@ -288,3 +288,13 @@ def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(m
         _compat.prepare_compiler.cache_clear()
     assert seen == [("numba.cuda.np.arrayobj", np.vstack)]
     assert not hasattr(np, "row_stack")
+
+
+def test_info_says_how_to_run_cuda_on_the_simulator():
+    done = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
+                          env=NO_SIMULATOR, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    cuda_row = next(line for line in done.stdout.splitlines() if line.startswith("cuda "))
+    if " yes " in cuda_row:
+        pytest.skip("a GPU is present")
+    assert "NUMBA_ENABLE_CUDASIM=1" in cuda_row and "simulator" in cuda_row

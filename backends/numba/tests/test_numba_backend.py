@@ -202,3 +202,29 @@ def test_a_first_call_compiles_only_its_own_path_once(tmp_path):
                               env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / path)}, timeout=600, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip() == compiled, path
+
+
+AFTER_WARMUP = """\
+import numpy as np, convkit
+from convkit_numba import _kernels, _winograd
+x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
+w = np.random.default_rng(1).standard_normal((16, 3, 3, 3)).astype(np.float32)
+convkit.conv2d(x, w, border_mode="half", subsample=2, backend="numba")
+convkit.conv2d(x, w, border_mode="half", backend="numba")
+convkit.convolve_nd(x[0, 0], w[0, 0], mode="same", backend="numba")
+misses = {name: dict(function.stats.cache_misses) for module in (_kernels, _winograd)
+          for name, function in vars(module).items() if hasattr(function, "stats")}
+print({name: miss for name, miss in misses.items() if miss})
+"""
+
+
+@pytest.mark.slow
+def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "numba", "--dtype", "float32"],
+                          capture_output=True, text=True, timeout=900, env=environment, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    later = subprocess.run([sys.executable, "-c", AFTER_WARMUP], capture_output=True, text=True, timeout=300,
+                           env=environment, check=False)
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert later.stdout.strip() == "{}", later.stdout  # nothing compiled: all loaded from the cache
