@@ -43,8 +43,8 @@ main() {
     local out=${OUT:-gpu-out}
     mkdir -p "$out"
     export PYTHONUNBUFFERED=1
-    install_convkit || { echo "convkit could not be installed: pip says why above (a setuptools older than" \
-        "the build requires declared in pyproject.toml needs a newer wheel in the image)"; return 1; }
+    install_convkit || { echo "convkit could not be installed; pip's error above says why (an image whose" \
+        "setuptools is older than the setuptools>=77 that pyproject.toml requires needs a newer one)"; return 1; }
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/info.txt"
     python3 -c "import numpy, numba, numba_cuda, cupy, torch; print('numpy', numpy.__version__, 'numba',
 numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version__, 'torch', torch.__version__)" \
