@@ -34,9 +34,10 @@ import tempfile
 os.environ.pop("NUMBA_ENABLE_CUDASIM", None)
 
 import numba
+from numba import cuda, types
+
 from convkit_cuda._blocks import FILTER_BLOCKS, PIXEL_BLOCKS
 from convkit_cuda._kernels import LAUNCH_BOUNDS, correlate_function
-from numba import cuda, types
 
 
 def signature(dtype_name: str) -> tuple:

@@ -5,10 +5,9 @@
 # repository root there, e.g.  `bash bench/gpu_session.sh`  (timeout 600 s).
 # That machine has no network; its image already holds numpy, scipy, numba,
 # numba-cuda, cupy, torch, pytest and hypothesis, so convkit installs with
-# --no-deps and without build isolation; where its setuptools is too old to
-# build convkit (the SPDX license field needs setuptools >= 77), the source
-# tree is put on PYTHONPATH with hand-written package metadata, so that the
-# entry points (the backends, the pytest plugin) are found all the same.
+# --no-deps and without build isolation, built by the image's own setuptools:
+# pip checks it against what pyproject.toml declares and the install fails,
+# saying which version it found, where it is too old.
 # Results go to $OUT (or gpu-out/):
 #   info.txt       nvidia-smi, versions and python -m convkit info (the GPU, the backends)
 #   pytest.txt     the cuda tests that need a GPU (device arrays, streams, host traffic)
@@ -23,31 +22,8 @@
 set -uo pipefail
 
 install_convkit() {
-    if python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . -e backends/cuda 2>/dev/null \
-            && python3 -c "import convkit, convkit_cuda"; then
-        return 0
-    fi
-    echo "pip could not build convkit here; using the source tree with hand-written metadata"
-    local site
-    site=$(mktemp -d)
-    python3 - "$site" <<'PYTHON'
-import pathlib, sys, tomllib
-
-site = pathlib.Path(sys.argv[1])
-for project in (pathlib.Path("pyproject.toml"), pathlib.Path("backends/cuda/pyproject.toml")):
-    meta = tomllib.loads(project.read_text())["project"]
-    info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
-    groups = dict(meta.get("entry-points", {}))
-    if "scripts" in meta:
-        groups["console_scripts"] = meta["scripts"]
-    (info / "entry_points.txt").write_text("".join(
-        f"[{group}]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()) + "\n"
-        for group, points in groups.items()))
-PYTHON
-    export PYTHONPATH="$PWD:$PWD/backends/cuda/src:$site${PYTHONPATH:+:$PYTHONPATH}"
-    python3 -c "import convkit, convkit_cuda"
+    python3 -m pip install -q --no-deps --no-index --no-build-isolation --check-build-dependencies \
+        -e . -e backends/cuda && python3 -c "import convkit, convkit_cuda"
 }
 
 # Each step has its own time limit, so that one slow step cannot cost the others (a lent
@@ -67,7 +43,8 @@ main() {
     local out=${OUT:-gpu-out}
     mkdir -p "$out"
     export PYTHONUNBUFFERED=1
-    install_convkit || { echo "convkit could not be installed"; return 1; }
+    install_convkit || { echo "convkit could not be installed; pip's error above says why (an image whose" \
+        "setuptools is older than the setuptools>=77 that pyproject.toml requires needs a newer one)"; return 1; }
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv 2>&1 | tee "$out/info.txt"
     python3 -c "import numpy, numba, numba_cuda, cupy, torch; print('numpy', numpy.__version__, 'numba',
 numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version__, 'torch', torch.__version__)" \
@@ -76,7 +53,7 @@ numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version_
     local steps=" ${STEPS:-pytest check bench profile sanitizer} "
     if [[ $steps == *" pytest "* ]]; then
         step "${PYTEST_LIMIT:-60}" "$out/pytest.txt" python3 -m pytest -q -s -rs -p no:cacheprovider \
-            tests/test_cuda_gpu.py tests/test_device_arrays.py tests/test_cuda_backend.py -k "not simulator"
+            backends/cuda/tests/test_cuda_gpu.py tests/test_device_arrays.py backends/cuda/tests/test_cuda_backend.py -k "not simulator"
     fi
     # The full matrix in parallel processes (pytest-xdist is in the GPU image): most of its
     # time is compiling kernel variants, one CPU core each.
@@ -93,7 +70,7 @@ numba.__version__, 'numba-cuda', numba_cuda.__version__, 'cupy', cupy.__version_
     fi
     if [[ $steps == *" sanitizer "* ]] && command -v compute-sanitizer >/dev/null; then
         step "${SANITIZER_LIMIT:-80}" "$out/sanitizer.txt" compute-sanitizer --tool memcheck --error-exitcode 3 \
-            python3 -m pytest -q -x -p no:cacheprovider tests/test_cuda_gpu.py tests/test_matrix.py \
+            python3 -m pytest -q -x -p no:cacheprovider backends/cuda/tests/test_cuda_gpu.py tests/test_matrix.py \
             --convkit-backend cuda -k "float32 and not properties"
     fi
 }

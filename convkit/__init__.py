@@ -14,6 +14,7 @@ first use; ``import convkit`` imports none of them.
 from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd
 from convkit._auto import get_autotune, load_autotune, save_autotune, set_autotune
 from convkit._config import get_memory_limit, get_num_threads, set_memory_limit, set_num_threads
+from convkit._discovery import BackendInfo, list_backends, register_backend, unregister_backend
 from convkit._errors import (
     BackendError,
     BackendResultError,
@@ -21,7 +22,6 @@ from convkit._errors import (
     UnknownBackendError,
     WorkingSetTooLargeError,
 )
-from convkit._discovery import BackendInfo, list_backends, register_backend, unregister_backend
 from convkit._explain import Explanation, explain
 from convkit._selection import set_backend, use_backend
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convkit._config import get_num_threads
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = ["OPERATIONS", "Availability", "Backend", "Capabilities"]
@@ -154,8 +155,6 @@ class Backend:
 
     def threads(self) -> int | None:
         """Threads the next call would use, or None if not applicable."""
-        from convkit._config import get_num_threads
-
         return get_num_threads()
 
     def why_not(self, problem: Problem) -> str | None:

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 from convkit._backend import OPERATIONS, Availability, Backend
 from convkit._environment import EnvironmentVariableError
-from convkit._errors import UnknownBackendError
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._lowering import Lowered, lowering_for
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
 __all__ = [
     "AUTO",
@@ -41,6 +41,7 @@ __all__ = [
     "list_backends",
     "register_backend",
     "resolve",
+    "resolve_backend",
     "supported_operations",
     "unregister_backend",
     "why_cannot_run",
@@ -402,6 +403,46 @@ def list_backends() -> list[BackendInfo]:
     return sorted(infos, key=lambda info: info.name)
 
 
+def resolve_backend(backend: str | Backend) -> Backend:
+    """The backend object for a name, loaded, as the registry holds it.
+
+    Parameters
+    ----------
+    backend : str or convkit.plugin.Backend
+        A backend's name (as :func:`convkit.list_backends` lists it), or a
+        backend object, which is returned as it is.
+
+    Returns
+    -------
+    convkit.plugin.Backend
+        The backend itself (operands are not copied for it, and problems are
+        not checked against it: use :func:`why_cannot_run` first).
+
+    Raises
+    ------
+    convkit.UnknownBackendError
+        No backend of that name is installed or registered.
+    convkit.BackendUnavailableError
+        It is installed but cannot run here; the message says why.
+
+    Examples
+    --------
+    >>> from convkit.plugin import resolve_backend
+    >>> resolve_backend("scipy").name
+    'scipy'
+    """
+    if isinstance(backend, Backend):
+        return backend
+    slot = _registry.load(backend)
+    if slot.backend is None or slot.availability is None or not slot.availability.available:
+        reason = slot.availability.reason if slot.availability else "not loaded"
+        raise BackendUnavailableError(
+            f"backend {backend!r} is unavailable: {reason}; convkit.list_backends() lists "
+            "every installed backend with the reason any of them cannot run"
+        )
+    return slot.backend
+
+
 class _PrivateOperands(Backend):
     """A backend that is not convkit's own, run on private copies of the operands.
 
@@ -497,11 +538,32 @@ def contract_violation(backend: Backend) -> str | None:
 
 
 def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
-    """Why ``backend`` cannot run ``problem`` (an operation it does not offer, its own reasons), or None.
+    """Why ``backend`` cannot run ``problem``, or None when it can.
 
-    A rank limit is no reason: a convolve_nd problem with more convolved axes
-    than the backend declares is lowered (``convkit._lowering``), and the
-    backend is asked about the lower-rank parts instead.
+    A backend cannot run an operation it does not offer (see
+    :attr:`convkit.BackendInfo.operations`), nor a problem its
+    :meth:`~convkit.plugin.Backend.why_not` refuses.  A rank limit is no
+    reason: a convolve_nd problem with more convolved axes than the backend
+    declares is lowered into lower-rank parts, and the backend is asked about
+    those instead.
+
+    Parameters
+    ----------
+    backend : convkit.plugin.Backend
+    problem : convkit.plugin.ConvProblem or convkit.plugin.ConvolveProblem
+
+    Returns
+    -------
+    str or None
+        The reason, readable as it is, or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_convolve, resolve_backend, why_cannot_run
+    >>> problem = normalize_convolve(np.ones(5), np.ones(3), "full", None)
+    >>> why_cannot_run(resolve_backend("scipy"), problem) is None
+    True
     """
     offered = supported_operations(backend)
     if problem.operation not in offered:

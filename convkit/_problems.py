@@ -41,9 +41,6 @@ class ConvolveProblem:
         ``"same"`` mode with ``in1`` of length 1 and ``in2`` longer; when every
         named axis broadcasts, the last one stays (see
         :func:`convkit.plugin.convolved_axes`).
-    mode : str
-        ``"full"``, ``"same"`` or ``"valid"``, as the user asked; the region
-        below already encodes it.
     output_start : tuple of int
         Per axis, where the output begins inside the full result.  Always 0
         on the axes that are not convolved.
@@ -64,7 +61,6 @@ class ConvolveProblem:
     in1: np.ndarray
     in2: np.ndarray
     axes: tuple[int, ...]
-    mode: str
     output_start: tuple[int, ...]
     output_shape: tuple[int, ...]
     dtype: np.dtype

@@ -44,7 +44,7 @@ import math
 import numpy as np
 
 from convkit._geometry import dilated_extent
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
+from convkit._problems import ConvolveProblem, Problem
 
 __all__ = ["growth_bits", "into_range", "restore_range"]
 

@@ -312,9 +312,8 @@ def normalize_convolve(
         in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
         in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
         axes=axes_tuple,
-        mode=mode,
-        output_start=output_start,
-        output_shape=output_shape,
+        output_start=tuple(output_start),
+        output_shape=tuple(output_shape),
         dtype=dtype,
         on_device=devices is not None,
     )

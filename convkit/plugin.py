@@ -15,15 +15,15 @@ method that mixes values whether it may run as it is.  The shape geometry
 :func:`conv_output_shape`, :func:`convolve_output_region`,
 :func:`convolved_axes`, :func:`kernel_operand`) is the core's own, so a
 backend computes sizes exactly as the core does.  :func:`normalize_conv` and
-:func:`normalize_convolve` build problems (take keywords for readability).  The README's "Writing a backend" walks through a
-complete example.
+:func:`normalize_convolve` build problems (they take keywords).
+:func:`resolve_backend` gives the loaded object behind a backend's name, and
+:func:`why_cannot_run` says why a backend cannot run a problem.  The README's
+"Writing a backend" walks through a complete example.
 """
 
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
-from convkit._nonfinite import all_finite, with_local_nonfinite
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._discovery import ENTRY_POINT_GROUP
+from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
 from convkit._geometry import (
     conv_output_length,
     conv_output_shape,
@@ -33,6 +33,8 @@ from convkit._geometry import (
     dilated_extent,
     kernel_operand,
 )
+from convkit._nonfinite import all_finite, with_local_nonfinite
+from convkit._problems import ConvolveProblem, ConvProblem, Problem
 from convkit._validation import normalize_conv, normalize_convolve
 
 __all__ = [
@@ -56,5 +58,7 @@ __all__ = [
     "kernel_operand",
     "normalize_conv",
     "normalize_convolve",
+    "resolve_backend",
+    "why_cannot_run",
     "with_local_nonfinite",
 ]

@@ -1,11 +1,9 @@
 """``python -m convkit`` info, demo, check and warmup; the seed comparison's numbers."""
 
-import os
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 import scipy.signal
 
 import convkit
@@ -90,18 +88,6 @@ def test_demo_with_unknown_backend_fails_cleanly():
     assert "Traceback" not in done.stderr
 
 
-def test_info_says_how_to_run_cuda_on_the_simulator():
-    pytest.importorskip("convkit_cuda")
-    environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
-    done = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
-                          env=environment, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    cuda_row = next(line for line in done.stdout.splitlines() if line.startswith("cuda "))
-    if " yes " in cuda_row:
-        pytest.skip("a GPU is present")
-    assert "NUMBA_ENABLE_CUDASIM=1" in cuda_row and "simulator" in cuda_row
-
-
 def test_check_auto_checks_the_backend_auto_picks_per_case(monkeypatch, capsys):
     import convkit.testing
     from convkit._cli import main
@@ -141,29 +127,3 @@ def test_warmup_refuses_an_unknown_backend_cleanly():
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "warmup --backend 'nope': unknown; installed backends:" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-AFTER_WARMUP = """\
-import numpy as np, convkit
-from convkit_numba import _kernels, _winograd
-x = np.random.default_rng(0).standard_normal((8, 3, 32, 32)).astype(np.float32)
-w = np.random.default_rng(1).standard_normal((16, 3, 3, 3)).astype(np.float32)
-convkit.conv2d(x, w, border_mode="half", subsample=2, backend="numba")
-convkit.conv2d(x, w, border_mode="half", backend="numba")
-convkit.convolve_nd(x[0, 0], w[0, 0], mode="same", backend="numba")
-misses = {name: dict(function.stats.cache_misses) for module in (_kernels, _winograd)
-          for name, function in vars(module).items() if hasattr(function, "stats")}
-print({name: miss for name, miss in misses.items() if miss})
-"""
-
-
-def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
-    pytest.importorskip("convkit_numba")
-    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "numba", "--dtype", "float32"],
-                          capture_output=True, text=True, timeout=900, env=environment, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    later = subprocess.run([sys.executable, "-c", AFTER_WARMUP], capture_output=True, text=True, timeout=300,
-                           env=environment, check=False)
-    assert later.returncode == 0, later.stderr[-3000:]
-    assert later.stdout.strip() == "{}", later.stdout  # nothing compiled: all loaded from the cache

@@ -355,6 +355,7 @@ RESTART = textwrap.dedent("""\
     """)
 
 
+@pytest.mark.slow
 def test_a_tuned_choice_survives_a_process_restart(tmp_path):
     environment = {**os.environ, "CONVKIT_AUTOTUNE": "1",
                    "CONVKIT_AUTOTUNE_CACHE": str(tmp_path / "cache"),
@@ -362,7 +363,7 @@ def test_a_tuned_choice_survives_a_process_restart(tmp_path):
     environment.pop("CONVKIT_BACKEND", None)
     runs = []
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-c", RESTART], capture_output=True, text=True,  # noqa: PLW1510 - asserted
+        done = subprocess.run([sys.executable, "-c", RESTART], capture_output=True, text=True, check=False,
                               env=environment, timeout=300)
         assert done.returncode == 0, done.stderr
         runs.append(done.stdout.split())

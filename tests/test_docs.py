@@ -84,6 +84,7 @@ def _build(builder, output):
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
 
 
+@pytest.mark.slow
 @needs_sphinx
 def test_docs_build_without_warnings_and_import_no_engine(tmp_path):
     _build("html", tmp_path / "html")
@@ -97,6 +98,7 @@ def test_docs_build_without_warnings_and_import_no_engine(tmp_path):
         assert f"convkit.{name}" in reference, f"the API reference does not list convkit.{name}"
 
 
+@pytest.mark.slow
 @needs_sphinx
 def test_docs_examples_run(tmp_path):
     _build("doctest", tmp_path / "doctest")

@@ -12,9 +12,12 @@ or from Python with :func:`check_backend`.  The oracle is the float64 direct
 definition (:func:`direct_conv`, :func:`direct_convolve_nd`); the tolerance is
 :func:`error_bound`; the cases come from :func:`generate_cases` and, for
 property-based tests, :mod:`convkit.testing.strategies` (needs hypothesis).
+:func:`resolve_backend` gives a backend's object from its name, to call it
+directly in a test.
 ``import convkit`` does not import this package.
 """
 
+from convkit.plugin import resolve_backend
 from convkit.testing._bound import BASE_TOLERANCE, error_bound
 from convkit.testing._cases import DTYPES, LAYOUTS, Case, generate_cases
 from convkit.testing._check import CaseResult, Report, check_backend, check_case
@@ -33,4 +36,5 @@ __all__ = [
     "direct_convolve_nd",
     "error_bound",
     "generate_cases",
+    "resolve_backend",
 ]

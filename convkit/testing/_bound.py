@@ -26,8 +26,7 @@ import math
 
 import numpy as np
 
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit.plugin import dilated_extent
+from convkit.plugin import ConvolveProblem, ConvProblem, Problem, dilated_extent
 
 __all__ = ["BASE_TOLERANCE", "error_bound", "terms_per_output", "transform_points"]
 

@@ -11,16 +11,22 @@ from dataclasses import dataclass
 import numpy as np
 
 import convkit
-from convkit._backend import Backend
-from convkit._problems import ConvolveProblem, ConvProblem, Problem
-from convkit._discovery import _registry, why_cannot_run
-from convkit.plugin import conv_output_length
-from convkit._validation import normalize_conv, normalize_convolve
+from convkit.plugin import (
+    Backend,
+    ConvolveProblem,
+    ConvProblem,
+    Problem,
+    conv_output_length,
+    normalize_conv,
+    normalize_convolve,
+    resolve_backend,
+    why_cannot_run,
+)
 from convkit.testing._bound import error_bound
 from convkit.testing._cases import Case
 from convkit.testing._direct import conv_term_counts, direct_conv, direct_convolve_nd
 
-__all__ = ["CaseResult", "Report", "check_backend", "check_case", "resolve_backend", "to_numpy"]
+__all__ = ["CaseResult", "Report", "check_backend", "check_case", "to_numpy"]
 
 
 @dataclass(frozen=True)
@@ -57,18 +63,6 @@ def to_numpy(result: object) -> np.ndarray:
     if hasattr(result, "get") and hasattr(result, "__cuda_array_interface__"):
         return result.get()
     return np.asarray(result)
-
-
-def resolve_backend(backend: str | Backend) -> Backend:
-    """The backend object for a name; fails with the reason if unavailable."""
-    if isinstance(backend, Backend):
-        return backend
-    slot = _registry.load(backend)
-    if slot.backend is None or not slot.availability.available:
-        raise convkit.BackendUnavailableError(
-            f"backend {backend!r} is unavailable: {slot.availability.reason}"
-        )
-    return slot.backend
 
 
 def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.ndarray:

@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from convkit._problems import ConvolveProblem, ConvProblem
+from convkit.plugin import ConvolveProblem, ConvProblem
 
 __all__ = ["conv_term_counts", "direct_conv", "direct_convolve_nd"]
 

@@ -22,6 +22,7 @@ from convkit_cuda._blocks import filters_per_thread, grid_for, plan_launch
 from convkit_cuda._compat import prepare_compiler
 from convkit_cuda._cost import DevicePeak, device_peak, estimate_seconds
 from convkit_cuda._simulator import simulated
+from convkit_cuda._streams import stream_for
 
 __all__ = ["CudaBackend"]
 
@@ -217,18 +218,17 @@ class CudaBackend(Backend):
         return _run(_convolve_layout(problem), problem)
 
 
-def _run(layout: _Layout, problem: Problem, pixels: int | None = None):
+def _run(layout: _Layout, problem: Problem):
     from numba import cuda
 
     from convkit_cuda._kernels import correlate_kernel
-    from convkit_cuda._streams import stream_for
 
     if not simulated():
         prepare_compiler()
     dtype_name = np.dtype(problem.dtype).name
     plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
                        layout.channels, layout.filters, dtype_name,
-                       SIMULATOR_THREADS if simulated() else GPU_THREADS, pixels)
+                       SIMULATOR_THREADS if simulated() else GPU_THREADS)
     kernel = correlate_kernel(dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1)
     stream, wait = stream_for(problem)
 

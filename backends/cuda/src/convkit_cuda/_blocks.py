@@ -65,8 +65,7 @@ def _extent(outputs: int, stride: int, dilation: int, taps: int) -> int:
 
 
 def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation_hw: tuple[int, int],
-                out_width: int, channels: int, filters: int, dtype_name: str, threads: int,
-                pixels: int | None = None) -> LaunchPlan:
+                out_width: int, channels: int, filters: int, dtype_name: str, threads: int) -> LaunchPlan:
     """The launch plan whose patch and weights fit in shared memory.
 
     Parameters
@@ -83,13 +82,9 @@ def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation
         "float32", "float64", "complex64" or "complex128".
     threads : int
         Threads per block along each axis (16 on a GPU, fewer on the simulator).
-    pixels : int, optional
-        Force the pixels per thread (tests); by default the largest of
-        ``PIXEL_BLOCKS`` whose tile is no wider than the output.
     """
     patch_capacity, tap_capacity = capacity(dtype_name)
-    if pixels is None:
-        pixels = next((p for p in PIXEL_BLOCKS[::-1] if threads * p <= out_width), 1)
+    pixels = next((p for p in PIXEL_BLOCKS[::-1] if threads * p <= out_width), 1)
     threads_x, threads_y = threads, threads
     while True:
         smallest = _extent(threads_y, stride_hw[0], 1, 1) * _extent(threads_x * pixels, stride_hw[1], 1, 1)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+import convkit
 from convkit.plugin import (
     ALL_DTYPES,
     Availability,
@@ -17,6 +18,11 @@ from convkit.plugin import (
     get_num_threads,
     with_local_nonfinite,
 )
+from convkit_fftw._conv import conv_within, conv_working_bytes, geometry, spectrum_points
+from convkit_fftw._convolve import transform_shapes
+from convkit_fftw._pieces import convolve_within, peak_bytes
+from convkit_fftw._plans import get_planner_effort
+from convkit_fftw._runtime import load_pyfftw
 
 __all__ = ["FftwBackend"]
 
@@ -30,8 +36,6 @@ CHANNEL_SUM_SECONDS = {4: 0.4e-9, 8: 0.8e-9}
 
 def _workspace_budget(problem: Problem) -> int:
     """convkit's memory budget less what the operands and the result take."""
-    import convkit
-
     output = math.prod(problem.output_shape) * problem.dtype.itemsize
     taken = sum(operand.nbytes for operand in problem.operands) + output
     return max(0, convkit.get_memory_limit() - taken)
@@ -45,14 +49,10 @@ class FftwBackend(Backend):
     priority = 5
 
     def availability(self) -> Availability:
-        from convkit_fftw._runtime import load_pyfftw
-
         try:
             pyfftw = load_pyfftw()
         except ImportError as error:
             return Availability(False, f"pyFFTW cannot be imported ({error}); pip install pyfftw")
-        from convkit_fftw._plans import get_planner_effort
-
         version = ".".join(str(part) for part in pyfftw.fftw_version_tuple)
         return Availability(True, device=f"CPU, FFTW {version}, planner {get_planner_effort()}")
 
@@ -62,8 +62,6 @@ class FftwBackend(Backend):
     def working_set_bytes(self, problem: Problem) -> int:
         budget = _workspace_budget(problem)
         if isinstance(problem, ConvProblem):
-            from convkit_fftw._conv import conv_working_bytes
-
             needed = conv_working_bytes(problem.input.shape, problem.filters.shape, problem.padding,
                                         problem.dilation, problem.dtype, budget)
         else:
@@ -74,8 +72,6 @@ class FftwBackend(Backend):
     @staticmethod
     def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
         """Bytes of the largest piece when the problem is split to fit ``budget``."""
-        from convkit_fftw._pieces import peak_bytes
-
         return peak_bytes(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
                           problem.output_shape, problem.dtype, budget)
 
@@ -84,13 +80,9 @@ class FftwBackend(Backend):
         real_size = size // 2 if problem.dtype.kind == "c" else size
         per_point = POINT_LOG_SECONDS[real_size] * (2 if problem.dtype.kind == "c" else 1)
         if isinstance(problem, ConvolveProblem):
-            from convkit_fftw._convolve import transform_shapes
-
             big, small, out, transform = transform_shapes(problem.in1.shape, problem.in2.shape, problem.axes)
             points = math.prod(big) + math.prod(small) + math.prod(out)
             return CALL_SECONDS + per_point * points * math.log2(max(2, transform))
-        from convkit_fftw._conv import geometry, spectrum_points
-
         _, lengths, _ = geometry(problem.input.shape, problem.filters.shape, problem.padding,
                                  problem.dilation)
         batch, channels = problem.input.shape[:2]
@@ -109,14 +101,10 @@ class FftwBackend(Backend):
 
     @staticmethod
     def _convolve(problem: ConvolveProblem) -> np.ndarray:
-        from convkit_fftw._pieces import convolve_within
-
         return convolve_within(problem.in1, problem.in2, problem.axes, problem.output_start,
                                problem.output_shape, problem.dtype, get_num_threads(),
                                _workspace_budget(problem))
 
     @staticmethod
     def _conv(problem: ConvProblem) -> np.ndarray:
-        from convkit_fftw._conv import conv_within
-
         return conv_within(problem, get_num_threads(), _workspace_budget(problem))

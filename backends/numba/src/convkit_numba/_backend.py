@@ -19,6 +19,7 @@ from convkit.plugin import (
     kernel_operand,
     with_local_nonfinite,
 )
+from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
 __all__ = ["NumbaBackend"]
 
@@ -113,7 +114,6 @@ class NumbaBackend(Backend):
 
 def _conv_direct(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_direct, conv_direct_strided
-    from convkit_numba._threads import run_parallel
 
     spatial = problem.spatial_dims
     out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
@@ -135,7 +135,6 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
 
 def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_padded_planes
-    from convkit_numba._threads import run_parallel
 
     spatial = problem.spatial_dims
     out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
@@ -150,7 +149,6 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import im2col
-    from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
 
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
@@ -213,7 +211,6 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
 def _convolve(problem: ConvolveProblem) -> np.ndarray:
     """Map the problem onto convolve_rows: a batch of 3-axis convolutions."""
     from convkit_numba._kernels import convolve_rows
-    from convkit_numba._threads import run_parallel
 
     axes = problem.axes
     ndim = problem.in1.ndim

@@ -20,10 +20,9 @@ import convkit
 pytest.importorskip("convkit_fftw")
 pytest.importorskip("pyfftw")
 
+from convkit.plugin import normalize_convolve
 from convkit_fftw import FftwBackend
 from convkit_fftw._pieces import peak_bytes, pieces
-
-from convkit.plugin import normalize_convolve
 
 # The parent's transform (1024^2 "same" by 5^2: 1029^2 points) gets two FFTW threads, so that
 # OpenMP has started its workers before the fork.
@@ -92,12 +91,14 @@ def _run(script: str, timeout: float) -> subprocess.CompletedProcess:
         pytest.fail(f"did not finish within {timeout} s (hung)")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_fftw_after_the_parent_used_threads():
     done = _run(FORK_CHILD, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_fork_pool_runs_fftw_after_the_parent_used_threads():
     done = _run(FORK_POOL, timeout=120)
@@ -132,6 +133,7 @@ def test_fftw_threads_wait_passively_unless_the_user_chose(monkeypatch, policy):
         assert f"OMP_WAIT_POLICY = '{policy}'" in done.stderr
 
 
+@pytest.mark.slow
 def test_quick_start_completes_correctly_beside_busy_processes():
     busy = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 1)]
     try:

@@ -12,6 +12,7 @@ import convkit
 pytest.importorskip("convkit_fftw")
 pytest.importorskip("pyfftw")
 
+from convkit.plugin import normalize_conv, normalize_convolve
 from convkit_fftw import (
     FftwBackend,
     export_wisdom,
@@ -21,8 +22,6 @@ from convkit_fftw import (
 )
 from convkit_fftw._convolve import layout
 from convkit_fftw._plans import borrow
-
-from convkit.plugin import normalize_conv, normalize_convolve
 
 
 @pytest.fixture(autouse=True)
@@ -198,18 +197,14 @@ def test_inputs_are_not_modified(rng):
 
 
 def test_auto_picks_fftw_for_large_kernels_only():
-    from convkit._selection import select_backend
-
-    def chosen(problem):
-        return select_backend(problem, None).name
-
-    long_signal = normalize_convolve(np.empty(1_000_000), np.empty(10_000), "same", None)
-    big_kernel = normalize_conv(np.empty((1, 1, 1024, 1024), np.float32), np.empty((1, 1, 31, 31), np.float32),
-                                "valid", 1, True, 1, 1, None, "conv2d")
-    small_kernel = normalize_conv(np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
-                                  "half", 1, True, 1, 1, None, "conv2d")
-    assert chosen(long_signal) == "fftw" and chosen(big_kernel) == "fftw"
-    assert chosen(small_kernel) != "fftw"
+    long_signal = convkit.explain("convolve_nd", np.empty(1_000_000), np.empty(10_000), mode="same")
+    big_kernel = convkit.explain("conv2d", np.empty((1, 1, 1024, 1024), np.float32),
+                                 np.empty((1, 1, 31, 31), np.float32))
+    small_kernel = convkit.explain("conv2d", np.empty((8, 64, 56, 56), np.float32),
+                                   np.empty((64, 64, 3, 3), np.float32), border_mode="half")
+    assert long_signal.backend == "fftw" and big_kernel.backend == "fftw"
+    assert small_kernel.backend != "fftw"
+    assert {long_signal.rule, big_kernel.rule, small_kernel.rule} == {"auto"}
 
 
 def test_a_shape_gets_measured_plans_from_its_third_use():

@@ -114,6 +114,7 @@ BOUNDS_CHECKED = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_winograd_kernels_under_numba_boundscheck(tmp_path):
     done = subprocess.run([sys.executable, "-c", BOUNDS_CHECKED], capture_output=True, text=True, timeout=900,
                           check=False, env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})

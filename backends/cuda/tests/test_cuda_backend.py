@@ -20,12 +20,10 @@ NO_SIMULATOR = {key: value for key, value in os.environ.items() if key != "NUMBA
 
 DESCRIBE = textwrap.dedent("""\
     import json, numpy as np, convkit
-    from convkit._selection import select_backend
-    from convkit.plugin import normalize_conv
     info = {b.name: b for b in convkit.list_backends()}["cuda"]
-    problem = normalize_conv(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)), "valid", 1, True, 1, 1, None, "conv2d")
+    auto = convkit.explain("conv2d", np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3))).backend
     print(json.dumps({"available": info.available, "reason": info.reason, "simulated": info.simulated,
-                      "device": info.device, "auto": select_backend(problem, None).name}))
+                      "device": info.device, "auto": auto}))
 """)
 
 
@@ -59,6 +57,7 @@ def test_on_the_simulator_the_backend_is_available_simulated_and_never_auto():
     assert described["auto"] != "cuda"
 
 
+@pytest.mark.slow
 def test_small_matrix_passes_on_the_simulator():
     done = subprocess.run([sys.executable, "-m", "convkit", "check", "cuda", "--small"],
                           capture_output=True, text=True, env=SIMULATOR, check=False, timeout=3000)
@@ -107,6 +106,7 @@ DEVICE_ARRAYS = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 def test_device_arrays_stay_on_the_device_on_the_simulator():
     _passes_on_the_simulator(DEVICE_ARRAYS)
 
@@ -114,68 +114,98 @@ def test_device_arrays_stay_on_the_device_on_the_simulator():
 VARIANTS = textwrap.dedent("""\
     import numpy as np, convkit
     from convkit.plugin import normalize_conv, normalize_convolve
-    from convkit_cuda._backend import _conv_layout, _convolve_layout, _run
-    from convkit_cuda._blocks import plan_launch
+    from convkit.testing import resolve_backend
+    from convkit_cuda._backend import SIMULATOR_THREADS, _conv_layout, _convolve_layout, _run
+    from convkit_cuda._blocks import PIXEL_BLOCKS, plan_launch
     rng = np.random.default_rng(1)
-    from convkit._selection import select_backend
-    scipy = select_backend(normalize_convolve(np.ones(2), np.ones(2), "full", None), "scipy")
+    scipy = resolve_backend("scipy")
 
-    def check(problem, layout, pixels, reference):
+    def pixels_per_thread(layout, problem):
+        return plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
+                           layout.channels, layout.filters, np.dtype(problem.dtype).name, SIMULATOR_THREADS).pixels
+
+    def at_output_widths(make_problem, layout_of, covered):
+        # The output's width picks the pixels per thread: outputs 6, 12 and 20 wide get 1, 2 and 4
+        # on the simulator's 4-thread blocks.  The first input width to reach each one is taken.
+        found = {}
+        for target in (6, 12, 20):
+            for width in range(1, 80):
+                try:
+                    problem = make_problem(width)
+                except ValueError:  # no output at this width
+                    continue
+                layout = layout_of(problem)
+                if layout.out_shape[2] >= target:
+                    found[width] = (problem, layout)
+                    covered.add(pixels_per_thread(layout, problem))
+                    break
+        return found.values()
+
+    def check(problem, layout, reference):
         assert np.isfinite(reference).mean() > 0.5  # the values are compared, not only NaN
-        got = _run(layout, problem, pixels=pixels)
+        got = _run(layout, problem)
         scale = np.max(np.abs(reference[np.isfinite(reference)]), initial=0.0) + 1
         assert np.allclose(got, reference, rtol=1e-10, atol=1e-10 * scale, equal_nan=True), (
-            problem, pixels, np.nanmax(np.abs(got - reference)))
+            problem, np.nanmax(np.abs(got - reference)))
 
     # filters per thread 1, 2, 4 (3 in a block of 4) and 8 (9: a full block and a partial one);
     # unit and non-unit stride, dilation, padding, groups, both flips; every pixel block
-    cases = [((1, 2, 9, 13), (1, 2, 3, 3), 1, "valid", (1, 1), (1, 1), True),
-             ((2, 4, 8, 11), (4, 2, 2, 3), 2, "full", (1, 2), (2, 1), False),
-             ((1, 3, 9, 10), (3, 3, 3, 2), 1, "half", (2, 1), (1, 1), True),
-             ((1, 1, 7, 12), (9, 1, 3, 3), 1, (1, 2), (1, 3), (1, 2), False)]
+    cases = [((1, 2, 9, 80), (1, 2, 3, 3), 1, "valid", (1, 1), (1, 1), True),
+             ((2, 4, 8, 80), (4, 2, 2, 3), 2, "full", (1, 2), (2, 1), False),
+             ((1, 3, 9, 80), (3, 3, 3, 2), 1, "half", (2, 1), (1, 1), True),
+             ((1, 1, 7, 80), (9, 1, 3, 3), 1, (1, 2), (1, 3), (1, 2), False)]
+    covered = set()
     for image_shape, filter_shape, groups, border, stride, dilation, flip in cases:
         x, w = rng.standard_normal(image_shape), rng.standard_normal(filter_shape)
         x[0, 0, 0, 0] = np.nan
         if w.shape[0] > 1:
             w[-1, 0, 1, 0] = np.inf  # one filter's outputs only
-        problem = normalize_conv(x, w, border, stride, flip, dilation, groups, None, "conv2d")
-        reference = scipy.conv(problem)
-        for pixels in (1, 2, 4):
-            check(problem, _conv_layout(problem), pixels, reference)
+
+        def make_problem(width):
+            return normalize_conv(x[..., :width], w, border, stride, flip, dilation, groups, None, "conv2d")
+
+        for problem, layout in at_output_widths(make_problem, _conv_layout, covered):
+            check(problem, layout, scipy.conv(problem))
+    assert covered == set(PIXEL_BLOCKS), covered
 
     # a kernel larger than the weight chunk (chunked rows and columns), several channels per chunk
     x, w = rng.standard_normal((1, 3, 12, 12)), rng.standard_normal((8, 3, 11, 13))
     problem = normalize_conv(x, w, "full", 1, True, 1, 1, None, "conv2d")
     plan = plan_launch((11, 13), (1, 1), (1, 1), 24, 3, 8, "float64", 4)
     assert (plan.rows, plan.columns) != (11, 13), plan
-    check(problem, _conv_layout(problem), None, scipy.conv(problem))
+    check(problem, _conv_layout(problem), scipy.conv(problem))
     x, w = rng.standard_normal((1, 6, 5, 6)), rng.standard_normal((2, 6, 2, 2))
     problem = normalize_conv(x, w, "valid", 1, True, 1, 1, None, "conv2d")
     assert plan_launch((2, 2), (1, 1), (1, 1), 5, 6, 2, "float64", 4).channels == 6
-    check(problem, _conv_layout(problem), None, scipy.conv(problem))
+    check(problem, _conv_layout(problem), scipy.conv(problem))
 
     # complex: four real multiply-adds per term, the same layout
     x = rng.standard_normal((2, 4, 9, 10)) + 1j * rng.standard_normal((2, 4, 9, 10))
     w = (rng.standard_normal((6, 2, 3, 3)) - 1j * rng.standard_normal((6, 2, 3, 3))).astype(np.complex64)
     problem = normalize_conv(x.astype(np.complex64), w, "half", (1, 2), True, 1, 2, None, "conv2d")
     reference = normalize_conv(x, w.astype(np.complex128), "half", (1, 2), True, 1, 2, None, "conv2d")
-    got = _run(_conv_layout(problem), problem, pixels=2)
+    got = _run(_conv_layout(problem), problem)
     assert got.dtype == np.complex64
     assert np.allclose(got, scipy.conv(reference), rtol=1e-5, atol=1e-5)
 
     # convolve_nd: broadcast axes, a 3-d kernel, and the kernel as the larger operand
-    for a_shape, b_shape, mode, axes in [((3, 1, 17), (1, 2, 5), "same", (2,)),
-                                         ((5, 4, 6), (2, 3, 3), "full", None),
-                                         ((2, 9), (2, 14), "full", (1,))]:
+    covered = set()
+    for a_shape, b_shape, mode, axes in [((3, 1, 80), (1, 2, 5), "same", (2,)),
+                                         ((5, 4, 80), (2, 3, 3), "full", None),
+                                         ((2, 80), (2, 14), "full", (1,))]:
         a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
-        problem = normalize_convolve(a, b, mode, axes)
-        reference = scipy.convolve_nd(problem)
-        for pixels in (1, 4):
-            check(problem, _convolve_layout(problem), pixels, reference)
+
+        def make_problem(width):
+            return normalize_convolve(a[..., :width], b, mode, axes)
+
+        for problem, layout in at_output_widths(make_problem, _convolve_layout, covered):
+            check(problem, layout, scipy.convolve_nd(problem))
+    assert covered == set(PIXEL_BLOCKS), covered
     print("ok")
 """)
 
 
+@pytest.mark.slow
 def test_every_kernel_variant_matches_the_reference_on_the_simulator():
     _passes_on_the_simulator(VARIANTS)
 
@@ -202,9 +232,9 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     import dataclasses
 
     import numpy as np
-    from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     from convkit.plugin import normalize_conv, normalize_convolve
+    from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     h100 = device_peak("H100", (9, 0), 132, 1_980_000, 2_619_000, 5120)
     assert 66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2  # the data sheet's 67 TFLOP/s
@@ -258,3 +288,13 @@ def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(m
         _compat.prepare_compiler.cache_clear()
     assert seen == [("numba.cuda.np.arrayobj", np.vstack)]
     assert not hasattr(np, "row_stack")
+
+
+def test_info_says_how_to_run_cuda_on_the_simulator():
+    done = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
+                          env=NO_SIMULATOR, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    cuda_row = next(line for line in done.stdout.splitlines() if line.startswith("cuda "))
+    if " yes " in cuda_row:
+        pytest.skip("a GPU is present")
+    assert "NUMBA_ENABLE_CUDASIM=1" in cuda_row and "simulator" in cuda_row
