@@ -12,8 +12,12 @@ import convkit
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true", default=False,
-                     help="also run the tests marked slow (the quick loop skips them; CI runs them)")
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (the quick loop skips them; CI runs them)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -37,8 +37,10 @@ def quick_start_calls():
     w = np.random.default_rng(1).standard_normal((16, 3, 3, 3)).astype(np.float32)
     image = np.random.default_rng(2).standard_normal((256, 256))
     kernel = np.full((5, 5), 1 / 25)
-    return [lambda: convkit.conv2d(x, w, border_mode="half", subsample=2, backend="fftw"),
-            lambda: convkit.convolve_nd(image, kernel, mode="same", backend="fftw")]
+    return [
+        lambda: convkit.conv2d(x, w, border_mode="half", subsample=2, backend="fftw"),
+        lambda: convkit.convolve_nd(image, kernel, mode="same", backend="fftw"),
+    ]
 
 
 def run_round(calls, repeats: int, keep_wisdom: bool) -> tuple[float, float]:
@@ -58,7 +60,9 @@ def run_round(calls, repeats: int, keep_wisdom: bool) -> tuple[float, float]:
 
 def start_busy(count: int, seconds: float) -> list[subprocess.Popen]:
     """``count`` processes that spin for ``seconds`` and then exit."""
-    return [subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=seconds)]) for _ in range(count)]
+    return [
+        subprocess.Popen([sys.executable, "-c", SPIN.format(seconds=seconds)]) for _ in range(count)
+    ]
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -71,13 +75,26 @@ def stop(processes: list[subprocess.Popen]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="rounds of each kind (default 4)")
-    parser.add_argument("--calls", type=int, default=5, help="calls of each operation per round (default 5)")
-    parser.add_argument("--busy", type=int, default=os.cpu_count() or 1,
-                        help="spinning processes during the loaded rounds (default: one per core)")
-    parser.add_argument("--busy-seconds", type=float, default=120.0,
-                        help="each spinning process exits after this long (default 120)")
-    parser.add_argument("--keep-wisdom", action="store_true",
-                        help="keep what FFTW's planner learned in earlier rounds (no measured planning)")
+    parser.add_argument(
+        "--calls", type=int, default=5, help="calls of each operation per round (default 5)"
+    )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="spinning processes during the loaded rounds (default: one per core)",
+    )
+    parser.add_argument(
+        "--busy-seconds",
+        type=float,
+        default=120.0,
+        help="each spinning process exits after this long (default 120)",
+    )
+    parser.add_argument(
+        "--keep-wisdom",
+        action="store_true",
+        help="keep what FFTW's planner learned in earlier rounds (no measured planning)",
+    )
     args = parser.parse_args(argv)
 
     calls = quick_start_calls()
@@ -92,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(busy)
     for name, rounds in (("alone", alone), (f"beside {args.busy} busy", loaded)):
-        print(f"{name:>16}: round median {statistics.median(r for r, _ in rounds) * 1e3:8.1f} ms, "
-              f"slowest call {max(s for _, s in rounds) * 1e3:8.1f} ms "
-              f"(rounds: {', '.join(f'{r * 1e3:.0f}' for r, _ in rounds)} ms)")
+        print(
+            f"{name:>16}: round median {statistics.median(r for r, _ in rounds) * 1e3:8.1f} ms, "
+            f"slowest call {max(s for _, s in rounds) * 1e3:8.1f} ms "
+            f"(rounds: {', '.join(f'{r * 1e3:.0f}' for r, _ in rounds)} ms)"
+        )
     ratio = statistics.median(r for r, _ in loaded) / statistics.median(r for r, _ in alone)
-    print(f"{'ratio':>16}: {ratio:.2f}x (cores: {os.cpu_count()}, threads: {convkit.get_num_threads()})")
+    print(
+        f"{'ratio':>16}: {ratio:.2f}x (cores: {os.cpu_count()}, threads: {convkit.get_num_threads()})"
+    )
     return 0
 
 

@@ -44,13 +44,34 @@ def signature(dtype_name: str) -> tuple:
     value = types.Array(getattr(numba, dtype_name), 1, "C")
     table = types.Array(types.int64, 1, "C")
     triple = types.UniTuple(types.int64, 3)
-    return (value, value, table, table, table, types.int64, types.int64, types.int64,
-            triple, triple, triple, triple, triple, triple, triple, triple, triple, triple,
-            types.boolean, value)
+    return (
+        value,
+        value,
+        table,
+        table,
+        table,
+        types.int64,
+        types.int64,
+        types.int64,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        triple,
+        types.boolean,
+        value,
+    )
 
 
 def _lower_version(ptx: str, ptxas: str) -> str:
-    version = subprocess.run([ptxas, "--version"], capture_output=True, text=True, check=True).stdout
+    version = subprocess.run(
+        [ptxas, "--version"], capture_output=True, text=True, check=True
+    ).stdout
     release = re.search(r"release (\d+)\.(\d+)", version)
     if not release:
         return ptx
@@ -68,23 +89,33 @@ def assemble(ptx: str, arch: str) -> tuple[dict[str, int], str | None] | None:
         source, binary = os.path.join(folder, "kernel.ptx"), os.path.join(folder, "kernel.cubin")
         with open(source, "w") as handle:
             handle.write(_lower_version(ptx, ptxas))
-        done = subprocess.run([ptxas, f"-arch={arch}", "-v", source, "-o", binary],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [ptxas, f"-arch={arch}", "-v", source, "-o", binary],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             print(done.stderr.strip()[-500:], file=sys.stderr)
             return None
         sass = None
         if shutil.which("cuobjdump") and shutil.which("nvdisasm"):
-            sass = subprocess.run(["cuobjdump", "-sass", binary], capture_output=True, text=True,
-                                  check=False).stdout or None
+            sass = (
+                subprocess.run(
+                    ["cuobjdump", "-sass", binary], capture_output=True, text=True, check=False
+                ).stdout
+                or None
+            )
 
     def number(pattern: str) -> int:
         found = re.search(pattern, done.stderr)
         return int(found.group(1)) if found else 0
 
-    return {"registers": number(r"Used (\d+) registers"),
-            "spills": number(r"(\d+) bytes spill stores") + number(r"(\d+) bytes spill loads"),
-            "shared": number(r"(\d+) bytes smem")}, sass
+    return {
+        "registers": number(r"Used (\d+) registers"),
+        "spills": number(r"(\d+) bytes spill stores") + number(r"(\d+) bytes spill loads"),
+        "shared": number(r"(\d+) bytes smem"),
+    }, sass
 
 
 def inner_loop(sass: str) -> tuple[int, int, int, int]:
@@ -94,8 +125,12 @@ def inner_loop(sass: str) -> tuple[int, int, int, int]:
     hot one is the loop whose instructions are most often FMAs (the interior
     path's loop over kernel columns, which the compiler may unroll).
     """
-    code = [(int(address, 16), text.strip()) for address, text in
-            re.findall(r"^\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", sass, flags=re.MULTILINE)]
+    code = [
+        (int(address, 16), text.strip())
+        for address, text in re.findall(
+            r"^\s+/\*([0-9a-f]{4,})\*/\s+(.*?);", sass, flags=re.MULTILINE
+        )
+    ]
     best = (0, 0, 0, 0)
     for address, text in code:
         branch = re.search(r"\bBRA\s+(?:`\(\.L_x_\d+\)\s*)?(0x[0-9a-f]+)", text)
@@ -105,8 +140,12 @@ def inner_loop(sass: str) -> tuple[int, int, int, int]:
         body = [line for where, line in code if target <= where <= address]
         fma = sum(bool(re.search(r"\b[DF]FMA\b", line)) for line in body)
         if fma and fma / len(body) > (best[1] / best[0] if best[0] else 0):
-            best = (len(body), fma, sum(bool(re.search(r"\bLDS\b", line)) for line in body),
-                    sum(bool(re.search(r"\b(?:LDL|STL)\b", line)) for line in body))
+            best = (
+                len(body),
+                fma,
+                sum(bool(re.search(r"\bLDS\b", line)) for line in body),
+                sum(bool(re.search(r"\b(?:LDL|STL)\b", line)) for line in body),
+            )
     return best
 
 
@@ -125,38 +164,54 @@ def missing_compiler(cc: tuple[int, int]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0 (H100) or 8.0 (A100)")
+    parser.add_argument(
+        "--cc", default="9.0", help="compute capability, e.g. 9.0 (H100) or 8.0 (A100)"
+    )
     arguments = parser.parse_args(argv)
     major, minor = (int(part) for part in arguments.cc.split("."))
     arch = f"sm_{major}{minor}"
     missing = missing_compiler((major, minor))
     if missing:
-        print(f"bench/cuda_kernels.py needs CUDA's compiler libraries (NVVM and NVRTC; no GPU): they "
-              f"could not compile a test kernel for compute capability {arguments.cc} ({missing}). "
-              'Install them with: pip install "numba-cuda[cu13]" (or [cu12] for a CUDA 12 toolkit).',
-              file=sys.stderr)
+        print(
+            f"bench/cuda_kernels.py needs CUDA's compiler libraries (NVVM and NVRTC; no GPU): they "
+            f"could not compile a test kernel for compute capability {arguments.cc} ({missing}). "
+            'Install them with: pip install "numba-cuda[cu13]" (or [cu12] for a CUDA 12 toolkit).',
+            file=sys.stderr,
+        )
         return 2
-    print(f"launch bounds {LAUNCH_BOUNDS}; loop = the hot loop (interior path, kernel columns, as unrolled)")
-    print(f"{'dtype':8} {'stride':>6} {'pixels':>6} {'filters':>7} {'registers':>9} {'spills':>6} {'smem':>6} "
-          f"{'loop':>5} {'fma':>4} {'lds':>4} {'ldl/stl':>7} {'fma share':>9}")
+    print(
+        f"launch bounds {LAUNCH_BOUNDS}; loop = the hot loop (interior path, kernel columns, as unrolled)"
+    )
+    print(
+        f"{'dtype':8} {'stride':>6} {'pixels':>6} {'filters':>7} {'registers':>9} {'spills':>6} {'smem':>6} "
+        f"{'loop':>5} {'fma':>4} {'lds':>4} {'ldl/stl':>7} {'fma share':>9}"
+    )
     for dtype_name in ("float32", "float64"):
         for unit_stride in (True, False):
             for pixels in PIXEL_BLOCKS:
                 for filters in FILTER_BLOCKS:
                     function = correlate_function(dtype_name, pixels, filters, 16, unit_stride)
-                    ptx, _ = cuda.compile_ptx(function, signature(dtype_name), cc=(major, minor),
-                                              launch_bounds=LAUNCH_BOUNDS)
+                    ptx, _ = cuda.compile_ptx(
+                        function,
+                        signature(dtype_name),
+                        cc=(major, minor),
+                        launch_bounds=LAUNCH_BOUNDS,
+                    )
                     assembled = assemble(ptx, arch)
                     if assembled is None:
-                        print(f"{dtype_name:8} {'1' if unit_stride else 's':>6} {pixels:6d} {filters:7d}  "
-                              "(no ptxas: PTX only)")
+                        print(
+                            f"{dtype_name:8} {'1' if unit_stride else 's':>6} {pixels:6d} {filters:7d}  "
+                            "(no ptxas: PTX only)"
+                        )
                         continue
                     resources, sass = assembled
                     loop, fma, lds, local = inner_loop(sass) if sass else (0, 0, 0, 0)
                     share = f"{fma / loop:9.0%}" if loop else f"{'-':>9}"
-                    print(f"{dtype_name:8} {'1' if unit_stride else 's':>6} {pixels:6d} {filters:7d} "
-                          f"{resources['registers']:9d} {resources['spills']:6d} {resources['shared']:6d} "
-                          f"{loop:5d} {fma:4d} {lds:4d} {local:7d} {share}")
+                    print(
+                        f"{dtype_name:8} {'1' if unit_stride else 's':>6} {pixels:6d} {filters:7d} "
+                        f"{resources['registers']:9d} {resources['spills']:6d} {resources['shared']:6d} "
+                        f"{loop:5d} {fma:4d} {lds:4d} {local:7d} {share}"
+                    )
     return 0
 
 

@@ -55,8 +55,10 @@ print(json.dumps({"import": imported - start, "first": first - made, "first_cpu"
                                            if name == "convkit_" + backend), None)}))
 """
 
-CALLS = {"conv2d": "conv2d float32 (8,3,32,32)*(16,3,3,3) half s2",
-         "convolve_nd": "convolve_nd float64 256^2*5x5 same"}
+CALLS = {
+    "conv2d": "conv2d float32 (8,3,32,32)*(16,3,3,3) half s2",
+    "convolve_nd": "convolve_nd float64 256^2*5x5 same",
+}
 
 
 def measure(backend: str, call: str, cache: str) -> dict:
@@ -64,8 +66,15 @@ def measure(backend: str, call: str, cache: str) -> dict:
     environment = {**os.environ, "NUMBA_CACHE_DIR": cache}
     # Run in the cache folder: "python -c" puts the working directory first on sys.path, and a
     # checkout's convkit/ there would shadow the one PYTHONPATH names.
-    done = subprocess.run([sys.executable, "-c", CHILD, backend, call], capture_output=True, text=True,
-                          env=environment, cwd=cache, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, backend, call],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cache,
+        timeout=600,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"{backend} {call}: the child process failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -73,11 +82,18 @@ def measure(backend: str, call: str, cache: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", action="append",
-                        help="backend to time (repeatable); default: numba and fftw")
-    parser.add_argument("--call", action="append", choices=sorted(CALLS),
-                        help="Quick start call to time (repeatable); default: both")
-    parser.add_argument("--repeat", type=int, default=3, help="cold/warm pairs per backend and call (default 3)")
+    parser.add_argument(
+        "--backend", action="append", help="backend to time (repeatable); default: numba and fftw"
+    )
+    parser.add_argument(
+        "--call",
+        action="append",
+        choices=sorted(CALLS),
+        help="Quick start call to time (repeatable); default: both",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="cold/warm pairs per backend and call (default 3)"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the raw timings to FILE")
     arguments = parser.parse_args(argv)
     backends = arguments.backend or ["numba", "fftw"]
@@ -89,25 +105,47 @@ def main(argv: list[str] | None = None) -> int:
                 with tempfile.TemporaryDirectory(prefix="convkit-first-call-") as cache:
                     for state in ("cold", "warm"):
                         timing = measure(backend, call, cache)
-                        rows.append({"backend": backend, "call": call, "state": state, "repeat": repeat,
-                                     **timing})
-                        print(f"{backend:6} {call:11} {state}: import {timing['import']:.2f} s, first call "
-                              f"{timing['first']:.2f} s, import + first {timing['import_and_first']:.2f} s, "
-                              f"second call {timing['second'] * 1e3:.1f} ms", flush=True)
+                        rows.append(
+                            {
+                                "backend": backend,
+                                "call": call,
+                                "state": state,
+                                "repeat": repeat,
+                                **timing,
+                            }
+                        )
+                        print(
+                            f"{backend:6} {call:11} {state}: import {timing['import']:.2f} s, first call "
+                            f"{timing['first']:.2f} s, import + first {timing['import_and_first']:.2f} s, "
+                            f"second call {timing['second'] * 1e3:.1f} ms",
+                            flush=True,
+                        )
     packages = sorted({row["backend_package"] for row in rows if row["backend_package"]})
     print(f"\nconvkit from {rows[0]['convkit']}, backends from {', '.join(packages)}")
-    print(f"medians of {arguments.repeat} fresh processes each, seconds (first cpu: the first call's "
-          "CPU time, less sensitive to a busy machine than its wall time)")
-    print(f"{'backend':8} {'call':44} {'cache':6} {'import':>7} {'first':>7} {'first cpu':>9} "
-          f"{'import+first':>13}")
+    print(
+        f"medians of {arguments.repeat} fresh processes each, seconds (first cpu: the first call's "
+        "CPU time, less sensitive to a busy machine than its wall time)"
+    )
+    print(
+        f"{'backend':8} {'call':44} {'cache':6} {'import':>7} {'first':>7} {'first cpu':>9} "
+        f"{'import+first':>13}"
+    )
     for backend in backends:
         for call in calls:
             for state in ("cold", "warm"):
-                chosen = [row for row in rows if (row["backend"], row["call"], row["state"]) == (backend, call, state)]
-                median = {key: statistics.median(row[key] for row in chosen)
-                          for key in ("import", "first", "first_cpu", "import_and_first")}
-                print(f"{backend:8} {CALLS[call]:44} {state:6} {median['import']:7.2f} {median['first']:7.2f} "
-                      f"{median['first_cpu']:9.2f} {median['import_and_first']:13.2f}")
+                chosen = [
+                    row
+                    for row in rows
+                    if (row["backend"], row["call"], row["state"]) == (backend, call, state)
+                ]
+                median = {
+                    key: statistics.median(row[key] for row in chosen)
+                    for key in ("import", "first", "first_cpu", "import_and_first")
+                }
+                print(
+                    f"{backend:8} {CALLS[call]:44} {state:6} {median['import']:7.2f} {median['first']:7.2f} "
+                    f"{median['first_cpu']:9.2f} {median['import_and_first']:13.2f}"
+                )
     if arguments.json:
         with open(arguments.json, "w") as handle:
             json.dump(rows, handle, indent=1)

@@ -23,8 +23,12 @@ import convkit
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", default=[], help="workloads whose name contains this")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="workloads whose name contains this"
+    )
     parser.add_argument("--repeat", type=int, default=10, help="profiled calls per workload")
     arguments = parser.parse_args(argv)
     try:
@@ -33,8 +37,10 @@ def main(argv=None) -> int:
     except ImportError:
         print("bench/gpu_profile.py needs a GPU with CuPy and PyTorch", file=sys.stderr)
         return 2
-    print("| workload | wall ms per call | kernel ms per call | kernel share | kernels per call | "
-          "GFLOP/s in the kernels |")
+    print(
+        "| workload | wall ms per call | kernel ms per call | kernel share | kernels per call | "
+        "GFLOP/s in the kernels |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for workload in GPU_FULL:
         if arguments.only and not any(s in workload.name for s in arguments.only):
@@ -49,11 +55,18 @@ def main(argv=None) -> int:
                 workload.call(convkit, first, second, "cuda")
             cupy.cuda.Device().synchronize()
             wall = (time.perf_counter() - start) / arguments.repeat
-        kernels = [event for event in trace.events() if str(getattr(event, "device_type", "")).endswith("CUDA")]
+        kernels = [
+            event
+            for event in trace.events()
+            if str(getattr(event, "device_type", "")).endswith("CUDA")
+        ]
         kernel = sum(event.time_range.elapsed_us() for event in kernels) / 1e6 / arguments.repeat
-        print(f"| {workload.name} | {wall * 1e3:.3g} | {kernel * 1e3:.3g} | {kernel / wall:.0%} | "
-              f"{len(kernels) / arguments.repeat:.3g} | "
-              f"{workload.flops / kernel / 1e9 if kernel else float('nan'):.4g} |", flush=True)
+        print(
+            f"| {workload.name} | {wall * 1e3:.3g} | {kernel * 1e3:.3g} | {kernel / wall:.0%} | "
+            f"{len(kernels) / arguments.repeat:.3g} | "
+            f"{workload.flops / kernel / 1e9 if kernel else float('nan'):.4g} |",
+            flush=True,
+        )
     return 0
 
 

@@ -8,11 +8,19 @@ from pathlib import Path
 
 def arguments(description: str, budget: float, quick: str, argv=None) -> argparse.Namespace:
     """The common command line: --quick, --only (repeatable), --out, --budget (each script's default)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help=quick)
-    parser.add_argument("--only", action="append", default=[], help="run workloads whose name contains this")
-    parser.add_argument("--out", type=Path, help="output folder (default: a new one under bench/results/)")
-    parser.add_argument("--budget", type=float, default=budget, help="seconds of repeats per implementation")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run workloads whose name contains this"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: a new one under bench/results/)"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=budget, help="seconds of repeats per implementation"
+    )
     return parser.parse_args(argv)
 
 
@@ -34,11 +42,17 @@ def versions(modules: tuple[str, ...]) -> dict[str, str]:
 
 def workload_heading(entry: dict, ceiling: str) -> list[str]:
     """A workload's heading, its size and target, and its table's header (``ceiling``: that column's name)."""
-    return [f"## {entry['workload']}", "",
-            (f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
-             f"target: {entry['target'] or '-'}"), "",
-            f"| implementation | median ms | GFLOP/s | % {ceiling} | x best peer | first call ms | check |",
-            "|---|---:|---:|---:|---:|---:|---|"]
+    return [
+        f"## {entry['workload']}",
+        "",
+        (
+            f"{entry['flops'] / 1e9:.3g} GFLOP direct, {entry['bytes'] / 2**20:.3g} MiB in+out; "
+            f"target: {entry['target'] or '-'}"
+        ),
+        "",
+        f"| implementation | median ms | GFLOP/s | % {ceiling} | x best peer | first call ms | check |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
 
 
 def skipped_row(row: dict) -> str:

@@ -27,26 +27,40 @@ def _scipy_peers(workload: Workload, first, second, threads: int) -> dict[str, P
     if workload.kind == "conv":
         first, second = first[0, 0], second[0, 0]
 
-    lift = (lambda result: result[None, None]) if workload.kind == "conv" else (lambda result: result)
+    lift = (
+        (lambda result: result[None, None]) if workload.kind == "conv" else (lambda result: result)
+    )
 
     def with_workers(function):
         def call():
             with scipy.fft.set_workers(threads):
                 return lift(function())
+
         return call
 
     peers = {
-        "scipy.fftconvolve": with_workers(lambda: scipy.signal.fftconvolve(first, second, mode, axes=axes)),
-        "scipy.oaconvolve": with_workers(lambda: scipy.signal.oaconvolve(first, second, mode, axes=axes)),
+        "scipy.fftconvolve": with_workers(
+            lambda: scipy.signal.fftconvolve(first, second, mode, axes=axes)
+        ),
+        "scipy.oaconvolve": with_workers(
+            lambda: scipy.signal.oaconvolve(first, second, mode, axes=axes)
+        ),
     }
     if axes is None:
-        peers["scipy.convolve(auto)"] = with_workers(lambda: scipy.signal.convolve(first, second, mode))
+        peers["scipy.convolve(auto)"] = with_workers(
+            lambda: scipy.signal.convolve(first, second, mode)
+        )
     return peers
 
 
 def _single_channel(workload: Workload) -> bool:
     first, second = workload.shapes
-    return workload.kind == "conv" and first[:2] == (1, 1) and second[:2] == (1, 1) and not workload.params
+    return (
+        workload.kind == "conv"
+        and first[:2] == (1, 1)
+        and second[:2] == (1, 1)
+        and not workload.params
+    )
 
 
 def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
@@ -79,11 +93,14 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
         def call():
             with torch.no_grad():
                 return function(x, w, stride=stride, padding=padding, groups=groups).numpy()
+
         return {"torch.conv": call}
     mode, axes = workload.params.get("mode", "full"), workload.params.get("axes")
     # torch's CPU conv unfolds the input (kernel size x outputs elements): skip it where that
     # buffer alone would not fit in memory, rather than let it try.
-    unfolded = second.size * workload.problem().multiply_adds // max(second.size, 1) * first.itemsize
+    unfolded = (
+        second.size * workload.problem().multiply_adds // max(second.size, 1) * first.itemsize
+    )
     if unfolded > 8 * 2**30:
         return {}
     if first.ndim == 2 and axes is None and mode in ("full", "same"):
@@ -94,6 +111,7 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
         def call2d():
             with torch.no_grad():
                 return functional.conv2d(x, w, padding=padding)[0, 0].numpy()
+
         if mode == "same" and any(k % 2 == 0 for k in second.shape):
             return {}
         return {"torch.conv": call2d}
@@ -104,6 +122,7 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
         def call1d():
             with torch.no_grad():
                 return functional.conv1d(x, w, padding=second.shape[1] - 1)[:, 0].numpy()
+
         return {"torch.conv": call1d}
     return {}
 

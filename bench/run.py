@@ -35,7 +35,9 @@ def sgemm_rate(size: int) -> float:
     """GFLOP/s of NumPy's float32 matrix product (the machine's practical ceiling)."""
     a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
     a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(5))  # this VM's timings are noisy: take the best
+    best = min(
+        _timed(lambda: a @ a) for _ in range(5)
+    )  # this VM's timings are noisy: take the best
     return 2 * size**3 / best / 1e9
 
 
@@ -90,22 +92,27 @@ def warm_first_call(backend: str) -> float | None:
     )
     seconds = None
     for _ in range(2):  # the first run fills the cache
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             return None
         seconds = float(done.stdout.strip().splitlines()[-1])
     return seconds
 
 
-def run_workload(workload: Workload, threads: int, budget: float, max_repeat: int, ceiling: float) -> dict:
+def run_workload(
+    workload: Workload, threads: int, budget: float, max_repeat: int, ceiling: float
+) -> dict:
     first, second = workload.arrays()
     reference = np.asarray(workload.call(convkit, first, second, "scipy"), dtype=np.float64)
     rows = []
     candidates = {}
     for info in convkit.list_backends():
         if info.available and not info.simulated:
-            candidates[f"convkit[{info.name}]"] = (
-                lambda name=info.name: workload.call(convkit, first, second, name))
+            candidates[f"convkit[{info.name}]"] = lambda name=info.name: workload.call(
+                convkit, first, second, name
+            )
     # What a user gets without naming a backend: the cost model's choice.
     candidates["convkit[auto]"] = lambda: workload.call(convkit, first, second, "auto")
     peers = peers_for(workload, first, second, threads)
@@ -115,34 +122,62 @@ def run_workload(workload: Workload, threads: int, budget: float, max_repeat: in
             result, first_s, median_s, repeats = measure(call, budget, max_repeat)
         except (convkit.BackendError, MemoryError, RuntimeError) as error:
             # A backend that cannot do the problem, or a peer that runs out of memory.
-            rows.append({"implementation": label, "kind": kind, "skipped": f"{type(error).__name__}: {error}"})
+            rows.append(
+                {
+                    "implementation": label,
+                    "kind": kind,
+                    "skipped": f"{type(error).__name__}: {error}",
+                }
+            )
             continue
         ok, error = check(result, reference, workload.dtype)
-        rows.append({
-            "implementation": label, "kind": kind, "ok": ok, "relative_error": error,
-            "first_call_s": first_s, "median_s": median_s, "repeats": repeats,
-            "gflops": workload.flops / median_s / 1e9,
-            "percent_of_sgemm": 100 * workload.flops / median_s / 1e9 / ceiling,
-        })
+        rows.append(
+            {
+                "implementation": label,
+                "kind": kind,
+                "ok": ok,
+                "relative_error": error,
+                "first_call_s": first_s,
+                "median_s": median_s,
+                "repeats": repeats,
+                "gflops": workload.flops / median_s / 1e9,
+                "percent_of_sgemm": 100 * workload.flops / median_s / 1e9 / ceiling,
+            }
+        )
     timed_peers = [r["median_s"] for r in rows if r.get("kind") == "peer" and r.get("ok")]
     best_peer = min(timed_peers) if timed_peers else None
     for row in rows:
         if "median_s" in row and best_peer:
             row["ratio_to_best_peer"] = best_peer / row["median_s"]
-    return {"workload": workload.name, "kind": workload.kind, "shapes": workload.shapes,
-            "dtype": workload.dtype, "params": {k: str(v) for k, v in workload.params.items()},
-            "target": workload.target, "flops": workload.flops, "bytes": workload.bytes, "rows": rows}
+    return {
+        "workload": workload.name,
+        "kind": workload.kind,
+        "shapes": workload.shapes,
+        "dtype": workload.dtype,
+        "params": {k: str(v) for k, v in workload.params.items()},
+        "target": workload.target,
+        "flops": workload.flops,
+        "bytes": workload.bytes,
+        "rows": rows,
+    }
 
 
 def markdown(report: dict) -> str:
     lines = [
-        f"# convkit benchmark ({'quick' if report['quick'] else 'full'})", "",
-        (f"{report['machine']}; {report['threads']} threads; sgemm ceiling "
-        f"{report['sgemm_gflops']:.0f} GFLOP/s; versions {report['versions']}"), "",
+        f"# convkit benchmark ({'quick' if report['quick'] else 'full'})",
+        "",
+        (
+            f"{report['machine']}; {report['threads']} threads; sgemm ceiling "
+            f"{report['sgemm_gflops']:.0f} GFLOP/s; versions {report['versions']}"
+        ),
+        "",
     ]
     if report.get("warm_first_call_s"):
-        lines += ["Warm-cache first call in a fresh process (import included): "
-                  + ", ".join(f"{k} {v:.2f} s" for k, v in report["warm_first_call_s"].items()), ""]
+        lines += [
+            "Warm-cache first call in a fresh process (import included): "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in report["warm_first_call_s"].items()),
+            "",
+        ]
     for entry in report["workloads"]:
         lines += workload_heading(entry, "sgemm")
         for row in entry["rows"]:
@@ -154,7 +189,8 @@ def markdown(report: dict) -> str:
                 f"| {row['implementation']} | {row['median_s'] * 1e3:.3g} | {row['gflops']:.3g} | "
                 f"{row['percent_of_sgemm']:.3g} | {'-' if ratio is None else f'{ratio:.2f}'} | "
                 f"{row['first_call_s'] * 1e3:.3g} | {'ok' if row['ok'] else 'WRONG'} "
-                f"({row['relative_error']:.1e}) |")
+                f"({row['relative_error']:.1e}) |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -162,6 +198,7 @@ def markdown(report: dict) -> str:
 def plot(report: dict, path: Path) -> bool:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -194,25 +231,39 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     budget, max_repeat = (0.05, 2) if arguments.quick else (arguments.budget, 50)
     ceiling = sgemm_rate(256 if arguments.quick else 2048)
-    report = {"quick": arguments.quick, "threads": threads, "sgemm_gflops": ceiling,
-              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-              "versions": versions(("convkit", "numpy", "scipy", "numba", "torch", "pyfftw", "pytensor")),
-              "workloads": []}
+    report = {
+        "quick": arguments.quick,
+        "threads": threads,
+        "sgemm_gflops": ceiling,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "versions": versions(("convkit", "numpy", "scipy", "numba", "torch", "pyfftw", "pytensor")),
+        "workloads": [],
+    }
     if not arguments.quick:
         report["warm_first_call_s"] = {
-            info.name: warm_first_call(info.name) for info in convkit.list_backends()
-            if info.available and info.name != "scipy"}
+            info.name: warm_first_call(info.name)
+            for info in convkit.list_backends()
+            if info.available and info.name != "scipy"
+        }
     for workload in workloads:
         entry = run_workload(workload, threads, budget, max_repeat, ceiling)
         report["workloads"].append(entry)
         best = [r for r in entry["rows"] if "median_s" in r]
-        print(f"{workload.name}: " + ", ".join(
-            f"{r['implementation']} {r['median_s'] * 1e3:.3g} ms{'' if r['ok'] else ' WRONG'}" for r in best),
-            flush=True)
+        print(
+            f"{workload.name}: "
+            + ", ".join(
+                f"{r['implementation']} {r['median_s'] * 1e3:.3g} ms{'' if r['ok'] else ' WRONG'}"
+                for r in best
+            ),
+            flush=True,
+        )
     (out / "results.json").write_text(json.dumps(report, indent=1, default=str))
     (out / "results.md").write_text(markdown(report))
     plotted = plot(report, out / "results.png")
-    print(f"\nwrote {out / 'results.json'}, {out / 'results.md'}" + (f", {out / 'results.png'}" if plotted else ""))
+    print(
+        f"\nwrote {out / 'results.json'}, {out / 'results.md'}"
+        + (f", {out / 'results.png'}" if plotted else "")
+    )
     wrong = [r for e in report["workloads"] for r in e["rows"] if r.get("ok") is False]
     return 1 if wrong else 0
 

@@ -26,7 +26,9 @@ class Workload:
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(zlib.crc32(self.name.encode()))
-        return tuple(rng.standard_normal(shape, dtype=np.float64).astype(self.dtype) for shape in self.shapes)
+        return tuple(
+            rng.standard_normal(shape, dtype=np.float64).astype(self.dtype) for shape in self.shapes
+        )
 
     def call(self, convkit, first, second, backend):
         if self.kind == "conv":
@@ -38,11 +40,28 @@ class Workload:
 
         first, second = (np.empty(shape, self.dtype) for shape in self.shapes)
         if self.kind == "conv":
-            p = {"border_mode": "valid", "subsample": 1, "filter_flip": True, "filter_dilation": 1,
-                 "num_groups": 1, **self.params}
-            return normalize_conv(first, second, p["border_mode"], p["subsample"], p["filter_flip"],
-                                  p["filter_dilation"], p["num_groups"], None, "conv")
-        return normalize_convolve(first, second, self.params.get("mode", "full"), self.params.get("axes"))
+            p = {
+                "border_mode": "valid",
+                "subsample": 1,
+                "filter_flip": True,
+                "filter_dilation": 1,
+                "num_groups": 1,
+                **self.params,
+            }
+            return normalize_conv(
+                first,
+                second,
+                p["border_mode"],
+                p["subsample"],
+                p["filter_flip"],
+                p["filter_dilation"],
+                p["num_groups"],
+                None,
+                "conv",
+            )
+        return normalize_convolve(
+            first, second, self.params.get("mode", "full"), self.params.get("axes")
+        )
 
     @property
     def flops(self) -> int:
@@ -54,36 +73,116 @@ class Workload:
         """Bytes the inputs and the output occupy (the least any method moves)."""
         problem = self.problem()
         itemsize = np.dtype(self.dtype).itemsize
-        return itemsize * (sum(math.prod(shape) for shape in self.shapes) + math.prod(problem.output_shape))
+        return itemsize * (
+            sum(math.prod(shape) for shape in self.shapes) + math.prod(problem.output_shape)
+        )
 
 
 FULL = [
-    Workload("C2 conv N8 C64 56x56 F64 3x3 half", "conv", ((8, 64, 56, 56), (64, 64, 3, 3)), "float32",
-             {"border_mode": "half"}, "numba >= torch"),
-    Workload("C3 conv N8 C128 28x28 F256 3x3 s2", "conv", ((8, 128, 28, 28), (256, 128, 3, 3)), "float32",
-             {"border_mode": "half", "subsample": 2}, "numba >= torch"),
-    Workload("C4 conv N8 C256 14x14 F1024 1x1", "conv", ((8, 256, 14, 14), (1024, 256, 1, 1)), "float32",
-             {}, "numba >= torch"),
-    Workload("C5 conv N4 C3 224x224 F64 7x7 s2 p3", "conv", ((4, 3, 224, 224), (64, 3, 7, 7)), "float32",
-             {"border_mode": 3, "subsample": 2}, "numba >= torch"),
-    Workload("C6 depthwise N8 C128 56x56 3x3 g128", "conv", ((8, 128, 56, 56), (128, 1, 3, 3)), "float32",
-             {"border_mode": "half", "num_groups": 128}, "numba >= 2x torch"),
-    Workload("seed conv N2 C3 5x5 F1 3x3", "conv", ((2, 3, 5, 5), (1, 3, 3, 3)), "float32",
-             {}, "numba overhead < torch"),
-    Workload("img convolve_nd 4096^2 * 5x5 same f32", "convolve_nd", ((4096, 4096), (5, 5)), "float32",
-             {"mode": "same"}, "numba <= 25 ms"),
-    Workload("rows convolve_nd (256,16384) * (1,257) axes=-1 f32", "convolve_nd", ((256, 16384), (1, 257)),
-             "float32", {"axes": -1}, "numba faster than fftconvolve(2 workers)"),
-    Workload("fft 2048^2 * 64^2 full f64", "convolve_nd", ((2048, 2048), (64, 64)), "float64",
-             {"mode": "full"}, "fftw >= 1.5x best scipy"),
-    Workload("fft 2048^2 * 64^2 full f32", "convolve_nd", ((2048, 2048), (64, 64)), "float32",
-             {"mode": "full"}, "fftw >= 1.5x best scipy"),
-    Workload("fft 1e6 * 1e4 same f64", "convolve_nd", ((1_000_000,), (10_000,)), "float64",
-             {"mode": "same"}, "fftw >= 1.5x best scipy"),
-    Workload("fft 128^3 * 9^3 same f32", "convolve_nd", ((128, 128, 128), (9, 9, 9)), "float32",
-             {"mode": "same"}, "fftw >= 1.5x best scipy"),
-    Workload("conv2d 1 channel 1024^2 * 31x31", "conv", ((1, 1, 1024, 1024), (1, 1, 31, 31)), "float32",
-             {}, "fftw <= 25 ms"),
+    Workload(
+        "C2 conv N8 C64 56x56 F64 3x3 half",
+        "conv",
+        ((8, 64, 56, 56), (64, 64, 3, 3)),
+        "float32",
+        {"border_mode": "half"},
+        "numba >= torch",
+    ),
+    Workload(
+        "C3 conv N8 C128 28x28 F256 3x3 s2",
+        "conv",
+        ((8, 128, 28, 28), (256, 128, 3, 3)),
+        "float32",
+        {"border_mode": "half", "subsample": 2},
+        "numba >= torch",
+    ),
+    Workload(
+        "C4 conv N8 C256 14x14 F1024 1x1",
+        "conv",
+        ((8, 256, 14, 14), (1024, 256, 1, 1)),
+        "float32",
+        {},
+        "numba >= torch",
+    ),
+    Workload(
+        "C5 conv N4 C3 224x224 F64 7x7 s2 p3",
+        "conv",
+        ((4, 3, 224, 224), (64, 3, 7, 7)),
+        "float32",
+        {"border_mode": 3, "subsample": 2},
+        "numba >= torch",
+    ),
+    Workload(
+        "C6 depthwise N8 C128 56x56 3x3 g128",
+        "conv",
+        ((8, 128, 56, 56), (128, 1, 3, 3)),
+        "float32",
+        {"border_mode": "half", "num_groups": 128},
+        "numba >= 2x torch",
+    ),
+    Workload(
+        "seed conv N2 C3 5x5 F1 3x3",
+        "conv",
+        ((2, 3, 5, 5), (1, 3, 3, 3)),
+        "float32",
+        {},
+        "numba overhead < torch",
+    ),
+    Workload(
+        "img convolve_nd 4096^2 * 5x5 same f32",
+        "convolve_nd",
+        ((4096, 4096), (5, 5)),
+        "float32",
+        {"mode": "same"},
+        "numba <= 25 ms",
+    ),
+    Workload(
+        "rows convolve_nd (256,16384) * (1,257) axes=-1 f32",
+        "convolve_nd",
+        ((256, 16384), (1, 257)),
+        "float32",
+        {"axes": -1},
+        "numba faster than fftconvolve(2 workers)",
+    ),
+    Workload(
+        "fft 2048^2 * 64^2 full f64",
+        "convolve_nd",
+        ((2048, 2048), (64, 64)),
+        "float64",
+        {"mode": "full"},
+        "fftw >= 1.5x best scipy",
+    ),
+    Workload(
+        "fft 2048^2 * 64^2 full f32",
+        "convolve_nd",
+        ((2048, 2048), (64, 64)),
+        "float32",
+        {"mode": "full"},
+        "fftw >= 1.5x best scipy",
+    ),
+    Workload(
+        "fft 1e6 * 1e4 same f64",
+        "convolve_nd",
+        ((1_000_000,), (10_000,)),
+        "float64",
+        {"mode": "same"},
+        "fftw >= 1.5x best scipy",
+    ),
+    Workload(
+        "fft 128^3 * 9^3 same f32",
+        "convolve_nd",
+        ((128, 128, 128), (9, 9, 9)),
+        "float32",
+        {"mode": "same"},
+        "fftw >= 1.5x best scipy",
+    ),
+    Workload(
+        "conv2d 1 channel 1024^2 * 31x31",
+        "conv",
+        ((1, 1, 1024, 1024), (1, 1, 31, 31)),
+        "float32",
+        {},
+        "fftw <= 25 ms",
+    ),
 ]
 
 
@@ -101,5 +200,11 @@ def quick(workload: Workload) -> Workload:
         small_first = tuple(min(n, 40) for n in first)
         small_second = tuple(min(k, 7) for k in second)
         params = workload.params
-    return Workload(workload.name, workload.kind, (small_first, small_second), workload.dtype, params,
-                    workload.target)
+    return Workload(
+        workload.name,
+        workload.kind,
+        (small_first, small_second),
+        workload.dtype,
+        params,
+        workload.target,
+    )

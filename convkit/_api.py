@@ -20,7 +20,9 @@ from convkit._validation import normalize_conv, normalize_convolve, readable_byt
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
 
 Mode: TypeAlias = Literal["full", "valid", "same"]
-BorderMode: TypeAlias = Literal["valid", "full", "half", "same"] | int | Sequence[int | tuple[int, int]]
+BorderMode: TypeAlias = (
+    Literal["valid", "full", "half", "same"] | int | Sequence[int | tuple[int, int]]
+)
 IntOrTuple: TypeAlias = int | Sequence[int]
 BackendChoice: TypeAlias = str | Backend | None
 
@@ -209,8 +211,15 @@ def conv(
              [-4., -4.]]]])
     """
     problem = normalize_conv(
-        input, filters, border_mode, subsample, filter_flip, filter_dilation, num_groups,
-        spatial_dims=None, function="conv",
+        input,
+        filters,
+        border_mode,
+        subsample,
+        filter_flip,
+        filter_dilation,
+        num_groups,
+        spatial_dims=None,
+        function="conv",
     )
     if isinstance(problem, np.ndarray):
         return problem
@@ -230,8 +239,15 @@ def _fixed_rank(spatial_dims: int, function: str):
         backend: BackendChoice = None,
     ) -> np.ndarray:
         problem = normalize_conv(
-            input, filters, border_mode, subsample, filter_flip, filter_dilation, num_groups,
-            spatial_dims=spatial_dims, function=function,
+            input,
+            filters,
+            border_mode,
+            subsample,
+            filter_flip,
+            filter_dilation,
+            num_groups,
+            spatial_dims=spatial_dims,
+            function=function,
         )
         if isinstance(problem, np.ndarray):
             return problem

@@ -1,4 +1,4 @@
-""""auto": rank the backends that can run a problem, optionally time them, remember the choice.
+""" "auto": rank the backends that can run a problem, optionally time them, remember the choice.
 
 The cost model ranks backends without running them; it is calibrated on one
 machine and can be wrong on another.  With autotuning on, the first problem of
@@ -86,8 +86,11 @@ class AutoChoice:
 
     def reasons(self) -> list[str]:
         """Why each backend that cannot run the problem cannot."""
-        return [f"{candidate.name}: {candidate.reason}" for candidate in self.candidates
-                if candidate.reason]
+        return [
+            f"{candidate.name}: {candidate.reason}"
+            for candidate in self.candidates
+            if candidate.reason
+        ]
 
     def describe(self) -> str:
         """One line for the log: the rule, then each candidate's estimate or reason."""
@@ -170,8 +173,13 @@ def get_autotune() -> bool:
 
 def problem_signature(problem: Problem) -> tuple:
     """What makes two problems the same for choosing a backend: shapes, dtype, geometry, threads."""
-    common = (problem.operation, problem.dtype.str, problem.on_device, get_num_threads(),
-              tuple(tuple(operand.shape) for operand in problem.operands))
+    common = (
+        problem.operation,
+        problem.dtype.str,
+        problem.on_device,
+        get_num_threads(),
+        tuple(tuple(operand.shape) for operand in problem.operands),
+    )
     if isinstance(problem, ConvolveProblem):
         return common + (problem.axes, problem.output_start, problem.output_shape)
     return common + (problem.padding, problem.stride, problem.dilation, problem.groups)
@@ -189,8 +197,14 @@ def rank(problem: Problem) -> list[Candidate]:
             refused.append(Candidate(name, None, reason or "cannot run it"))
             continue
         estimate = backend.estimate_seconds(problem)
-        runnable.append((math.inf if estimate is None else estimate, -backend.priority, name,
-                         Candidate(name, estimate, "", backend)))
+        runnable.append(
+            (
+                math.inf if estimate is None else estimate,
+                -backend.priority,
+                name,
+                Candidate(name, estimate, "", backend),
+            )
+        )
     runnable.sort(key=lambda entry: entry[:3])
     return [entry[3] for entry in runnable] + refused
 
@@ -239,9 +253,12 @@ def _fastest(problem: Problem, runnable: list[Candidate]) -> Candidate:
         timings.append((seconds, candidate.name, candidate))
     if not timings:
         return runnable[0]
-    _logger.debug("convkit: autotune timed %s for %s: %s", problem.operation,
-                  problem_signature(problem),
-                  ", ".join(f"{name} {seconds:.3g} s" for seconds, name, _ in sorted(timings)))
+    _logger.debug(
+        "convkit: autotune timed %s for %s: %s",
+        problem.operation,
+        problem_signature(problem),
+        ", ".join(f"{name} {seconds:.3g} s" for seconds, name, _ in sorted(timings)),
+    )
     return min(timings, key=lambda timing: timing[:2])[2]
 
 
@@ -254,8 +271,12 @@ def choose(problem: Problem, *, dry_run: bool = False) -> AutoChoice:
     autotune = get_autotune()
     signature = problem_signature(problem)
     entry = _cache.get(signature)
-    if (entry is not None and entry.decision is not None
-            and entry.generation == _registry.generation and (entry.timed or not autotune)):
+    if (
+        entry is not None
+        and entry.decision is not None
+        and entry.generation == _registry.generation
+        and (entry.timed or not autotune)
+    ):
         return entry.decision
     _read_directory()
     entry = _cache.get(signature)
@@ -263,19 +284,25 @@ def choose(problem: Problem, *, dry_run: bool = False) -> AutoChoice:
     runnable = [candidate for candidate in candidates if candidate.backend is not None]
     if not runnable:
         return AutoChoice(None, "no backend can run it", tuple(candidates))
-    if entry is not None and entry.timed and entry.name in {c.name for c in runnable} and \
-            entry.runnable == tuple((c.name, _version(c)) for c in runnable):
+    if (
+        entry is not None
+        and entry.timed
+        and entry.name in {c.name for c in runnable}
+        and entry.runnable == tuple((c.name, _version(c)) for c in runnable)
+    ):
         chosen = next(c for c in runnable if c.name == entry.name)
         decision = AutoChoice(chosen.backend, "cached: timed earlier", tuple(candidates))
         if not dry_run:
-            _remember(signature, _Choice(entry.name, True, entry.runnable, _registry.generation,
-                                         decision))
+            _remember(
+                signature, _Choice(entry.name, True, entry.runnable, _registry.generation, decision)
+            )
         return decision
     if autotune and len(runnable) > 1:
         if dry_run:
             names = ", ".join(c.name for c in _plausible(runnable))
-            return AutoChoice(runnable[0].backend, f"not cached: the call would time {names}",
-                              tuple(candidates))
+            return AutoChoice(
+                runnable[0].backend, f"not cached: the call would time {names}", tuple(candidates)
+            )
         chosen = _fastest(problem, runnable)
         timed = True
     else:
@@ -285,8 +312,16 @@ def choose(problem: Problem, *, dry_run: bool = False) -> AutoChoice:
     how = "timed now" if timed else "best estimate"
     cached = "cached: timed earlier" if timed else "cached: best estimate"
     key = tuple((c.name, _version(c)) for c in runnable) if timed else ()
-    _remember(signature, _Choice(chosen.name, timed, key, _registry.generation,
-                                 AutoChoice(chosen.backend, cached, tuple(candidates))))
+    _remember(
+        signature,
+        _Choice(
+            chosen.name,
+            timed,
+            key,
+            _registry.generation,
+            AutoChoice(chosen.backend, cached, tuple(candidates)),
+        ),
+    )
     if timed:
         _write_directory()
     return AutoChoice(chosen.backend, how, tuple(candidates))
@@ -315,8 +350,12 @@ def _processor() -> str:
 
 def _machine() -> dict[str, object]:
     """What a timing depends on besides the backends: architecture, system, processor, cores."""
-    return {"machine": platform.machine(), "system": platform.system(),
-            "processor": _processor(), "cpus": os.cpu_count() or 0}
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "processor": _processor(),
+        "cpus": os.cpu_count() or 0,
+    }
 
 
 def _to_json(value: object) -> object:
@@ -337,14 +376,24 @@ def _frozen(value: object) -> object:
 def _timed_choices() -> list[dict[str, object]]:
     with _lock:
         items = list(_cache.items())
-    return [{"signature": _to_json(signature), "runnable": [list(pair) for pair in choice.runnable],
-             "chosen": choice.name}
-            for signature, choice in items if choice.timed]
+    return [
+        {
+            "signature": _to_json(signature),
+            "runnable": [list(pair) for pair in choice.runnable],
+            "chosen": choice.name,
+        }
+        for signature, choice in items
+        if choice.timed
+    ]
 
 
 def _write(path: Path, choices: list[dict[str, object]]) -> None:
-    document = {"format": FILE_FORMAT, "version": FILE_VERSION, "machine": _machine(),
-                "choices": choices}
+    document = {
+        "format": FILE_FORMAT,
+        "version": FILE_VERSION,
+        "machine": _machine(),
+        "choices": choices,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     # A reader never sees a half-written file: write aside, then rename over.
     handle, temporary = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
@@ -366,11 +415,15 @@ def _parse(path: Path) -> list[tuple[tuple, _Choice]]:
     if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
         raise ValueError("it is not a convkit autotune file")
     if document.get("version") != FILE_VERSION:
-        raise ValueError(f"it has format version {document.get('version')!r}; this convkit "
-                         f"reads version {FILE_VERSION}")
+        raise ValueError(
+            f"it has format version {document.get('version')!r}; this convkit "
+            f"reads version {FILE_VERSION}"
+        )
     if document.get("machine") != _machine():
-        raise ValueError(f"it was tuned on another machine ({document.get('machine')!r}; this "
-                         f"one is {_machine()!r})")
+        raise ValueError(
+            f"it was tuned on another machine ({document.get('machine')!r}; this "
+            f"one is {_machine()!r})"
+        )
     choices = document.get("choices")
     if not isinstance(choices, list):
         raise ValueError("its 'choices' is not a list")
@@ -381,7 +434,9 @@ def _parse(path: Path) -> list[tuple[tuple, _Choice]]:
             runnable = tuple((str(name), str(version)) for name, version in item["runnable"])
             chosen = item["chosen"]
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"a choice in it is malformed ({type(error).__name__}: {error})") from None
+            raise ValueError(
+                f"a choice in it is malformed ({type(error).__name__}: {error})"
+            ) from None
         if not isinstance(signature, tuple) or chosen not in {name for name, _ in runnable}:
             raise ValueError(f"a choice in it is malformed: {item!r}")
         parsed.append((signature, _Choice(chosen, True, runnable, None, None)))
@@ -392,8 +447,11 @@ def _read(path: Path) -> int:
     try:
         parsed = _parse(path)
     except (OSError, ValueError) as error:
-        warnings.warn(f"convkit: ignoring the autotune file {str(path)!r}: {error}",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"convkit: ignoring the autotune file {str(path)!r}: {error}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return 0
     with _lock:
         for signature, choice in parsed:
@@ -426,8 +484,11 @@ def _write_directory() -> None:
     try:
         _write(_directory_file(directory), _timed_choices())
     except OSError as error:
-        warnings.warn(f"convkit: could not write the autotune cache in {directory!r}: {error}",
-                      RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"convkit: could not write the autotune cache in {directory!r}: {error}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
 
 def save_autotune(path: str | os.PathLike[str]) -> int:
@@ -497,6 +558,7 @@ def load_autotune(path: str | os.PathLike[str]) -> int:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"load_autotune: no file at {str(path)!r}; write one with "
-                                "convkit.save_autotune(path)")
+        raise FileNotFoundError(
+            f"load_autotune: no file at {str(path)!r}; write one with convkit.save_autotune(path)"
+        )
     return _read(path)

@@ -97,8 +97,10 @@ class Capabilities:
         if isinstance(problem, ConvProblem) and problem.groups > 1 and not self.groups:
             return "does not support num_groups > 1"
         if problem.on_device and not self.device_arrays:
-            return ("does not take device (GPU) arrays; pass NumPy arrays, or use a backend "
-                    "that declares device_arrays (see convkit.list_backends())")
+            return (
+                "does not take device (GPU) arrays; pass NumPy arrays, or use a backend "
+                "that declares device_arrays (see convkit.list_backends())"
+            )
         return None
 
 

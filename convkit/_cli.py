@@ -19,7 +19,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * width for width in widths))
-    lines += ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines += [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -27,21 +30,29 @@ def info() -> str:
     """The backend table of ``python -m convkit info``."""
     rows = []
     for backend in convkit.list_backends():
-        status = "yes" + (" (simulated)" if backend.simulated else "") if backend.available else f"no: {backend.reason}"
-        rows.append([
-            backend.name,
-            status,
-            backend.version or "-",
-            ",".join(backend.operations) or "-",
-            ",".join(backend.dtypes) or "-",
-            "-" if backend.threads is None else str(backend.threads),
-            backend.device or "-",
-        ])
+        status = (
+            "yes" + (" (simulated)" if backend.simulated else "")
+            if backend.available
+            else f"no: {backend.reason}"
+        )
+        rows.append(
+            [
+                backend.name,
+                status,
+                backend.version or "-",
+                ",".join(backend.operations) or "-",
+                ",".join(backend.dtypes) or "-",
+                "-" if backend.threads is None else str(backend.threads),
+                backend.device or "-",
+            ]
+        )
     header = ["backend", "available", "version", "operations", "dtypes", "threads", "device"]
     problems = environment_problems()
     if problems:
-        settings = (f"convkit {convkit.__version__}, numpy {np.__version__}; settings unusable "
-                    "until the environment is fixed:\n" + "\n".join(f"error: {p}" for p in problems))
+        settings = (
+            f"convkit {convkit.__version__}, numpy {np.__version__}; settings unusable "
+            "until the environment is fixed:\n" + "\n".join(f"error: {p}" for p in problems)
+        )
     else:
         settings = (
             f"convkit {convkit.__version__}, numpy {np.__version__}; threads setting "
@@ -62,14 +73,19 @@ BATCH = np.arange(2 * 3 * 5 * 5, dtype=float).reshape(2, 3, 5, 5)
 FILTERS = np.arange(27.0).reshape(1, 3, 3, 3)
 # The demo's calls, by the short name of the agreement table's columns.
 DEMO_CALLS = {
-    "conv2d full": lambda: convkit.conv2d(IMAGE[None, None], KERNEL[None, None], border_mode="full"),
-    "conv2d valid": lambda: convkit.conv2d(IMAGE[None, None], KERNEL[None, None], border_mode="valid"),
+    "conv2d full": lambda: convkit.conv2d(
+        IMAGE[None, None], KERNEL[None, None], border_mode="full"
+    ),
+    "conv2d valid": lambda: convkit.conv2d(
+        IMAGE[None, None], KERNEL[None, None], border_mode="valid"
+    ),
     "nd full": lambda: convkit.convolve_nd(IMAGE, KERNEL, mode="full"),
     "nd valid": lambda: convkit.convolve_nd(IMAGE, KERNEL, mode="valid"),
     "batch conv2d": lambda: convkit.conv2d(BATCH, FILTERS, border_mode="full"),
     "batch nd": lambda: convkit.convolve_nd(BATCH, FILTERS, mode="full"),
-    "depthwise": lambda: convkit.conv2d(BATCH, np.broadcast_to(KERNEL, (3, 1, 3, 3)), border_mode="full",
-                                        num_groups=3),
+    "depthwise": lambda: convkit.conv2d(
+        BATCH, np.broadcast_to(KERNEL, (3, 1, 3, 3)), border_mode="full", num_groups=3
+    ),
     "nd axes": lambda: convkit.convolve_nd(BATCH, KERNEL[None, None], mode="full", axes=(-2, -1)),
 }
 
@@ -80,7 +96,9 @@ def _comparison(name: str) -> None:
         print("\n1. One image, one filter: both operations agree.")
         for mode in ("full", "valid"):
             theano_style, scipy_style = DEMO_CALLS[f"conv2d {mode}"](), DEMO_CALLS[f"nd {mode}"]()
-            _show(f"conv2d(image[None, None], kernel[None, None], border_mode={mode!r})", theano_style)
+            _show(
+                f"conv2d(image[None, None], kernel[None, None], border_mode={mode!r})", theano_style
+            )
             _show(f"convolve_nd(image, kernel, mode={mode!r})", scipy_style)
             print("equal:", bool(np.allclose(theano_style[0, 0], scipy_style)))
 
@@ -88,14 +106,21 @@ def _comparison(name: str) -> None:
         summed = DEMO_CALLS["batch conv2d"]()
         with convkit.use_backend(f"{name},scipy"):  # the reference steps in where this one cannot
             everywhere = DEMO_CALLS["batch nd"]()
-        print(f"conv2d(x, w, 'full').shape      = {summed.shape}   "
-              "(sums over channels per image and filter)")
-        print(f"convolve_nd(x, w, 'full').shape = {everywhere.shape}   "
-              "(convolves over every axis, channels and batch too)")
-        per_channel_sum = sum(convkit.convolve_nd(BATCH[:, c], FILTERS[0, c][None], mode="full")
-                              for c in range(3))
-        print("conv2d(x, w)[:, 0] == sum over c of convolve_nd(x[:, c], w[0, c]):",
-              bool(np.allclose(summed[:, 0], per_channel_sum)))
+        print(
+            f"conv2d(x, w, 'full').shape      = {summed.shape}   "
+            "(sums over channels per image and filter)"
+        )
+        print(
+            f"convolve_nd(x, w, 'full').shape = {everywhere.shape}   "
+            "(convolves over every axis, channels and batch too)"
+        )
+        per_channel_sum = sum(
+            convkit.convolve_nd(BATCH[:, c], FILTERS[0, c][None], mode="full") for c in range(3)
+        )
+        print(
+            "conv2d(x, w)[:, 0] == sum over c of convolve_nd(x[:, c], w[0, c]):",
+            bool(np.allclose(summed[:, 0], per_channel_sum)),
+        )
         _show("conv2d(x, w, 'full')[0, 0, :3, :3]", summed[0, 0, :3, :3])
 
         print("\n3. Channel mismatch: conv2d refuses filters made for 1 channel.")
@@ -110,9 +135,11 @@ def _comparison(name: str) -> None:
         except ValueError as error:
             print(f"ValueError: {error}")
         depthwise, each_channel = DEMO_CALLS["depthwise"](), DEMO_CALLS["nd axes"]()
-        print(f"per channel, no sum: conv2d(x, kernel as (3, 1, 3, 3), num_groups=3) {depthwise.shape}"
-              f" == convolve_nd(x, kernel[None, None], axes=(-2, -1)) {each_channel.shape}:",
-              bool(np.allclose(depthwise, each_channel)))
+        print(
+            f"per channel, no sum: conv2d(x, kernel as (3, 1, 3, 3), num_groups=3) {depthwise.shape}"
+            f" == convolve_nd(x, kernel[None, None], axes=(-2, -1)) {each_channel.shape}:",
+            bool(np.allclose(depthwise, each_channel)),
+        )
 
 
 def _agreement(backends: Sequence[str]) -> bool:
@@ -130,12 +157,15 @@ def _agreement(backends: Sequence[str]) -> bool:
                     notes.append(f"{name}, {label}: {str(error).rsplit(f'{name}: ', 1)[-1]}")
                     row.append(f"n/a [{len(notes)}]")
                     continue
-                same = got.shape == expected[label].shape and np.allclose(got, expected[label], rtol=1e-12,
-                                                                          atol=1e-9)
+                same = got.shape == expected[label].shape and np.allclose(
+                    got, expected[label], rtol=1e-12, atol=1e-9
+                )
                 agree &= same
                 row.append("ok" if same else "DIFFERS")
         rows.append(row)
-    print("\nThe same calls on each backend, against the reference 'scipy' (ok: equal within rounding):\n")
+    print(
+        "\nThe same calls on each backend, against the reference 'scipy' (ok: equal within rounding):\n"
+    )
     print(_table(rows, ["backend", *DEMO_CALLS]))
     for number, note in enumerate(notes, 1):
         print(f"[{number}] {note}")
@@ -170,9 +200,17 @@ def _check_auto(cases: Sequence) -> tuple:
         if case.operation == "convolve_nd":
             problem = normalize_convolve(first, second, arguments["mode"], arguments["axes"])
         else:
-            problem = normalize_conv(first, second, arguments["border_mode"], arguments["subsample"],
-                                     arguments["filter_flip"], arguments["filter_dilation"],
-                                     arguments["num_groups"], None, "conv")
+            problem = normalize_conv(
+                first,
+                second,
+                arguments["border_mode"],
+                arguments["subsample"],
+                arguments["filter_flip"],
+                arguments["filter_dilation"],
+                arguments["num_groups"],
+                None,
+                "conv",
+            )
         if isinstance(problem, np.ndarray):  # solved by the core: no backend runs
             results.append(check_case("scipy", case))
             continue
@@ -184,7 +222,9 @@ def _check_auto(cases: Sequence) -> tuple:
         picks[backend.name] = picks.get(backend.name, 0) + 1
         results.append(check_case(backend, case))
     report = Report("auto", results, time.perf_counter() - start)
-    chosen = ", ".join(f"{name} {count}" for name, count in sorted(picks.items(), key=lambda item: -item[1]))
+    chosen = ", ".join(
+        f"{name} {count}" for name, count in sorted(picks.items(), key=lambda item: -item[1])
+    )
     return report, f"auto picked, per case: {chosen or 'no backend'}"
 
 
@@ -219,18 +259,41 @@ def check(backend: str, level: str, worst: int) -> int:
 # Representative problems per path a backend may compile (small, direct, strided, 3x3 layers
 # wide enough for Winograd, 5x5 layers for im2col + GEMM, convolve_nd): (label, call).
 WARMUP_CALLS = (
-    ("conv2d 3x3, stride 1", lambda x: convkit.conv2d(x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half")),
-    ("conv2d 3x3, stride 2", lambda x: convkit.conv2d(x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half",
-                                                       subsample=2)),
-    ("conv2d 3x3 layer, 16 channels", lambda x: convkit.conv2d(x((2, 16, 32, 32)), x((16, 16, 3, 3)),
-                                                               border_mode="half")),
-    ("conv2d 5x5 layer, stride 2", lambda x: convkit.conv2d(x((2, 8, 64, 64)), x((16, 8, 5, 5)), border_mode="half",
-                                                            subsample=2)),
-    ("conv2d 5x5 layer, wide images", lambda x: convkit.conv2d(x((2, 4, 50, 50)), x((16, 4, 5, 5)))),
-    ("conv2d depthwise 3x3", lambda x: convkit.conv2d(x((2, 8, 16, 16)), x((8, 1, 3, 3)), border_mode="half",
-                                                      num_groups=8)),
+    (
+        "conv2d 3x3, stride 1",
+        lambda x: convkit.conv2d(x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half"),
+    ),
+    (
+        "conv2d 3x3, stride 2",
+        lambda x: convkit.conv2d(
+            x((2, 3, 16, 16)), x((4, 3, 3, 3)), border_mode="half", subsample=2
+        ),
+    ),
+    (
+        "conv2d 3x3 layer, 16 channels",
+        lambda x: convkit.conv2d(x((2, 16, 32, 32)), x((16, 16, 3, 3)), border_mode="half"),
+    ),
+    (
+        "conv2d 5x5 layer, stride 2",
+        lambda x: convkit.conv2d(
+            x((2, 8, 64, 64)), x((16, 8, 5, 5)), border_mode="half", subsample=2
+        ),
+    ),
+    (
+        "conv2d 5x5 layer, wide images",
+        lambda x: convkit.conv2d(x((2, 4, 50, 50)), x((16, 4, 5, 5))),
+    ),
+    (
+        "conv2d depthwise 3x3",
+        lambda x: convkit.conv2d(
+            x((2, 8, 16, 16)), x((8, 1, 3, 3)), border_mode="half", num_groups=8
+        ),
+    ),
     ("convolve_nd 2-d, same", lambda x: convkit.convolve_nd(x((64, 64)), x((5, 5)), mode="same")),
-    ("convolve_nd rows, axes=-1", lambda x: convkit.convolve_nd(x((8, 512)), x((1, 31)), mode="same", axes=-1)),
+    (
+        "convolve_nd rows, axes=-1",
+        lambda x: convkit.convolve_nd(x((8, 512)), x((1, 31)), mode="same", axes=-1),
+    ),
 )
 WARMUP_DTYPES = ("float32", "float64", "complex64", "complex128")
 
@@ -273,9 +336,12 @@ def warmup(backends: Sequence[str], dtypes: Sequence[str]) -> int:
     for name in backends:
         start = time.perf_counter()
         for dtype in dtypes:
+
             def operand(shape, dtype=dtype):
                 values = rng.standard_normal(shape)
-                return (values + 1j * values if np.dtype(dtype).kind == "c" else values).astype(dtype)
+                return (values + 1j * values if np.dtype(dtype).kind == "c" else values).astype(
+                    dtype
+                )
 
             with convkit.use_backend(name):
                 for label, call in WARMUP_CALLS:
@@ -300,27 +366,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m convkit`` and the ``convkit`` script."""
     parser = argparse.ArgumentParser(prog="python -m convkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("info", help="list the backends: available or why not, version, threads, device")
+    commands.add_parser(
+        "info", help="list the backends: available or why not, version, threads, device"
+    )
     demo_parser = commands.add_parser(
-        "demo", help="the conv2d vs convolve_nd comparison, then whether every backend agrees")
-    demo_parser.add_argument("--backend", action="append",
-                             help="run on this backend only (repeatable); default: every available one")
+        "demo", help="the conv2d vs convolve_nd comparison, then whether every backend agrees"
+    )
+    demo_parser.add_argument(
+        "--backend",
+        action="append",
+        help="run on this backend only (repeatable); default: every available one",
+    )
     check_parser = commands.add_parser(
-        "check", help="run the conformance matrix on one backend ('auto': the backend auto picks per case)")
+        "check",
+        help="run the conformance matrix on one backend ('auto': the backend auto picks per case)",
+    )
     check_parser.add_argument("backend", help="the backend's name, or 'auto'")
     size = check_parser.add_mutually_exclusive_group()
-    size.add_argument("--full", action="store_true",
-                      help="the full matrix (large sizes, denser crossing); default: the fast one")
-    size.add_argument("--small", action="store_true",
-                      help="only the fast matrix's small cases (for slow targets: the CUDA simulator)")
-    check_parser.add_argument("--worst", type=int, default=5, metavar="N",
-                              help="list the N passing cases closest to the bound (default 5)")
+    size.add_argument(
+        "--full",
+        action="store_true",
+        help="the full matrix (large sizes, denser crossing); default: the fast one",
+    )
+    size.add_argument(
+        "--small",
+        action="store_true",
+        help="only the fast matrix's small cases (for slow targets: the CUDA simulator)",
+    )
+    check_parser.add_argument(
+        "--worst",
+        type=int,
+        default=5,
+        metavar="N",
+        help="list the N passing cases closest to the bound (default 5)",
+    )
     warmup_parser = commands.add_parser(
-        "warmup", help="compile and cache the common paths now (for images and deployments), with progress")
-    warmup_parser.add_argument("--backend", action="append",
-                               help="warm this backend (repeatable); default: every available one on a real device")
-    warmup_parser.add_argument("--dtype", action="append", choices=WARMUP_DTYPES,
-                               help="warm this dtype (repeatable); default: float32 and float64")
+        "warmup",
+        help="compile and cache the common paths now (for images and deployments), with progress",
+    )
+    warmup_parser.add_argument(
+        "--backend",
+        action="append",
+        help="warm this backend (repeatable); default: every available one on a real device",
+    )
+    warmup_parser.add_argument(
+        "--dtype",
+        action="append",
+        choices=WARMUP_DTYPES,
+        help="warm this dtype (repeatable); default: float32 and float64",
+    )
     arguments = parser.parse_args(argv)
     if arguments.command == "info":
         print(info())
@@ -334,8 +428,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = arguments.backend or [name for name in available if not backends[name].simulated]
         for name in names:
             if name not in backends or not backends[name].available:
-                why = (f"unavailable: {backends[name].reason}" if name in backends else
-                       f"unknown; installed backends: {', '.join(backends)}")
+                why = (
+                    f"unavailable: {backends[name].reason}"
+                    if name in backends
+                    else f"unknown; installed backends: {', '.join(backends)}"
+                )
                 print(f"error: warmup --backend {name!r}: {why}", file=sys.stderr)
                 return 2
         return warmup(names, arguments.dtype or ["float32", "float64"])

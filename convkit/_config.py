@@ -27,7 +27,6 @@ _num_threads: int | None = None
 _memory_limit: int | None = None
 
 
-
 def _positive_int(value: object, argument: str, maximum: int | None = None) -> int:
     """``value`` as an int from 1 to ``maximum``; NumPy integers count, bools do not."""
     if isinstance(value, (bool, np.bool_)):

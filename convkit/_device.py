@@ -21,7 +21,9 @@ def is_device_array(value: object) -> bool:
         return False
     if hasattr(value, "__cuda_array_interface__"):
         return True
-    return all(hasattr(value, name) for name in ("copy_to_host", "shape", "dtype", "is_c_contiguous"))
+    return all(
+        hasattr(value, name) for name in ("copy_to_host", "shape", "dtype", "is_c_contiguous")
+    )
 
 
 def describe(value: object) -> tuple[tuple[int, ...], np.dtype, bool]:

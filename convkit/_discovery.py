@@ -146,29 +146,47 @@ class _Registry:
 
     def _claim(self, name: str, claimants: list) -> None:
         """Give ``name`` to one entry point, or to none when the claim is ambiguous."""
-        own = [entry_point for entry_point in claimants
-               if _distribution(entry_point) in OWN_DISTRIBUTIONS]
+        own = [
+            entry_point
+            for entry_point in claimants
+            if _distribution(entry_point) in OWN_DISTRIBUTIONS
+        ]
         if len(claimants) == 1 or len(own) == 1:
             winner = own[0] if own else claimants[0]
-            self._slots[name] = _Slot(name=name, origin=_origin(winner), entry_point=winner,
-                                      own=bool(own))
+            self._slots[name] = _Slot(
+                name=name, origin=_origin(winner), entry_point=winner, own=bool(own)
+            )
             for loser in claimants:
                 if loser is winner:
                     continue
-                reason = (f"ignored: the name {name!r} belongs to convkit's own backend from "
-                          f"{_origin(winner)}; the entry point {loser.name} = {loser.value} of "
-                          f"{_distribution(loser)} cannot take it over (rename it)")
-                self._ignored.append(_Slot(
-                    name=f"{name} ({_distribution(loser)})", origin=_origin(loser),
-                    availability=Availability(False, reason)))
-                _logger.warning("convkit: entry point %r of %s (%s) is %s", name,
-                                _distribution(loser), loser.value, reason)
+                reason = (
+                    f"ignored: the name {name!r} belongs to convkit's own backend from "
+                    f"{_origin(winner)}; the entry point {loser.name} = {loser.value} of "
+                    f"{_distribution(loser)} cannot take it over (rename it)"
+                )
+                self._ignored.append(
+                    _Slot(
+                        name=f"{name} ({_distribution(loser)})",
+                        origin=_origin(loser),
+                        availability=Availability(False, reason),
+                    )
+                )
+                _logger.warning(
+                    "convkit: entry point %r of %s (%s) is %s",
+                    name,
+                    _distribution(loser),
+                    loser.value,
+                    reason,
+                )
             return
         origins = "; ".join(_origin(entry_point) for entry_point in claimants)
-        reason = (f"the name {name!r} is claimed by several distributions ({origins}); none of "
-                  "them is loaded: uninstall all but one, or rename their entry points")
-        self._slots[name] = _Slot(name=name, origin=origins,
-                                  availability=Availability(False, reason))
+        reason = (
+            f"the name {name!r} is claimed by several distributions ({origins}); none of "
+            "them is loaded: uninstall all but one, or rename their entry points"
+        )
+        self._slots[name] = _Slot(
+            name=name, origin=origins, availability=Availability(False, reason)
+        )
         _logger.warning("convkit: backend %r is unavailable: %s", name, reason)
 
     def is_own(self, backend: Backend) -> bool:
@@ -244,8 +262,9 @@ class _Registry:
                     f"a backend named {name!r} is already installed ({self._slots[name].origin}); "
                     "pass replace=True to replace it"
                 )
-            self._slots[name] = _Slot(name=name, origin="register_backend", backend=backend,
-                                      registered=True)
+            self._slots[name] = _Slot(
+                name=name, origin="register_backend", backend=backend, registered=True
+            )
             self.generation += 1
 
     def unregister(self, name: str) -> None:
@@ -304,8 +323,10 @@ def _load_entry_point(slot: _Slot) -> tuple[Backend | None, str | None]:
             raise TypeError(f"the backend {violation}")
     except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
         message = f"{type(error).__name__}: {error}"
-        text = (f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
-                f"unavailable: {message}")
+        text = (
+            f"convkit: backend plugin {slot.name!r} ({slot.origin}) failed to load and is "
+            f"unavailable: {message}"
+        )
         _logger.warning("%s", text)
         warnings.warn(text, RuntimeWarning, stacklevel=4)
         return None, message
@@ -367,8 +388,9 @@ def list_backends() -> list[BackendInfo]:
         try:
             slot = _registry.load(name)
         except EnvironmentVariableError as error:
-            slot = dataclasses.replace(_registry.slot(name),
-                                       availability=Availability(False, str(error)))
+            slot = dataclasses.replace(
+                _registry.slot(name), availability=Availability(False, str(error))
+            )
         availability = slot.availability or Availability(False, "not loaded")
         backend = slot.backend
         capabilities = backend.capabilities if backend else None
@@ -396,10 +418,20 @@ def list_backends() -> list[BackendInfo]:
         )
     for slot in _registry.ignored():
         assert slot.availability is not None
-        infos.append(BackendInfo(
-            name=slot.name, available=False, reason=slot.availability.reason, version="",
-            device="", simulated=False, operations=(), dtypes=(), threads=None,
-            origin=slot.origin))
+        infos.append(
+            BackendInfo(
+                name=slot.name,
+                available=False,
+                reason=slot.availability.reason,
+                version="",
+                device="",
+                simulated=False,
+                operations=(),
+                dtypes=(),
+                threads=None,
+                origin=slot.origin,
+            )
+        )
     return sorted(infos, key=lambda info: info.name)
 
 
@@ -512,7 +544,9 @@ def _implements(backend: Backend, operation: str) -> bool:
 
 def supported_operations(backend: Backend) -> frozenset[str]:
     """The operations ``backend`` offers: those it implements, and declares if it declares any."""
-    implemented = frozenset(operation for operation in OPERATIONS if _implements(backend, operation))
+    implemented = frozenset(
+        operation for operation in OPERATIONS if _implements(backend, operation)
+    )
     declared = backend.capabilities.operations
     return implemented if declared is None else implemented & declared
 
@@ -527,13 +561,17 @@ def contract_violation(backend: Backend) -> str | None:
         return None
     unknown = sorted(set(declared) - OPERATIONS)
     if unknown:
-        return (f"declares unknown operations {unknown} in capabilities.operations; the "
-                f"operations are {sorted(OPERATIONS)}")
+        return (
+            f"declares unknown operations {unknown} in capabilities.operations; the "
+            f"operations are {sorted(OPERATIONS)}"
+        )
     missing = sorted(operation for operation in declared if not _implements(backend, operation))
     if missing:
-        return (f"declares {', '.join(missing)} in capabilities.operations but does not "
-                f"implement it (override Backend.{missing[0]}, or leave capabilities.operations "
-                "at None to offer exactly the operations the class implements)")
+        return (
+            f"declares {', '.join(missing)} in capabilities.operations but does not "
+            f"implement it (override Backend.{missing[0]}, or leave capabilities.operations "
+            "at None to offer exactly the operations the class implements)"
+        )
     return None
 
 

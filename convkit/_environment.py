@@ -100,9 +100,12 @@ def read_backend_choice() -> str | None:
     """
     text = _text("CONVKIT_BACKEND")
     if text is not None and any(not part.strip() for part in text.split(",")):
-        raise _fail("CONVKIT_BACKEND", text,
-                    "a backend name or a comma-separated list of names with no empty entries, "
-                    "e.g. 'mine,scipy'")
+        raise _fail(
+            "CONVKIT_BACKEND",
+            text,
+            "a backend name or a comma-separated list of names with no empty entries, "
+            "e.g. 'mine,scipy'",
+        )
     return text
 
 
@@ -121,8 +124,13 @@ def read_autotune_cache() -> str | None:
 def environment_problems() -> list[str]:
     """The messages of every core ``CONVKIT_*`` variable that does not parse (empty when all do)."""
     problems = []
-    for read in (read_num_threads, read_memory_limit, lambda: read_flag("CONVKIT_AUTOTUNE"),
-                 read_backend_choice, read_autotune_cache):
+    for read in (
+        read_num_threads,
+        read_memory_limit,
+        lambda: read_flag("CONVKIT_AUTOTUNE"),
+        read_backend_choice,
+        read_autotune_cache,
+    ):
         try:
             read()
         except EnvironmentVariableError as error:

@@ -37,6 +37,11 @@ class WorkingSetTooLargeError(MemoryError):
     """The problem needs more working memory than convkit's memory budget."""
 
 
-for _error in (BackendError, UnknownBackendError, BackendUnavailableError, BackendResultError,
-               WorkingSetTooLargeError):
+for _error in (
+    BackendError,
+    UnknownBackendError,
+    BackendUnavailableError,
+    BackendResultError,
+    WorkingSetTooLargeError,
+):
     _error.__module__ = "convkit"  # shown in tracebacks as part of the public API

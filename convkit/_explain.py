@@ -20,8 +20,13 @@ from convkit._validation import normalize_conv, normalize_convolve
 __all__ = ["Explanation", "explain"]
 
 # The functions explain understands, with the spatial rank each checks (None: any).
-_FUNCTIONS: dict[str, int | None] = {"convolve_nd": None, "conv": None, "conv1d": 1,
-                                     "conv2d": 2, "conv3d": 3}
+_FUNCTIONS: dict[str, int | None] = {
+    "convolve_nd": None,
+    "conv": None,
+    "conv1d": 1,
+    "conv2d": 2,
+    "conv3d": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,11 @@ class Explanation:
             lines.append(f"  {'backend':<{width}}  estimate    can run it?")
             for candidate in self.candidates:
                 mark = "*" if candidate.name == self.backend else " "
-                estimate = ("-" if candidate.estimate_seconds is None
-                            else f"{candidate.estimate_seconds:.3g} s")
+                estimate = (
+                    "-"
+                    if candidate.estimate_seconds is None
+                    else f"{candidate.estimate_seconds:.3g} s"
+                )
                 verdict = "no: " + candidate.reason if candidate.reason else "yes"
                 lines.append(f"{mark} {candidate.name:<{width}}  {estimate:<10}  {verdict}")
         return "\n".join(lines)
@@ -77,12 +85,19 @@ class Explanation:
 
 def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
     if name == "convolve_nd":
-        return normalize_convolve(arguments["in1"], arguments["in2"], arguments["mode"],
-                                  arguments["axes"])
+        return normalize_convolve(
+            arguments["in1"], arguments["in2"], arguments["mode"], arguments["axes"]
+        )
     return normalize_conv(
-        arguments["input"], arguments["filters"], arguments["border_mode"],
-        arguments["subsample"], arguments["filter_flip"], arguments["filter_dilation"],
-        arguments["num_groups"], spatial_dims=_FUNCTIONS[name], function=name,
+        arguments["input"],
+        arguments["filters"],
+        arguments["border_mode"],
+        arguments["subsample"],
+        arguments["filter_flip"],
+        arguments["filter_dilation"],
+        arguments["num_groups"],
+        spatial_dims=_FUNCTIONS[name],
+        function=name,
     )
 
 
@@ -129,8 +144,9 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     ...
     """
     name = function if isinstance(function, str) else getattr(function, "__name__", None)
-    if name not in _FUNCTIONS or (not isinstance(function, str)
-                                  and function is not getattr(_api, name)):
+    if name not in _FUNCTIONS or (
+        not isinstance(function, str) and function is not getattr(_api, name)
+    ):
         raise TypeError(
             f"explain: function must be one of {sorted(_FUNCTIONS)} or the convkit function of "
             f"that name, got {function!r}"
@@ -144,9 +160,14 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     problem = _problem(name, arguments)
     autotune = get_autotune()
     if isinstance(problem, np.ndarray):
-        return Explanation(name, None, "core",
-                           "the core computes this result itself (empty or 0-d inputs)", (),
-                           autotune)
+        return Explanation(
+            name,
+            None,
+            "core",
+            "the core computes this result itself (empty or 0-d inputs)",
+            (),
+            autotune,
+        )
     candidates = rank(problem)
     explicit = arguments["backend"]
     if isinstance(explicit, Backend) and explicit.name not in {c.name for c in candidates}:
@@ -156,11 +177,23 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     try:
         decision = decide(problem, explicit, dry_run=True)
     except BackendError as error:
-        return Explanation(name, None, "no rule (the call fails)", f"the call would raise {type(error).__name__}: {error}",
-                           tuple(candidates), autotune)
-    detail = "; ".join(filter(None, [
-        "skipped " + "; ".join(decision.skipped) if decision.skipped else "",
-        decision.auto.how if decision.auto is not None else "",
-    ]))
-    return Explanation(name, decision.backend.name, decision.rule, detail, tuple(candidates),
-                       autotune)
+        return Explanation(
+            name,
+            None,
+            "no rule (the call fails)",
+            f"the call would raise {type(error).__name__}: {error}",
+            tuple(candidates),
+            autotune,
+        )
+    detail = "; ".join(
+        filter(
+            None,
+            [
+                "skipped " + "; ".join(decision.skipped) if decision.skipped else "",
+                decision.auto.how if decision.auto is not None else "",
+            ],
+        )
+    )
+    return Explanation(
+        name, decision.backend.name, decision.rule, detail, tuple(candidates), autotune
+    )

@@ -238,8 +238,9 @@ def conv_padding(
         )
     stride = per_axis(subsample, len(input_shape), function, "subsample")
     dilation = per_axis(filter_dilation, len(input_shape), function, "filter_dilation")
-    return padding_from_border_mode(border_mode, input_shape, kernel_shape, stride, dilation,
-                                    function)
+    return padding_from_border_mode(
+        border_mode, input_shape, kernel_shape, stride, dilation, function
+    )
 
 
 def conv_output_length(
@@ -415,7 +416,8 @@ def convolved_axes(
     """
     named = _axes_of(axes, len(in1_shape))
     kept = tuple(
-        a for a in named
+        a
+        for a in named
         if (in1_shape[a] != 1 and in2_shape[a] != 1)
         or (mode == "same" and in1_shape[a] == 1 and in2_shape[a] != 1)
     )

@@ -47,25 +47,38 @@ class _Plan:
         kernel = self.problem.operands[self.kernel]
         return math.prod(kernel.shape[axis] for axis in self.lowered)
 
-    def _part(self, index: dict[int, tuple[slice, slice]], output: dict[int, int]) -> ConvolveProblem:
+    def _part(
+        self, index: dict[int, tuple[slice, slice]], output: dict[int, int]
+    ) -> ConvolveProblem:
         """The problem on operand slices ``index[axis] = (kernel slice, other slice)``."""
         slices = ([slice(None)] * self.problem.in1.ndim, [slice(None)] * self.problem.in1.ndim)
         for axis, (kernel_slice, other_slice) in index.items():
             slices[self.kernel][axis] = kernel_slice
             slices[1 - self.kernel][axis] = other_slice
-        first, second = (_contiguous(operand[tuple(where)])
-                         for operand, where in zip(self.problem.operands, slices))
-        start = tuple(0 if axis in output else begin
-                      for axis, begin in enumerate(self.problem.output_start))
+        first, second = (
+            _contiguous(operand[tuple(where)])
+            for operand, where in zip(self.problem.operands, slices)
+        )
+        start = tuple(
+            0 if axis in output else begin for axis, begin in enumerate(self.problem.output_start)
+        )
         shape = tuple(output.get(axis, size) for axis, size in enumerate(self.problem.output_shape))
-        return dataclasses.replace(self.problem, in1=first, in2=second, axes=self.kept,
-                                   output_start=start, output_shape=shape)
+        return dataclasses.replace(
+            self.problem,
+            in1=first,
+            in2=second,
+            axes=self.kept,
+            output_start=start,
+            output_shape=shape,
+        )
 
     def largest_part(self) -> ConvolveProblem:
         """A part at least as large as every part: the whole other operand, one kernel slice."""
         other = self.problem.operands[1 - self.kernel]
-        return self._part({axis: (slice(0, 1), slice(None)) for axis in self.lowered},
-                          {axis: other.shape[axis] for axis in self.lowered})
+        return self._part(
+            {axis: (slice(0, 1), slice(None)) for axis in self.lowered},
+            {axis: other.shape[axis] for axis in self.lowered},
+        )
 
     def parts_and_targets(self) -> Iterator[tuple[ConvolveProblem, tuple[slice, ...]]]:
         """Each part, and the slice of the output it adds into."""
@@ -100,7 +113,7 @@ def _plan(problem: ConvolveProblem, max_axes: int) -> _Plan:
     # Loop over the kernel's shortest axes (fewest parts); on ties the leading ones, which
     # leaves the last axis, along which backends vectorize, convolved.
     by_length = sorted(problem.axes, key=lambda axis: (lengths[axis], axis))
-    lowered = tuple(sorted(by_length[:len(problem.axes) - max_axes]))
+    lowered = tuple(sorted(by_length[: len(problem.axes) - max_axes]))
     kept = tuple(axis for axis in problem.axes if axis not in lowered)
     return _Plan(problem, kernel, lowered, kept)
 
@@ -112,8 +125,13 @@ def lowering_for(backend: Backend, problem: Problem) -> int | None:
     backend declares (``Capabilities.max_spatial_dims``) are lowered.
     """
     limit = backend.capabilities.max_spatial_dims
-    if (limit is None or limit < 1 or not isinstance(problem, ConvolveProblem)
-            or problem.on_device or problem.spatial_dims <= limit):
+    if (
+        limit is None
+        or limit < 1
+        or not isinstance(problem, ConvolveProblem)
+        or problem.on_device
+        or problem.spatial_dims <= limit
+    ):
         return None
     return limit
 
@@ -150,8 +168,11 @@ class Lowered(Backend):
     def working_set_bytes(self, problem: Problem) -> int:
         part = _plan(problem, self.max_axes).largest_part()
         output = math.prod(problem.output_shape) * problem.dtype.itemsize
-        return self.backend.working_set_bytes(part) + output + sum(
-            operand.nbytes for operand in part.operands)
+        return (
+            self.backend.working_set_bytes(part)
+            + output
+            + sum(operand.nbytes for operand in part.operands)
+        )
 
     def method(self, problem: Problem) -> str:
         return self.backend.method(_plan(problem, self.max_axes).largest_part())
@@ -171,8 +192,12 @@ class Lowered(Backend):
         return f"<convkit backend {self.name!r}, lowered to {self.max_axes} convolved axes>"
 
 
-def run_lowered(problem: ConvolveProblem, max_axes: int,
-                compute: Callable[[ConvolveProblem], np.ndarray], name: str) -> np.ndarray:
+def run_lowered(
+    problem: ConvolveProblem,
+    max_axes: int,
+    compute: Callable[[ConvolveProblem], np.ndarray],
+    name: str,
+) -> np.ndarray:
     """``problem``'s result as the sum of its lower-rank parts, each computed by ``compute``."""
     result = np.zeros(problem.output_shape, dtype=problem.dtype)
     for part, target in _plan(problem, max_axes).parts_and_targets():

@@ -55,8 +55,13 @@ _POSITIVE_TERMS = (("+inf", "pos"), ("-inf", "neg"), ("pos", "+inf"), ("neg", "-
 _NEGATIVE_TERMS = (("+inf", "neg"), ("-inf", "pos"), ("pos", "-inf"), ("neg", "+inf"))
 
 
-def _count(problem: Problem, compute: Compute, first: _Indicators, second: _Indicators,
-           pairs: tuple[tuple[str, str], ...]) -> np.ndarray | float:
+def _count(
+    problem: Problem,
+    compute: Compute,
+    first: _Indicators,
+    second: _Indicators,
+    pairs: tuple[tuple[str, str], ...],
+) -> np.ndarray | float:
     total: np.ndarray | float = 0.0
     for first_kind, second_kind in pairs:
         first_mask, second_mask = first.get(first_kind), second.get(second_kind)
@@ -65,8 +70,12 @@ def _count(problem: Problem, compute: Compute, first: _Indicators, second: _Indi
     return total
 
 
-def _overlay(target: np.ndarray, problem: Problem, compute: Compute,
-             signed_pairs: list[tuple[np.ndarray, np.ndarray, int]]) -> None:
+def _overlay(
+    target: np.ndarray,
+    problem: Problem,
+    compute: Compute,
+    signed_pairs: list[tuple[np.ndarray, np.ndarray, int]],
+) -> None:
     """Write the non-finite outputs of one real component into ``target``."""
     nan_count: np.ndarray | float = 0.0
     positive: np.ndarray | float = 0.0
@@ -155,10 +164,18 @@ def with_local_nonfinite(problem: Problem, compute: Compute) -> np.ndarray:
     finite_second = np.where(np.isfinite(second), second, 0).astype(problem.dtype)
     result = np.array(compute(problem.with_operands(finite_first, finite_second)), copy=True)
     if np.iscomplexobj(result):
-        _overlay(result.real, problem, compute,
-                 [(first.real, second.real, 1), (first.imag, second.imag, -1)])
-        _overlay(result.imag, problem, compute,
-                 [(first.real, second.imag, 1), (first.imag, second.real, 1)])
+        _overlay(
+            result.real,
+            problem,
+            compute,
+            [(first.real, second.real, 1), (first.imag, second.imag, -1)],
+        )
+        _overlay(
+            result.imag,
+            problem,
+            compute,
+            [(first.real, second.imag, 1), (first.imag, second.real, 1)],
+        )
     else:
         _overlay(result, problem, compute, [(first, second, 1)])
     return result

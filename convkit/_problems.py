@@ -80,8 +80,7 @@ class ConvolveProblem:
     def output_slices(self) -> tuple[slice, ...]:
         """The output region as slices into the full result."""
         return tuple(
-            slice(start, start + size)
-            for start, size in zip(self.output_start, self.output_shape)
+            slice(start, start + size) for start, size in zip(self.output_start, self.output_shape)
         )
 
     @property
@@ -103,9 +102,7 @@ class ConvolveProblem:
     @property
     def multiply_adds(self) -> int:
         """Multiply-adds of the direct method for this output region."""
-        taps = math.prod(
-            min(self.in1.shape[axis], self.in2.shape[axis]) for axis in self.axes
-        )
+        taps = math.prod(min(self.in1.shape[axis], self.in2.shape[axis]) for axis in self.axes)
         return math.prod(self.output_shape) * taps
 
 

@@ -65,11 +65,17 @@ def growth_bits(problem: Problem) -> int:
     else:
         first = math.prod(problem.input.shape[2:])
         second = math.prod(problem.filters.shape[2:])
-        length = math.prod([
-            size + before + after + dilated_extent(k, dilation) - 1
-            for size, (before, after), dilation, k in zip(problem.input.shape[2:], problem.padding,
-                                                          problem.dilation, problem.filters.shape[2:])
-        ])
+        length = math.prod(
+            [
+                size + before + after + dilated_extent(k, dilation) - 1
+                for size, (before, after), dilation, k in zip(
+                    problem.input.shape[2:],
+                    problem.padding,
+                    problem.dilation,
+                    problem.filters.shape[2:],
+                )
+            ]
+        )
         summed = problem.filters.shape[1]
     # (n - 1).bit_length() is ceil(log2(n)), exactly, for every n >= 1.
     return (summed * first * second * length - 1).bit_length() + problem.spatial_dims + _SPARE_BITS
@@ -177,8 +183,10 @@ def into_range(problem: Problem) -> tuple[Problem, int]:
     if first_shift == second_shift == 0:
         return problem, 0
     first, second = problem.operands
-    return (problem.with_operands(_scaled(first, first_shift), _scaled(second, second_shift)),
-            first_shift + second_shift)
+    return (
+        problem.with_operands(_scaled(first, first_shift), _scaled(second, second_shift)),
+        first_shift + second_shift,
+    )
 
 
 def restore_range(result: np.ndarray, shift: int) -> np.ndarray:

@@ -134,5 +134,7 @@ class ScipyBackend(Backend):
                 patch = grouped_input[(Ellipsis, *input_slices)].astype(wide)
                 weights = grouped_filters[(slice(None), slice(None), slice(None), *tap)]
                 with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf terms are meant
-                    output[(Ellipsis, *output_slices)] += np.einsum("ngc...,gfc->ngf...", patch, weights)
+                    output[(Ellipsis, *output_slices)] += np.einsum(
+                        "ngc...,gfc->ngf...", patch, weights
+                    )
         return output.reshape(problem.output_shape).astype(problem.dtype)

@@ -154,8 +154,9 @@ def set_backend(choice: Choice | None) -> None:
     _process_choice = None if choice is None else _parse_choice(choice, "set_backend")
 
 
-def _from_list(items: tuple[str | Backend, ...], problem: Problem, rule: str,
-               dry_run: bool) -> Decision:
+def _from_list(
+    items: tuple[str | Backend, ...], problem: Problem, rule: str, dry_run: bool
+) -> Decision:
     reasons = []
     for item in items:
         if item == AUTO:
@@ -209,13 +210,15 @@ def decide(problem: Problem, explicit: str | Backend | None, *, dry_run: bool = 
     if choice is not None:
         return _from_list(choice, problem, f"convkit.use_backend({_spelled(choice)})", dry_run)
     if _process_choice is not None:
-        return _from_list(_process_choice, problem,
-                          f"convkit.set_backend({_spelled(_process_choice)})", dry_run)
+        return _from_list(
+            _process_choice, problem, f"convkit.set_backend({_spelled(_process_choice)})", dry_run
+        )
     environment = read_backend_choice()
     if environment is not None:
         rule = f"CONVKIT_BACKEND={environment!r}"
-        return _from_list(_parse_choice(environment, f"environment variable {rule}"), problem,
-                          rule, dry_run)
+        return _from_list(
+            _parse_choice(environment, f"environment variable {rule}"), problem, rule, dry_run
+        )
     return _from_list((AUTO,), problem, "auto", dry_run)
 
 
@@ -223,6 +226,10 @@ def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
     """The backend that runs ``problem``; the decision is logged at DEBUG."""
     decision = decide(problem, explicit)
     if _logger.isEnabledFor(logging.DEBUG):
-        _logger.debug("convkit: %s runs on %r, chosen by %s", problem.operation,
-                      decision.backend.name, decision.describe())
+        _logger.debug(
+            "convkit: %s runs on %r, chosen by %s",
+            problem.operation,
+            decision.backend.name,
+            decision.describe(),
+        )
     return decision.backend

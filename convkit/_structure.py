@@ -27,8 +27,9 @@ from convkit._problems import ConvProblem, Problem
 __all__ = ["outputs_without_terms", "zero_outputs_without_terms"]
 
 
-def _axis_without_terms(size: int, output_size: int, kernel: int, stride: int, dilation: int,
-                        pad_before: int) -> np.ndarray:
+def _axis_without_terms(
+    size: int, output_size: int, kernel: int, stride: int, dilation: int, pad_before: int
+) -> np.ndarray:
     """Per output index along one axis: whether no tap lands inside the input."""
     first_position = np.arange(output_size, dtype=np.int64) * stride - pad_before
     # The first tap at or after position 0: j = ceil(-first_position / dilation), at least 0.
@@ -63,17 +64,24 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     if not isinstance(problem, ConvProblem):
         return []
     found = []
-    for axis, (size, kernel, stride, dilation, (pad_before, pad_after)) in enumerate(zip(
-            problem.input.shape[2:], problem.kernel_shape, problem.stride, problem.dilation,
-            problem.padding)):
+    for axis, (size, kernel, stride, dilation, (pad_before, pad_after)) in enumerate(
+        zip(
+            problem.input.shape[2:],
+            problem.kernel_shape,
+            problem.stride,
+            problem.dilation,
+            problem.padding,
+        )
+    ):
         reach = dilated_extent(kernel, dilation) - 1
         if pad_before <= reach and pad_after <= reach and size >= dilation:
             # The usual case, decided without arrays: every window's first tap is at most
             # size - 1 and its last at least 0, and taps that straddle the input cannot
             # jump over it when it is at least one dilation long.
             continue
-        mask = _axis_without_terms(size, problem.output_shape[2 + axis], kernel, stride, dilation,
-                                   pad_before)
+        mask = _axis_without_terms(
+            size, problem.output_shape[2 + axis], kernel, stride, dilation, pad_before
+        )
         if mask.any():
             found.append((2 + axis, mask))
     return found

@@ -91,7 +91,9 @@ def to_operands(
     for value, name in zip((first, second), names):
         shape, dtype, _ = describe(value)
         if dtype.kind in _REJECTED_KINDS:
-            raise TypeError(f"{function}: {name} has dtype {dtype}; convkit computes with numbers only")
+            raise TypeError(
+                f"{function}: {name} has dtype {dtype}; convkit computes with numbers only"
+            )
         stand_ins.append(stand_in(shape, dtype))
     return stand_ins[0], stand_ins[1], (first, second)
 
@@ -167,8 +169,14 @@ def _check_budget(
     output = math.prod(output_shape) * dtype.itemsize
     limit = get_memory_limit()
     if copies + output > limit:
-        copied = (f" and the contiguous {dtype} copies of the inputs {readable_bytes(copies)} (broadcast "
-                  "and strided inputs are copied in full)") if copies else ""
+        copied = (
+            (
+                f" and the contiguous {dtype} copies of the inputs {readable_bytes(copies)} (broadcast "
+                "and strided inputs are copied in full)"
+            )
+            if copies
+            else ""
+        )
         raise WorkingSetTooLargeError(
             f"{function}: output shape {output_shape} needs {readable_bytes(output)}{copied}, about "
             f"{readable_bytes(copies + output)} of memory before any backend runs, over the limit of "
@@ -193,9 +201,7 @@ def _check_mode(mode: object, function: str) -> str:
     if not isinstance(mode, str):
         raise TypeError(f"{function}: mode must be one of {MODES}, got {mode!r}")
     if mode not in MODES:
-        raise ValueError(
-            f"{function}: mode must be one of 'full', 'valid', 'same', got {mode!r}"
-        )
+        raise ValueError(f"{function}: mode must be one of 'full', 'valid', 'same', got {mode!r}")
     return mode
 
 
@@ -204,7 +210,9 @@ def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     items = [axes] if is_scalar(axes) else list(axes)
     if not items:
-        raise ValueError(f"{function}: when provided, axes cannot be empty; use axes=None for all axes")
+        raise ValueError(
+            f"{function}: when provided, axes cannot be empty; use axes=None for all axes"
+        )
     normalized = []
     for item in items:
         if isinstance(item, (bool, np.bool_)):
@@ -265,8 +273,10 @@ def normalize_convolve(
     mode = _check_mode(mode, function)
     dtype = compute_dtype(function, first, second)
     if devices is not None:
-        devices = (_device_operand(devices[0], dtype, function, "in1"),
-                   _device_operand(devices[1], dtype, function, "in2"))
+        devices = (
+            _device_operand(devices[0], dtype, function, "in1"),
+            _device_operand(devices[1], dtype, function, "in2"),
+        )
 
     if first.ndim == second.ndim == 0:
         return np.asarray(first.astype(dtype) * second.astype(dtype), dtype=dtype)
@@ -428,7 +438,9 @@ def normalize_conv(
         )
     kernel_spatial = tuple(kernels.shape[2:])
     if 0 in kernel_spatial:
-        raise ValueError(f"{function}: filters must have a non-empty kernel, got shape {kernels.shape}")
+        raise ValueError(
+            f"{function}: filters must have a non-empty kernel, got shape {kernels.shape}"
+        )
 
     stride = per_axis(subsample, spatial_dims, function, "subsample")
     dilation = per_axis(filter_dilation, spatial_dims, function, "filter_dilation")
@@ -440,7 +452,9 @@ def normalize_conv(
                 f"{dilated_extent(k, dil)} (kernel {k}, dilation {dil}), is over 2**60; no input is "
                 "that long: use a smaller filter_dilation"
             )
-    padding = padding_from_border_mode(border_mode, input_spatial, kernel_spatial, stride, dilation, function)
+    padding = padding_from_border_mode(
+        border_mode, input_spatial, kernel_spatial, stride, dilation, function
+    )
     for axis, (size, (before, after)) in enumerate(zip(input_spatial, padding)):
         if size + before + after > MAX_LENGTH:
             raise ValueError(
@@ -469,8 +483,14 @@ def normalize_conv(
         return ConvProblem(
             input=_device_operand(devices[0], dtype, function, "input"),
             filters=_device_operand(devices[1], dtype, function, "filters"),
-            padding=padding, stride=stride, dilation=dilation, groups=groups,
-            output_shape=output_shape, dtype=dtype, filter_flip=bool(filter_flip), on_device=True,
+            padding=padding,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+            output_shape=output_shape,
+            dtype=dtype,
+            filter_flip=bool(filter_flip),
+            on_device=True,
         )
     if batch == 0 or filter_count == 0 or channels == 0:
         _check_budget(function, (), dtype, output_shape)
@@ -490,4 +510,3 @@ def normalize_conv(
         dtype=dtype,
         filter_flip=bool(filter_flip),
     )
-

@@ -38,8 +38,10 @@ def _installed(name: str) -> bool:
     return any(info.name == name and info.available for info in convkit.list_backends())
 
 
-CPU_BACKENDS = [pytest.param(name, marks=pytest.mark.skipif(not _installed(name), reason=f"{name} unavailable"))
-                for name in ("scipy", "numba", "fftw")]
+CPU_BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(not _installed(name), reason=f"{name} unavailable"))
+    for name in ("scipy", "numba", "fftw")
+]
 
 
 # --- geometry ------------------------------------------------------------------------------
@@ -55,9 +57,13 @@ def test_dilated_extent_and_output_length():
 @pytest.mark.parametrize("stride, dilation", [(1, 1), (2, 1), (3, 2), ((1, 2), (2, 1))])
 def test_conv_geometry_is_what_the_core_computes(border_mode, stride, dilation):
     x, w = np.ones((1, 1, 9, 8)), np.ones((1, 1, 3, 2))
-    problem = normalize_conv(x, w, border_mode=border_mode, subsample=stride, filter_dilation=dilation)
+    problem = normalize_conv(
+        x, w, border_mode=border_mode, subsample=stride, filter_dilation=dilation
+    )
     assert conv_padding(border_mode, (9, 8), (3, 2), stride, dilation) == problem.padding
-    assert conv_output_shape((9, 8), (3, 2), border_mode, stride, dilation) == problem.output_shape[2:]
+    assert (
+        conv_output_shape((9, 8), (3, 2), border_mode, stride, dilation) == problem.output_shape[2:]
+    )
 
 
 def test_conv_padding_errors_name_the_argument():
@@ -81,14 +87,18 @@ def test_kernel_operand_is_the_smaller_one_and_scipys_valid_swap():
 def test_convolve_output_region_matches_scipy(mode):
     rng = np.random.default_rng(1)
     for shape1, shape2 in (((9, 4), (3, 6)), ((5,), (8,)), ((6, 7), (6, 2))):
-        if mode == "valid" and not (all(a >= b for a, b in zip(shape1, shape2))
-                                    or all(b >= a for a, b in zip(shape1, shape2))):
+        if mode == "valid" and not (
+            all(a >= b for a, b in zip(shape1, shape2))
+            or all(b >= a for a, b in zip(shape1, shape2))
+        ):
             continue
         in1, in2 = rng.standard_normal(shape1), rng.standard_normal(shape2)
         start, shape = convolve_output_region(shape1, shape2, mode)
         full = scipy.signal.fftconvolve(in1, in2, "full")
         region = tuple(slice(b, b + n) for b, n in zip(start, shape))
-        np.testing.assert_allclose(full[region], scipy.signal.fftconvolve(in1, in2, mode), atol=1e-12)
+        np.testing.assert_allclose(
+            full[region], scipy.signal.fftconvolve(in1, in2, mode), atol=1e-12
+        )
 
 
 # --- broadcast axes ------------------------------------------------------------------------
@@ -115,16 +125,20 @@ def test_same_with_in1_of_length_1_keeps_the_axis_and_scipys_centre():
     assert problem.output_start[0] == 1 and problem.output_shape[0] == 1
     for backend in ("scipy", "numba"):
         if _installed(backend):
-            np.testing.assert_allclose(convkit.convolve_nd(in1, in2, "same", backend=backend),
-                                       scipy.signal.fftconvolve(in1, in2, "same"), atol=1e-12)
+            np.testing.assert_allclose(
+                convkit.convolve_nd(in1, in2, "same", backend=backend),
+                scipy.signal.fftconvolve(in1, in2, "same"),
+                atol=1e-12,
+            )
 
 
 def test_every_named_axis_broadcasting_keeps_one_axis():
     problem = normalize_convolve(np.ones((3, 1)), np.ones((1, 4)))
     assert problem.axes == (1,)
     assert problem.output_shape == (3, 4)
-    np.testing.assert_array_equal(convkit.convolve_nd(np.ones((3, 1)), np.full((1, 4), 2.0)),
-                                  np.full((3, 4), 2.0))
+    np.testing.assert_array_equal(
+        convkit.convolve_nd(np.ones((3, 1)), np.full((1, 4), 2.0)), np.full((3, 4), 2.0)
+    )
 
 
 # --- any rank on every backend -------------------------------------------------------------
@@ -164,7 +178,9 @@ class _OneAxis(Backend):
         (axis,) = problem.axes
         first, second = problem.operands
         length = first.shape[axis]
-        shape = list(np.broadcast_shapes(np.take(first, [0], axis).shape, np.take(second, [0], axis).shape))
+        shape = list(
+            np.broadcast_shapes(np.take(first, [0], axis).shape, np.take(second, [0], axis).shape)
+        )
         shape[axis] = length + second.shape[axis] - 1
         full = np.zeros(shape, dtype=problem.dtype)
         for tap in range(second.shape[axis]):  # only the terms that exist: NaN stays local
@@ -196,7 +212,9 @@ def test_a_third_party_rank_limit_is_lowered(one_axis, mode):
 def test_explain_lists_a_rank_limited_backend_as_able():
     if not _installed("numba"):
         pytest.skip("numba unavailable")
-    explanation = convkit.explain("convolve_nd", np.ones((4, 5, 6, 7)), np.ones((2, 3, 2, 3)), backend="numba")
+    explanation = convkit.explain(
+        "convolve_nd", np.ones((4, 5, 6, 7)), np.ones((2, 3, 2, 3)), backend="numba"
+    )
     assert explanation.backend == "numba"
     numba = next(c for c in explanation.candidates if c.name == "numba")
     assert numba.estimate_seconds is not None and not numba.reason
@@ -213,7 +231,9 @@ def test_a_lowered_problem_keeps_nan_and_inf_local(one_axis):
                 continue
             result = convkit.convolve_nd(in1, in2, mode, backend=backend)
             np.testing.assert_array_equal(np.isnan(result), np.isnan(expected), err_msg=backend)
-            np.testing.assert_array_equal(np.isposinf(result), np.isposinf(expected), err_msg=backend)
+            np.testing.assert_array_equal(
+                np.isposinf(result), np.isposinf(expected), err_msg=backend
+            )
             finite = np.isfinite(expected)
             np.testing.assert_allclose(result[finite], expected[finite], atol=1e-10)
 
@@ -225,7 +245,9 @@ class _FftOneAxis(_OneAxis):
 
     def convolve_nd(self, problem):
         def fft(p):
-            return scipy.signal.fftconvolve(p.in1, p.in2, axes=p.axes)[p.output_slices].astype(p.dtype)
+            return scipy.signal.fftconvolve(p.in1, p.in2, axes=p.axes)[p.output_slices].astype(
+                p.dtype
+            )
 
         return with_local_nonfinite(problem, fft)
 
@@ -271,10 +293,15 @@ def test_device_operands_beyond_the_limit_are_not_lowered(one_axis):
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 def test_the_kit_holds_backends_to_high_rank_cases(backend):
-    cases = [case for case in generate_cases("fast", ("float64", "float32")) if "high-rank" in case.tags]
+    cases = [
+        case for case in generate_cases("fast", ("float64", "float32")) if "high-rank" in case.tags
+    ]
     assert {len(case.shapes[0]) for case in cases} == {4, 5}
-    failures = [(case.id, result.message) for case in cases
-                if (result := check_case(backend, case)).status != "pass"]
+    failures = [
+        (case.id, result.message)
+        for case in cases
+        if (result := check_case(backend, case)).status != "pass"
+    ]
     assert not failures
 
 
@@ -294,6 +321,12 @@ def test_cuda_simulator_runs_a_lowered_problem():
         import convkit_cuda  # noqa: F401
     except ImportError:
         pytest.skip("convkit-cuda is not installed")
-    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]

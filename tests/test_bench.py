@@ -17,16 +17,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_bench_writes_checked_results(tmp_path):
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "results.json").read_text())
     assert report["sgemm_gflops"] > 0 and len(report["workloads"]) >= 13
-    installed = [info.name for info in convkit.list_backends() if info.available and not info.simulated]
+    installed = [
+        info.name for info in convkit.list_backends() if info.available and not info.simulated
+    ]
     for entry in report["workloads"]:
         rows = {row["implementation"]: row for row in entry["rows"]}
         assert all(rows[f"convkit[{name}]"]["ok"] for name in installed), entry["workload"]
         assert all(row.get("ok", True) for row in entry["rows"]), entry
-        if entry["kind"] == "convolve_nd":  # scipy.signal is always there; torch and PyTensor may not be
+        if (
+            entry["kind"] == "convolve_nd"
+        ):  # scipy.signal is always there; torch and PyTensor may not be
             assert any(row["kind"] == "peer" for row in entry["rows"]), entry["workload"]
     table = (tmp_path / "results.md").read_text()
     assert "| implementation | median ms | GFLOP/s | % sgemm | x best peer |" in table
@@ -37,8 +44,22 @@ def test_gpu_bench_harness_runs_on_the_cuda_simulator(tmp_path):
     pytest.importorskip("convkit_cuda")
     environment = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, str(ROOT / "bench" / "gpu.py"), "--quick", "--only", "G3", "--only", "G2 conv f64",
-         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900, env=environment)
+        [
+            sys.executable,
+            str(ROOT / "bench" / "gpu.py"),
+            "--quick",
+            "--only",
+            "G3",
+            "--only",
+            "G2 conv f64",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "results.json").read_text())
     assert [entry["workload"][:2] for entry in report["workloads"]] == ["G3", "G2"]
@@ -58,15 +79,25 @@ def test_gpu_profile_says_what_it_needs_where_the_gpu_libraries_are_missing():
     except ImportError:
         pass
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, str(ROOT / "bench" / "gpu_profile.py")], capture_output=True, text=True, timeout=300)
+        [sys.executable, str(ROOT / "bench" / "gpu_profile.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2 and "needs a GPU with CuPy and PyTorch" in done.stderr
 
 
 def test_cuda_kernel_report_says_what_it_needs_when_the_compilers_are_missing():
     pytest.importorskip("convkit_cuda")
     environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "cuda_kernels.py")], capture_output=True,
-                          text=True, timeout=900, env=environment, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cuda_kernels.py")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
+        check=False,
+    )
     if done.returncode == 0:  # CUDA's compilers are installed: the report ran
         assert "registers" in done.stdout
         return

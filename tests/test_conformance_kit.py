@@ -29,6 +29,7 @@ def _off_by_relative(amount):
     def fault(problem, result):
         with np.errstate(invalid="ignore"):
             return (result * (1 + amount)).astype(result.dtype)
+
     return fault
 
 
@@ -63,15 +64,18 @@ def _raises(problem, result):
     raise RuntimeError("kernel launch failed")
 
 
-@pytest.mark.parametrize("fault, expected", [
-    (_off_by_relative(1e-3), "outside the direct error bound"),
-    (_nudge_one_output, "1 of "),
-    (_fft_spreading_nan, "non-finite outputs"),
-    (_ignore_stride, "outside the"),
-    (_float64_always, "returned dtype float64"),
-    (_wrong_shape, "returned shape"),
-    (_raises, "raised RuntimeError: kernel launch failed"),
-])
+@pytest.mark.parametrize(
+    "fault, expected",
+    [
+        (_off_by_relative(1e-3), "outside the direct error bound"),
+        (_nudge_one_output, "1 of "),
+        (_fft_spreading_nan, "non-finite outputs"),
+        (_ignore_stride, "outside the"),
+        (_float64_always, "returned dtype float64"),
+        (_wrong_shape, "returned shape"),
+        (_raises, "raised RuntimeError: kernel launch failed"),
+    ],
+)
 def test_broken_backends_are_caught(fault, expected):
     report = check_backend(Tampered("broken", fault), FAST)
     assert not report.ok
@@ -113,11 +117,19 @@ def test_cases_cover_every_factor():
     conv = [c for c in FAST if c.operation == "conv"]
     convolve = [c for c in FAST if c.operation == "convolve_nd"]
     assert {c.dtype for c in FAST} == {"float32", "float64", "complex64", "complex128"}
-    assert {c.layout for c in FAST} == {"contiguous", "non-contiguous", "negative-stride", "fortran"}
+    assert {c.layout for c in FAST} == {
+        "contiguous",
+        "non-contiguous",
+        "negative-stride",
+        "fortran",
+    }
     assert {len(c.shapes[0]) - 2 for c in conv} == {1, 2, 3}
     assert {len(c.shapes[0]) for c in convolve} >= {1, 2, 3}
     assert {c.kwargs["mode"] for c in convolve} == {"full", "same", "valid"}
-    borders = {c.kwargs["border_mode"] if not isinstance(c.kwargs["border_mode"], tuple) else "pairs" for c in conv}
+    borders = {
+        c.kwargs["border_mode"] if not isinstance(c.kwargs["border_mode"], tuple) else "pairs"
+        for c in conv
+    }
     assert borders >= {"valid", "full", "half", "same", 1, "pairs"}
     assert {c.kwargs["subsample"] for c in conv} >= {1, 2, 3}
     assert {c.kwargs["filter_dilation"] for c in conv} >= {1, 2}
@@ -139,7 +151,9 @@ def test_case_arrays_are_reproducible_and_laid_out():
 
 
 def test_fft_bound_is_looser_than_direct():
-    problem = convkit.plugin.normalize_convolve(np.ones(4096, np.float32), np.ones(129, np.float32), "same", None)
+    problem = convkit.plugin.normalize_convolve(
+        np.ones(4096, np.float32), np.ones(129, np.float32), "same", None
+    )
     scale = np.ones(problem.output_shape)
     assert (error_bound(problem, scale, "fft") > error_bound(problem, scale, "direct")).all()
     with pytest.raises(ValueError, match="'direct' or 'fft'"):

@@ -14,8 +14,15 @@ from convkit.testing import direct_conv
 
 
 def _expected(x, w, border_mode="valid", subsample=1, filter_flip=True, dilation=1, groups=1):
-    problem = normalize_conv(x, w, border_mode=border_mode, subsample=subsample, filter_flip=filter_flip,
-                             filter_dilation=dilation, num_groups=groups)
+    problem = normalize_conv(
+        x,
+        w,
+        border_mode=border_mode,
+        subsample=subsample,
+        filter_flip=filter_flip,
+        filter_dilation=dilation,
+        num_groups=groups,
+    )
     return direct_conv(problem)
 
 
@@ -24,9 +31,13 @@ def test_single_channel_equals_scipy_convolve2d(rng):
     image, kernel = rng.standard_normal((9, 8)), rng.standard_normal((3, 4))
     for mode in ("full", "valid"):
         result = convkit.conv2d(image[None, None], kernel[None, None], border_mode=mode)
-        np.testing.assert_allclose(result[0, 0], scipy.signal.convolve2d(image, kernel, mode), atol=1e-12)
+        np.testing.assert_allclose(
+            result[0, 0], scipy.signal.convolve2d(image, kernel, mode), atol=1e-12
+        )
     half = convkit.conv2d(image[None, None], kernel[None, None, :3, :3], border_mode="half")
-    np.testing.assert_allclose(half[0, 0], scipy.signal.convolve2d(image, kernel[:3, :3], "same"), atol=1e-12)
+    np.testing.assert_allclose(
+        half[0, 0], scipy.signal.convolve2d(image, kernel[:3, :3], "same"), atol=1e-12
+    )
 
 
 def test_sums_over_channels_per_image_and_filter(rng):
@@ -58,7 +69,9 @@ def test_dilation_equals_zero_inserted_kernel(rng):
     dilated = np.zeros((2, 2, 5, 4))
     dilated[:, :, ::2, ::3] = w
     np.testing.assert_allclose(
-        convkit.conv2d(x, w, "full", filter_dilation=(2, 3)), convkit.conv2d(x, dilated, "full"), atol=1e-12
+        convkit.conv2d(x, w, "full", filter_dilation=(2, 3)),
+        convkit.conv2d(x, dilated, "full"),
+        atol=1e-12,
     )
 
 
@@ -69,20 +82,33 @@ def test_groups_are_independent_convolutions(rng):
     np.testing.assert_allclose(result[:, 2:], convkit.conv2d(x[:, 3:], w[2:], "half"), atol=1e-12)
 
 
-@pytest.mark.parametrize("size, kernel, stride, dilation", [
-    (7, 3, 1, 1), (8, 3, 2, 1), (8, 4, 1, 1), (9, 2, 3, 2), (5, 5, 2, 1), (4, 3, 4, 1), (1, 3, 1, 1),
-])
+@pytest.mark.parametrize(
+    "size, kernel, stride, dilation",
+    [
+        (7, 3, 1, 1),
+        (8, 3, 2, 1),
+        (8, 4, 1, 1),
+        (9, 2, 3, 2),
+        (5, 5, 2, 1),
+        (4, 3, 4, 1),
+        (1, 3, 1, 1),
+    ],
+)
 def test_same_is_tensorflow_same(rng, size, kernel, stride, dilation):
     x, w = rng.standard_normal((1, 1, size)), rng.standard_normal((1, 1, kernel))
     result = convkit.conv1d(x, w, "same", subsample=stride, filter_dilation=dilation)
     out = -(-size // stride)
     assert result.shape[-1] == out
     total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
-    explicit = convkit.conv1d(x, w, ((total // 2, total - total // 2),), subsample=stride, filter_dilation=dilation)
+    explicit = convkit.conv1d(
+        x, w, ((total // 2, total - total // 2),), subsample=stride, filter_dilation=dilation
+    )
     np.testing.assert_allclose(result, explicit)
 
 
-@pytest.mark.parametrize("kernel, dilation, pad", [(3, 1, 1), (4, 1, 2), (5, 1, 2), (3, 2, 2), (2, 3, 2)])
+@pytest.mark.parametrize(
+    "kernel, dilation, pad", [(3, 1, 1), (4, 1, 2), (5, 1, 2), (3, 2, 2), (2, 3, 2)]
+)
 def test_half_pads_like_theano(rng, kernel, dilation, pad):
     x, w = rng.standard_normal((1, 1, 9)), rng.standard_normal((1, 1, kernel))
     np.testing.assert_allclose(
@@ -103,7 +129,9 @@ def test_border_mode_forms_agree(rng):
     assert asymmetric.shape == (1, 1, 6, 6)
 
 
-@pytest.mark.parametrize("spatial, function", [(1, convkit.conv1d), (2, convkit.conv2d), (3, convkit.conv3d)])
+@pytest.mark.parametrize(
+    "spatial, function", [(1, convkit.conv1d), (2, convkit.conv2d), (3, convkit.conv3d)]
+)
 def test_ranks_against_direct_definition(rng, spatial, function):
     x = rng.standard_normal((2, 4) + (6,) * spatial)
     w = rng.standard_normal((6, 2) + (3,) * (spatial - 1) + (2,))
@@ -114,7 +142,9 @@ def test_ranks_against_direct_definition(rng, spatial, function):
         np.testing.assert_allclose(
             result, _expected(x, w, border_mode, stride, flip, dilation, 2), rtol=1e-12, atol=1e-12
         )
-        np.testing.assert_array_equal(result, convkit.conv(x, w, border_mode, stride, flip, dilation, 2))
+        np.testing.assert_array_equal(
+            result, convkit.conv(x, w, border_mode, stride, flip, dilation, 2)
+        )
 
 
 @st.composite
@@ -126,17 +156,28 @@ def conv_cases(draw):
     kernel = [draw(st.integers(1, 3)) for _ in range(spatial)]
     dilation = [draw(st.integers(1, 2)) for _ in range(spatial)]
     stride = [draw(st.integers(1, 3)) for _ in range(spatial)]
-    border = draw(st.one_of(
-        st.sampled_from(["valid", "full", "half", "same"]),
-        st.integers(0, 2),
-        st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=spatial, max_size=spatial).map(tuple),
-    ))
-    sizes = [draw(st.integers(dilated_extent(k, d), dilated_extent(k, d) + 4)) for k, d in zip(kernel, dilation)]
+    border = draw(
+        st.one_of(
+            st.sampled_from(["valid", "full", "half", "same"]),
+            st.integers(0, 2),
+            st.lists(
+                st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=spatial, max_size=spatial
+            ).map(tuple),
+        )
+    )
+    sizes = [
+        draw(st.integers(dilated_extent(k, d), dilated_extent(k, d) + 4))
+        for k, d in zip(kernel, dilation)
+    ]
     return {
         "x_shape": (draw(st.integers(1, 2)), channels, *sizes),
         "w_shape": (filters, channels // groups, *kernel),
-        "border_mode": border, "subsample": tuple(stride), "filter_dilation": tuple(dilation),
-        "filter_flip": draw(st.booleans()), "num_groups": groups, "dtype": draw(st.sampled_from([np.float32, np.float64])),
+        "border_mode": border,
+        "subsample": tuple(stride),
+        "filter_dilation": tuple(dilation),
+        "filter_flip": draw(st.booleans()),
+        "num_groups": groups,
+        "dtype": draw(st.sampled_from([np.float32, np.float64])),
         "seed": draw(st.integers(0, 2**31)),
     }
 
@@ -174,7 +215,9 @@ def test_nonfinite_stays_local_and_padding_adds_no_terms():
     # An inf tap never meets padded zeros: the 'full' border stays finite only where
     # the inf tap is outside the input.
     result = convkit.conv2d(np.ones((1, 1, 4, 4)), inf_filter, "full", filter_flip=False)
-    problem = normalize_conv(np.ones((1, 1, 4, 4)), inf_filter, border_mode="full", filter_flip=False)
+    problem = normalize_conv(
+        np.ones((1, 1, 4, 4)), inf_filter, border_mode="full", filter_flip=False
+    )
     expected = direct_conv(problem)
     np.testing.assert_array_equal(np.isposinf(result), np.isposinf(expected))
     assert np.isfinite(result).any()

@@ -31,12 +31,18 @@ SHAPE_CASES = [
 
 def _broadcast_batch_axes(in1, in2, axes):
     """Both inputs broadcast explicitly along the axes that are not convolved."""
-    convolved = set(range(in1.ndim)) if axes is None else {a % in1.ndim for a in np.atleast_1d(axes)}
+    convolved = (
+        set(range(in1.ndim)) if axes is None else {a % in1.ndim for a in np.atleast_1d(axes)}
+    )
     if in1.ndim != in2.ndim or in1.size == 0 or in2.size == 0:
         return in1, in2
-    shapes = [[max(a, b) if axis not in convolved and 1 in (a, b) else n
-               for axis, (a, b, n) in enumerate(zip(in1.shape, in2.shape, array.shape))]
-              for array in (in1, in2)]
+    shapes = [
+        [
+            max(a, b) if axis not in convolved and 1 in (a, b) else n
+            for axis, (a, b, n) in enumerate(zip(in1.shape, in2.shape, array.shape))
+        ]
+        for array in (in1, in2)
+    ]
     return np.broadcast_to(in1, shapes[0]), np.broadcast_to(in2, shapes[1])
 
 
@@ -45,7 +51,9 @@ def _assert_matches_fftconvolve(in1, in2, mode, axes, backend=None):
     first (scipy's own "same" cuts those to in1's length: scipy#21876), or a ValueError
     where scipy raises one."""
     try:
-        expected = scipy.signal.fftconvolve(*_broadcast_batch_axes(in1, in2, axes), mode=mode, axes=axes)
+        expected = scipy.signal.fftconvolve(
+            *_broadcast_batch_axes(in1, in2, axes), mode=mode, axes=axes
+        )
     except ValueError:
         with pytest.raises(ValueError):
             convkit.convolve_nd(in1, in2, mode, axes=axes, backend=backend)
@@ -92,7 +100,8 @@ def test_batch_axes_keep_their_broadcast_length(rng, backend, shape1, shape2, ax
     if mode == "same":
         assert convkit.convolve_nd(in1, in2, mode, axes=axes, backend=backend).shape == tuple(
             a if axis in {x % in1.ndim for x in np.atleast_1d(axes)} else max(a, b)
-            for axis, (a, b) in enumerate(zip(shape1, shape2)))
+            for axis, (a, b) in enumerate(zip(shape1, shape2))
+        )
 
 
 @st.composite
@@ -104,7 +113,17 @@ def convolve_cases(draw):
         a, b = draw(st.integers(1, 7)), draw(st.integers(1, 7))
         shape1.append(1 if kind == "broadcast1" else a)
         shape2.append(1 if kind == "broadcast2" else (a if kind == "equal" else b))
-    axes = draw(st.one_of(st.none(), st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda a: a % ndim)))
+    axes = draw(
+        st.one_of(
+            st.none(),
+            st.lists(
+                st.integers(-ndim, ndim - 1),
+                min_size=1,
+                max_size=ndim,
+                unique_by=lambda a: a % ndim,
+            ),
+        )
+    )
     mode = draw(st.sampled_from(MODES))
     seed = draw(st.integers(0, 2**32 - 1))
     return tuple(shape1), tuple(shape2), axes, mode, seed
@@ -155,7 +174,9 @@ def test_dtype_rule(dtype1, dtype2, expected):
     in2 = np.array([1, 0, 1]).astype(dtype2)
     result = convkit.convolve_nd(in1, in2)
     assert result.dtype == expected
-    np.testing.assert_allclose(result, np.convolve(in1.astype(complex), in2.astype(complex)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        result, np.convolve(in1.astype(complex), in2.astype(complex)), rtol=1e-6, atol=1e-6
+    )
     conv_result = convkit.conv1d(in1[None, None], in2[None, None])
     assert conv_result.dtype == expected
 
@@ -165,7 +186,9 @@ def test_complex_values(rng):
     in2 = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
     for mode in MODES:
         np.testing.assert_allclose(
-            convkit.convolve_nd(in1, in2, mode), scipy.signal.fftconvolve(in1, in2, mode), atol=1e-12
+            convkit.convolve_nd(in1, in2, mode),
+            scipy.signal.fftconvolve(in1, in2, mode),
+            atol=1e-12,
         )
 
 
@@ -204,8 +227,10 @@ def test_nonfinite_local_in_2d_and_complex(rng):
     kernel = rng.standard_normal((3, 4))
     kernel[0, 0] = 0.0
     for mode in MODES:
-        _assert_same_nonfinite(convkit.convolve_nd(image, kernel, mode),
-                               direct_convolve_nd(normalize_convolve(image, kernel, mode=mode)))
+        _assert_same_nonfinite(
+            convkit.convolve_nd(image, kernel, mode),
+            direct_convolve_nd(normalize_convolve(image, kernel, mode=mode)),
+        )
     complex_image = image + 1j * rng.standard_normal(image.shape)
     complex_image[6, 6] = complex(np.inf, 1.0)
     complex_kernel = kernel + 1j * rng.standard_normal(kernel.shape)
@@ -221,7 +246,12 @@ def test_nonfinite_local_in_2d_and_complex(rng):
     size=st.integers(1, 12),
     kernel_size=st.integers(1, 5),
     mode=st.sampled_from(MODES),
-    specials=st.lists(st.tuples(st.booleans(), st.integers(0, 100), st.sampled_from([np.nan, np.inf, -np.inf, 0.0])), max_size=4),
+    specials=st.lists(
+        st.tuples(
+            st.booleans(), st.integers(0, 100), st.sampled_from([np.nan, np.inf, -np.inf, 0.0])
+        ),
+        max_size=4,
+    ),
     seed=st.integers(0, 1000),
 )
 def test_property_nonfinite_locality(size, kernel_size, mode, specials, seed):

@@ -16,8 +16,13 @@ class FakeDeviceArray:
 
     def __init__(self, shape, dtype="float32", strides=None):
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
-        self.__cuda_array_interface__ = {"shape": self.shape, "typestr": self.dtype.str,
-                                         "strides": strides, "data": (0, False), "version": 3}
+        self.__cuda_array_interface__ = {
+            "shape": self.shape,
+            "typestr": self.dtype.str,
+            "strides": strides,
+            "data": (0, False),
+            "version": 3,
+        }
 
     def __array__(self, *args, **kwargs):
         raise AssertionError("the core must not copy a device array to the host")
@@ -52,23 +57,49 @@ def test_a_backend_that_declares_device_arrays_receives_them():
 
     convkit.register_backend(Echo())
     try:
-        result = convkit.conv2d(FakeDeviceArray((1, 1, 5, 5)), FakeDeviceArray((2, 1, 3, 3)),
-                                backend="test-device-echo")
+        result = convkit.conv2d(
+            FakeDeviceArray((1, 1, 5, 5)), FakeDeviceArray((2, 1, 3, 3)), backend="test-device-echo"
+        )
         assert result.shape == (1, 2, 3, 3)
     finally:
         convkit.unregister_backend("test-device-echo")
 
 
-@pytest.mark.parametrize(("first", "second", "error", "message"), [
-    (FakeDeviceArray((1, 1, 5, 5)), np.ones((1, 1, 3, 3), np.float32), TypeError,
-     "input is a device .GPU. array but filters is not"),
-    (FakeDeviceArray((1, 1, 5, 5), "float16"), FakeDeviceArray((1, 1, 3, 3), "float16"), TypeError,
-     "convkit does not cast device arrays"),
-    (FakeDeviceArray((1, 1, 5, 5), strides=(100, 100, 20, 8)), FakeDeviceArray((1, 1, 3, 3)), TypeError,
-     "non-contiguous device array"),
-    (FakeDeviceArray((0, 1, 5, 5)), FakeDeviceArray((1, 1, 3, 3)), ValueError, "empty or 0-d device array"),
-    (FakeDeviceArray((1, 3, 5, 5)), FakeDeviceArray((1, 1, 3, 3)), ValueError, "input has 3 channels"),
-])
+@pytest.mark.parametrize(
+    ("first", "second", "error", "message"),
+    [
+        (
+            FakeDeviceArray((1, 1, 5, 5)),
+            np.ones((1, 1, 3, 3), np.float32),
+            TypeError,
+            "input is a device .GPU. array but filters is not",
+        ),
+        (
+            FakeDeviceArray((1, 1, 5, 5), "float16"),
+            FakeDeviceArray((1, 1, 3, 3), "float16"),
+            TypeError,
+            "convkit does not cast device arrays",
+        ),
+        (
+            FakeDeviceArray((1, 1, 5, 5), strides=(100, 100, 20, 8)),
+            FakeDeviceArray((1, 1, 3, 3)),
+            TypeError,
+            "non-contiguous device array",
+        ),
+        (
+            FakeDeviceArray((0, 1, 5, 5)),
+            FakeDeviceArray((1, 1, 3, 3)),
+            ValueError,
+            "empty or 0-d device array",
+        ),
+        (
+            FakeDeviceArray((1, 3, 5, 5)),
+            FakeDeviceArray((1, 1, 3, 3)),
+            ValueError,
+            "input has 3 channels",
+        ),
+    ],
+)
 def test_bad_device_operands_are_explained(first, second, error, message):
     with pytest.raises(error, match=message):
         normalize_conv(first, second, "valid", 1, True, 1, 1, 2, "conv2d")
@@ -76,7 +107,9 @@ def test_bad_device_operands_are_explained(first, second, error, message):
 
 def test_contiguous_strides_in_the_interface_are_accepted():
     data = FakeDeviceArray((1, 1, 5, 5), strides=(100, 100, 20, 4))
-    problem = normalize_conv(data, FakeDeviceArray((1, 1, 3, 3)), "valid", 1, True, 1, 1, 2, "conv2d")
+    problem = normalize_conv(
+        data, FakeDeviceArray((1, 1, 3, 3)), "valid", 1, True, 1, 1, 2, "conv2d"
+    )
     assert problem.on_device
 
 

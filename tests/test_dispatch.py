@@ -80,8 +80,10 @@ class DeclaresWhatItLacks(Backend):
 
 
 def test_register_refuses_a_declared_but_unimplemented_operation():
-    with pytest.raises(TypeError, match="'t-liar-caps' declares conv in capabilities.operations "
-                                        "but does not implement it"):
+    with pytest.raises(
+        TypeError,
+        match="'t-liar-caps' declares conv in capabilities.operations but does not implement it",
+    ):
         convkit.register_backend(DeclaresWhatItLacks())
     assert "t-liar-caps" not in [b.name for b in convkit.list_backends()]
     with pytest.raises(convkit.BackendUnavailableError, match="declares conv"):
@@ -109,7 +111,8 @@ def lying_plugin(tmp_path, monkeypatch):
     folder.mkdir()
     (folder / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-liar\nVersion: 0.1\n")
     (folder / "entry_points.txt").write_text("[convkit.backends]\nt-liar-ep = fake_liar:Liar\n")
-    (tmp_path / "fake_liar.py").write_text(textwrap.dedent("""\
+    (tmp_path / "fake_liar.py").write_text(
+        textwrap.dedent("""\
         import numpy as np
         from convkit.plugin import Backend, Capabilities
 
@@ -118,7 +121,8 @@ def lying_plugin(tmp_path, monkeypatch):
             capabilities = Capabilities(operations=frozenset({"conv", "convolve_nd"}))
             def convolve_nd(self, problem):
                 return np.zeros(problem.output_shape, problem.dtype)
-        """))
+        """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     _discovery._registry.forget_discovery()
     yield
@@ -128,21 +132,30 @@ def lying_plugin(tmp_path, monkeypatch):
 
 
 def test_an_entry_point_that_declares_what_it_lacks_is_unavailable(lying_plugin, caplog):
-    with caplog.at_level(logging.WARNING, logger="convkit"), \
-            pytest.warns(RuntimeWarning, match="t-liar-ep"):
+    with (
+        caplog.at_level(logging.WARNING, logger="convkit"),
+        pytest.warns(RuntimeWarning, match="t-liar-ep"),
+    ):
         info = {b.name: b for b in convkit.list_backends()}["t-liar-ep"]
     assert not info.available
     assert "declares conv in capabilities.operations but does not implement it" in info.reason
-    assert any(record.levelno == logging.WARNING and "t-liar-ep" in record.getMessage()
-               and "failed to load" in record.getMessage() for record in caplog.records)
+    assert any(
+        record.levelno == logging.WARNING
+        and "t-liar-ep" in record.getMessage()
+        and "failed to load" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 # The log.
 
 
 def _decisions(caplog):
-    return [r.getMessage() for r in caplog.records
-            if r.name == "convkit" and r.levelno == logging.DEBUG and "runs on" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "convkit" and r.levelno == logging.DEBUG and "runs on" in r.getMessage()
+    ]
 
 
 def test_each_call_logs_its_backend_and_rule(only_nd, monkeypatch, caplog):
@@ -182,8 +195,9 @@ def test_explain_shows_the_decision_without_running(only_nd):
             calls.append(problem)
             return super().convolve_nd(problem)
 
-    explanation = convkit.explain(convkit.convolve_nd, np.ones(8), np.ones(3), mode="same",
-                                  backend=Counting())
+    explanation = convkit.explain(
+        convkit.convolve_nd, np.ones(8), np.ones(3), mode="same", backend=Counting()
+    )
     assert calls == [] and explanation.backend == "t-counting"
     assert explanation.rule == "backend= argument"
     with convkit.use_backend("only-nd,scipy"):
@@ -251,7 +265,10 @@ class FastHonest(_Timed):
 def pair_for_autotune(monkeypatch):
     monkeypatch.delenv("CONVKIT_AUTOTUNE_CACHE", raising=False)
     monkeypatch.delenv("CONVKIT_BACKEND", raising=False)
-    liar, honest = SlowLiar(1e-15, 0.02), FastHonest(5e-15, 0.0)  # estimates below any real engine's
+    liar, honest = (
+        SlowLiar(1e-15, 0.02),
+        FastHonest(5e-15, 0.0),
+    )  # estimates below any real engine's
     convkit.register_backend(liar)
     convkit.register_backend(honest)
     convkit.set_autotune(None)
@@ -284,19 +301,36 @@ def _saved_document(pair, tmp_path):
     return path, json.loads(path.read_text())
 
 
-@pytest.mark.parametrize("spoil, message", [
-    (lambda document: "{not json", "not a convkit autotune file"),
-    (lambda document: b"\xff\xfe garbage", "not a convkit autotune file"),
-    (lambda document: [1, 2], "not a convkit autotune file"),
-    (lambda document: {**document, "version": 99}, "format version 99"),
-    (lambda document: {**document, "machine": {**document["machine"], "cpus": -1}}, "another machine"),
-    (lambda document: {**document, "choices": [{"signature": [{"a": 1}], "runnable": [],
-                                                "chosen": "x"}]}, "malformed"),
-    (lambda document: {**document, "choices": [{**document["choices"][0], "chosen": "scipy-x"}]},
-     "malformed"),
-])
-def test_a_corrupt_or_foreign_file_is_ignored_with_a_warning(pair_for_autotune, tmp_path, spoil,
-                                                              message):
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda document: "{not json", "not a convkit autotune file"),
+        (lambda document: b"\xff\xfe garbage", "not a convkit autotune file"),
+        (lambda document: [1, 2], "not a convkit autotune file"),
+        (lambda document: {**document, "version": 99}, "format version 99"),
+        (
+            lambda document: {**document, "machine": {**document["machine"], "cpus": -1}},
+            "another machine",
+        ),
+        (
+            lambda document: {
+                **document,
+                "choices": [{"signature": [{"a": 1}], "runnable": [], "chosen": "x"}],
+            },
+            "malformed",
+        ),
+        (
+            lambda document: {
+                **document,
+                "choices": [{**document["choices"][0], "chosen": "scipy-x"}],
+            },
+            "malformed",
+        ),
+    ],
+)
+def test_a_corrupt_or_foreign_file_is_ignored_with_a_warning(
+    pair_for_autotune, tmp_path, spoil, message
+):
     liar, _ = pair_for_autotune
     path, document = _saved_document(pair_for_autotune, tmp_path)
     spoiled = spoil(document)
@@ -314,8 +348,9 @@ def test_a_corrupt_or_foreign_file_is_ignored_with_a_warning(pair_for_autotune, 
 def test_a_choice_for_other_backend_versions_is_not_used(pair_for_autotune, tmp_path):
     liar, _ = pair_for_autotune
     path, document = _saved_document(pair_for_autotune, tmp_path)
-    document["choices"][0]["runnable"] = [[name, "0.0-other"] for name, _ in
-                                          document["choices"][0]["runnable"]]
+    document["choices"][0]["runnable"] = [
+        [name, "0.0-other"] for name, _ in document["choices"][0]["runnable"]
+    ]
     path.write_text(json.dumps(document))
     convkit.set_autotune(True)
     assert convkit.load_autotune(path) == 1
@@ -357,14 +392,23 @@ RESTART = textwrap.dedent("""\
 
 @pytest.mark.slow
 def test_a_tuned_choice_survives_a_process_restart(tmp_path):
-    environment = {**os.environ, "CONVKIT_AUTOTUNE": "1",
-                   "CONVKIT_AUTOTUNE_CACHE": str(tmp_path / "cache"),
-                   "PYTHONPATH": os.pathsep.join(sys.path)}
+    environment = {
+        **os.environ,
+        "CONVKIT_AUTOTUNE": "1",
+        "CONVKIT_AUTOTUNE_CACHE": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     environment.pop("CONVKIT_BACKEND", None)
     runs = []
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-c", RESTART], capture_output=True, text=True, check=False,
-                              env=environment, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", RESTART],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         runs.append(done.stdout.split())
     assert runs[0] == ["2", "3", "1"]  # timed: a warm-up and a timed run each, then the answer

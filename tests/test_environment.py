@@ -28,7 +28,9 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize("name, value, read", BAD_VALUES)
-def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(monkeypatch, name, value, read):
+def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(
+    monkeypatch, name, value, read
+):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError) as caught:
         read()
@@ -37,17 +39,20 @@ def test_a_bad_value_names_the_variable_the_value_and_what_is_accepted(monkeypat
     assert "unset it" in message
 
 
-@pytest.mark.parametrize("name, value, read, expected", [
-    ("CONVKIT_NUM_THREADS", " 3 ", convkit.get_num_threads, 3),
-    ("CONVKIT_MEMORY_LIMIT", "8G", convkit.get_memory_limit, 8 * 2**30),
-    ("CONVKIT_MEMORY_LIMIT", "512MiB", convkit.get_memory_limit, 512 * 2**20),
-    ("CONVKIT_MEMORY_LIMIT", "1.5g", convkit.get_memory_limit, 3 * 2**29),
-    ("CONVKIT_MEMORY_LIMIT", "1e9", convkit.get_memory_limit, 10**9),
-    ("CONVKIT_MEMORY_LIMIT", "4096", convkit.get_memory_limit, 4096),
-    ("CONVKIT_AUTOTUNE", "YES", convkit.get_autotune, True),
-    ("CONVKIT_AUTOTUNE", "off", convkit.get_autotune, False),
-    ("CONVKIT_AUTOTUNE", "", convkit.get_autotune, False),
-])
+@pytest.mark.parametrize(
+    "name, value, read, expected",
+    [
+        ("CONVKIT_NUM_THREADS", " 3 ", convkit.get_num_threads, 3),
+        ("CONVKIT_MEMORY_LIMIT", "8G", convkit.get_memory_limit, 8 * 2**30),
+        ("CONVKIT_MEMORY_LIMIT", "512MiB", convkit.get_memory_limit, 512 * 2**20),
+        ("CONVKIT_MEMORY_LIMIT", "1.5g", convkit.get_memory_limit, 3 * 2**29),
+        ("CONVKIT_MEMORY_LIMIT", "1e9", convkit.get_memory_limit, 10**9),
+        ("CONVKIT_MEMORY_LIMIT", "4096", convkit.get_memory_limit, 4096),
+        ("CONVKIT_AUTOTUNE", "YES", convkit.get_autotune, True),
+        ("CONVKIT_AUTOTUNE", "off", convkit.get_autotune, False),
+        ("CONVKIT_AUTOTUNE", "", convkit.get_autotune, False),
+    ],
+)
 def test_good_values(monkeypatch, name, value, read, expected):
     monkeypatch.setenv(name, value)
     assert read() == expected
@@ -66,8 +71,10 @@ def test_a_bad_variable_is_not_blamed_on_the_backend(monkeypatch):
 
 def test_backend_variable_is_named(monkeypatch):
     monkeypatch.setenv("CONVKIT_BACKEND", "no-such-engine")
-    with pytest.raises(convkit.UnknownBackendError,
-                       match="environment variable CONVKIT_BACKEND='no-such-engine': unknown"):
+    with pytest.raises(
+        convkit.UnknownBackendError,
+        match="environment variable CONVKIT_BACKEND='no-such-engine': unknown",
+    ):
         convkit.convolve_nd(np.ones(3), np.ones(2))
 
 
@@ -76,15 +83,23 @@ def test_settings_take_numpy_integers_and_are_bounded():
     assert convkit.get_num_threads() == 2
     convkit.set_memory_limit(np.uint32(2**30))
     assert convkit.get_memory_limit() == 2**30
-    with pytest.raises(ValueError, match="threads must be at most 32768, got 1000000000000000000000000000000"):
+    with pytest.raises(
+        ValueError, match="threads must be at most 32768, got 1000000000000000000000000000000"
+    ):
         convkit.set_num_threads(10**30)
     with pytest.raises(TypeError, match="threads must be a positive int, got True"):
         convkit.set_num_threads(True)
 
 
 def _cli(*arguments, **variables):
-    return subprocess.run([sys.executable, "-m", "convkit", *arguments], capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, **variables), check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "convkit", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, **variables),
+        check=False,
+    )
 
 
 def test_info_with_bad_variables_reports_them_without_a_traceback():

@@ -14,8 +14,11 @@ from convkit.plugin import normalize_conv, normalize_convolve
 from convkit.testing import check_case, generate_cases
 from convkit.testing._direct import conv_term_counts, direct_convolve_nd
 
-BACKENDS = [name for name in ("scipy", "numba", "fftw")
-            if any(b.name == name and b.available for b in convkit.list_backends())]
+BACKENDS = [
+    name
+    for name in ("scipy", "numba", "fftw")
+    if any(b.name == name and b.available for b in convkit.list_backends())
+]
 FAST = generate_cases("fast")
 WITHOUT_TERMS = [case for case in FAST if "without-terms" in case.tags]
 
@@ -34,33 +37,50 @@ def test_window_between_dilated_taps_gives_exact_zeros(backend, rng):
 def test_zeros_beside_outputs_with_terms(backend, dtype, rng):
     x = rng.standard_normal((2, 4, 3, 7)).astype(dtype)
     w = rng.standard_normal((6, 2, 2, 3)).astype(dtype)
-    arguments = dict(border_mode=((4, 1), (7, 2)), subsample=(1, 2), filter_dilation=(3, 2), num_groups=2)
+    arguments = dict(
+        border_mode=((4, 1), (7, 2)), subsample=(1, 2), filter_dilation=(3, 2), num_groups=2
+    )
     result = convkit.conv2d(x, w, **arguments, backend=backend)
-    problem = normalize_conv(x, w, border_mode=arguments["border_mode"], subsample=arguments["subsample"],
-                             filter_dilation=arguments["filter_dilation"], num_groups=2)
+    problem = normalize_conv(
+        x,
+        w,
+        border_mode=arguments["border_mode"],
+        subsample=arguments["subsample"],
+        filter_dilation=arguments["filter_dilation"],
+        num_groups=2,
+    )
     without = np.broadcast_to(conv_term_counts(problem) == 0, result.shape)
     assert without.any() and not without.all()
     assert np.all(result[without] == 0)
-    reference = convkit.conv2d(x.astype(np.complex128), w.astype(np.complex128), **arguments,
-                               backend="scipy")
+    reference = convkit.conv2d(
+        x.astype(np.complex128), w.astype(np.complex128), **arguments, backend="scipy"
+    )
     np.testing.assert_allclose(result, reference, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_kit_cases_without_terms_pass(backend):
-    failures = [(case.id, result.message) for case in WITHOUT_TERMS
-                if (result := check_case(backend, case)).status == "fail"]
+    failures = [
+        (case.id, result.message)
+        for case in WITHOUT_TERMS
+        if (result := check_case(backend, case)).status == "fail"
+    ]
     assert not failures, failures[:3]
 
 
 def test_geometry_matches_the_definition():
     for size, kernel, stride, dilation, before, after in itertools.product(
-            (1, 2, 5), (1, 2, 3), (1, 2, 3), (1, 2, 3), (0, 1, 4, 7), (0, 3)):
+        (1, 2, 5), (1, 2, 3), (1, 2, 3), (1, 2, 3), (0, 1, 4, 7), (0, 3)
+    ):
         if size + before + after - dilation * (kernel - 1) - 1 < 0:
             continue
-        problem = normalize_conv(np.ones((1, 1, size, 2)), np.ones((1, 1, kernel, 1)),
-                                 border_mode=((before, after), (0, 0)), subsample=(stride, 1),
-                                 filter_dilation=(dilation, 1))
+        problem = normalize_conv(
+            np.ones((1, 1, size, 2)),
+            np.ones((1, 1, kernel, 1)),
+            border_mode=((before, after), (0, 0)),
+            subsample=(stride, 1),
+            filter_dilation=(dilation, 1),
+        )
         expected = conv_term_counts(problem)[:, 0] == 0
         found = outputs_without_terms(problem)
         if expected.any():
@@ -80,7 +100,9 @@ def test_convolve_nd_outputs_always_have_terms(mode):
 
 def test_the_kit_covers_outputs_without_terms():
     covered = {(case.dtype, len(case.shapes[0]) - 2) for case in WITHOUT_TERMS}
-    assert covered == set(itertools.product(("float32", "float64", "complex64", "complex128"), (1, 2, 3)))
+    assert covered == set(
+        itertools.product(("float32", "float64", "complex64", "complex128"), (1, 2, 3))
+    )
     some, all_of_them = 0, 0
     for case in WITHOUT_TERMS:
         problem = normalize_conv(*case.arrays(), **case.kwargs)
@@ -102,8 +124,11 @@ class Noisy(ScipyBackend):
 
 
 def test_kit_catches_noise_where_there_are_no_terms(monkeypatch):
-    case = next(c for c in WITHOUT_TERMS
-                if c.dtype == "float64" and c.shapes == ((1, 1, 1, 8), (1, 1, 2, 4)))
+    case = next(
+        c
+        for c in WITHOUT_TERMS
+        if c.dtype == "float64" and c.shapes == ((1, 1, 1, 8), (1, 1, 2, 4))
+    )
     assert check_case(Noisy(), case).status == "pass"  # the core writes the zeros
     monkeypatch.setattr(convkit._api, "zero_outputs_without_terms", lambda problem, result: None)
     result = check_case(Noisy(), case)

@@ -3,8 +3,17 @@
 import subprocess
 import sys
 
-FORBIDDEN = ("scipy", "numba", "llvmlite", "pyfftw", "cupy", "torch", "convkit._scipy_backend",
-             "convkit.testing", "importlib.metadata")
+FORBIDDEN = (
+    "scipy",
+    "numba",
+    "llvmlite",
+    "pyfftw",
+    "cupy",
+    "torch",
+    "convkit._scipy_backend",
+    "convkit.testing",
+    "importlib.metadata",
+)
 
 
 def test_import_convkit_imports_no_engine():
@@ -12,13 +21,19 @@ def test_import_convkit_imports_no_engine():
         "import sys, convkit\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r} or m in {FORBIDDEN!r}))"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_importtime_report_shows_no_engine():
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import convkit"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import convkit"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "convkit" in imported
     assert not {name for name in imported if name.split(".")[0] in ("scipy", "numba", "pyfftw")}

@@ -24,14 +24,18 @@ def test_convolve_nd_array_likes(rng):
     in1, in2 = rng.standard_normal((6, 7)), rng.standard_normal((3, 2))
     expected = convkit.convolve_nd(in1, in2, "same")
     for (name1, v1), (name2, v2) in zip(_variants(in1), _variants(in2)):
-        np.testing.assert_allclose(convkit.convolve_nd(v1, v2, "same"), expected, atol=1e-12, err_msg=name1)
+        np.testing.assert_allclose(
+            convkit.convolve_nd(v1, v2, "same"), expected, atol=1e-12, err_msg=name1
+        )
 
 
 def test_conv_array_likes(rng):
     x, w = rng.standard_normal((2, 2, 6, 5)), rng.standard_normal((3, 2, 2, 3))
     expected = convkit.conv2d(x, w, "half", subsample=2)
     for (name, vx), (_, vw) in zip(_variants(x), _variants(w)):
-        np.testing.assert_allclose(convkit.conv2d(vx, vw, "half", subsample=2), expected, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            convkit.conv2d(vx, vw, "half", subsample=2), expected, atol=1e-12, err_msg=name
+        )
 
 
 def test_inputs_are_never_modified(rng):
@@ -85,19 +89,36 @@ def test_backend_receives_read_only_operands(function):
 
 def test_numpy_integers_count_as_ints_and_arrays_as_sequences():
     x, w = np.arange(36.0).reshape(1, 2, 3, 6), np.ones((2, 1, 2, 2))
-    expected = convkit.conv2d(x, w, [(1, 2), (0, 1)], subsample=(1, 2), filter_dilation=1, num_groups=2)
+    expected = convkit.conv2d(
+        x, w, [(1, 2), (0, 1)], subsample=(1, 2), filter_dilation=1, num_groups=2
+    )
     for kwargs in (
-        {"border_mode": np.array([[1, 2], [0, 1]]), "subsample": np.array([1, 2]), "num_groups": np.int64(2)},
-        {"border_mode": [np.array([1, 2]), (np.int8(0), np.uint64(1))], "subsample": (np.int32(1), 2),
-         "filter_dilation": np.uint8(1), "num_groups": np.int16(2)},
+        {
+            "border_mode": np.array([[1, 2], [0, 1]]),
+            "subsample": np.array([1, 2]),
+            "num_groups": np.int64(2),
+        },
+        {
+            "border_mode": [np.array([1, 2]), (np.int8(0), np.uint64(1))],
+            "subsample": (np.int32(1), 2),
+            "filter_dilation": np.uint8(1),
+            "num_groups": np.int16(2),
+        },
     ):
         np.testing.assert_array_equal(convkit.conv2d(x, w, **kwargs), expected)
-    np.testing.assert_array_equal(convkit.conv2d(x, w, np.array([1, 1]), num_groups=2),
-                                  convkit.conv2d(x, w, [1, 1], num_groups=2))
-    np.testing.assert_array_equal(convkit.conv2d(x, w, np.int32(1), num_groups=2),
-                                  convkit.conv2d(x, w, 1, num_groups=2))
-    for kwargs in ({"subsample": np.True_}, {"border_mode": np.array([True, False])},
-                   {"num_groups": np.True_}, {"filter_dilation": (True, 1)}):
+    np.testing.assert_array_equal(
+        convkit.conv2d(x, w, np.array([1, 1]), num_groups=2),
+        convkit.conv2d(x, w, [1, 1], num_groups=2),
+    )
+    np.testing.assert_array_equal(
+        convkit.conv2d(x, w, np.int32(1), num_groups=2), convkit.conv2d(x, w, 1, num_groups=2)
+    )
+    for kwargs in (
+        {"subsample": np.True_},
+        {"border_mode": np.array([True, False])},
+        {"num_groups": np.True_},
+        {"filter_dilation": (True, 1)},
+    ):
         with pytest.raises(TypeError, match="ints|positive int"):
             convkit.conv2d(x, w[:, :1].repeat(2, axis=1)[:2], **kwargs)
 
@@ -132,8 +153,14 @@ def test_huge_broadcast_inputs_are_refused_by_convkit_at_once():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _HUGE_BROADCASTS], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ, CONVKIT_MEMORY_LIMIT="1G"), check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _HUGE_BROADCASTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, CONVKIT_MEMORY_LIMIT="1G"),
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "refused in" in done.stdout
 
@@ -150,7 +177,9 @@ def test_budget_is_checked_before_copying_a_broadcast_input(function):
     mode = "valid"
     tracemalloc.start()
     try:
-        with pytest.raises(convkit.WorkingSetTooLargeError, match="copies of the inputs 256.00 MiB"):
+        with pytest.raises(
+            convkit.WorkingSetTooLargeError, match="copies of the inputs 256.00 MiB"
+        ):
             call(data, filters, mode, backend="scipy")
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -13,8 +13,11 @@ from convkit.plugin import normalize_conv, normalize_convolve
 from convkit.testing import check_case, generate_cases
 from convkit.testing._direct import direct_conv, direct_convolve_nd
 
-BACKENDS = [name for name in ("scipy", "numba", "fftw")
-            if any(b.name == name and b.available for b in convkit.list_backends())]
+BACKENDS = [
+    name
+    for name in ("scipy", "numba", "fftw")
+    if any(b.name == name and b.available for b in convkit.list_backends())
+]
 NEAR_LIMIT = [case for case in generate_cases("fast") if "near-limit" in case.tags]
 
 
@@ -64,8 +67,12 @@ def test_inf_only_where_the_true_result_overflows(backend, dtype, rng):
     x[..., 8:, 8:] = -top / 2.5
     w = np.ones((1, 1, 3, 3), dtype)
     result = convkit.conv2d(x, w, border_mode="half", backend=backend)
-    sums = direct_conv(normalize_conv(x.astype(np.float64) / 8, w.astype(np.float64),
-                                      border_mode="half")) * 8
+    sums = (
+        direct_conv(
+            normalize_conv(x.astype(np.float64) / 8, w.astype(np.float64), border_mode="half")
+        )
+        * 8
+    )
     overflows = np.abs(sums) > top
     assert overflows.any() and not overflows.all() and not np.isnan(result).any()
     np.testing.assert_array_equal(np.isposinf(result), overflows & (sums > 0))
@@ -89,8 +96,11 @@ def test_inf_times_a_tiny_value_stays_inf_when_scaled(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_kit_near_limit_cases_pass(backend):
-    failures = [(case.id, result.message) for case in NEAR_LIMIT
-                if (result := check_case(backend, case)).status == "fail"]
+    failures = [
+        (case.id, result.message)
+        for case in NEAR_LIMIT
+        if (result := check_case(backend, case)).status == "fail"
+    ]
     assert not failures, failures[:3]
 
 
@@ -117,17 +127,25 @@ def test_shifts_are_exact_and_leave_the_bound_in_range(dtype, rng):
         assert len(np.unique(ratio1)) == 1 and len(np.unique(ratio2)) == 1  # one power of two each
         assert math.log2(ratio1[0]) + math.log2(ratio2[0]) == shift
         largest = [math.frexp(float(np.abs(operand).max()))[1] for operand in scaled.operands]
-        assert max(largest) + growth_bits(problem) <= top and sum(largest) + growth_bits(problem) <= top
+        assert (
+            max(largest) + growth_bits(problem) <= top
+            and sum(largest) + growth_bits(problem) <= top
+        )
 
 
 def test_kit_near_limit_cases_have_results_that_fit():
     kinds = {(case.dtype, case.operation) for case in NEAR_LIMIT}
-    assert kinds == {(dtype, operation) for dtype in ("float32", "float64", "complex64", "complex128")
-                     for operation in ("conv", "convolve_nd")}
+    assert kinds == {
+        (dtype, operation)
+        for dtype in ("float32", "float64", "complex64", "complex128")
+        for operation in ("conv", "convolve_nd")
+    }
     assert any(case.positive for case in NEAR_LIMIT) and any(case.nonfinite for case in NEAR_LIMIT)
     for case in NEAR_LIMIT:
         first, second = case.arrays()
-        largest = max(np.abs(first[np.isfinite(first)]).max(), np.abs(second[np.isfinite(second)]).max())
+        largest = max(
+            np.abs(first[np.isfinite(first)]).max(), np.abs(second[np.isfinite(second)]).max()
+        )
         top = np.finfo(case.dtype).max
         assert top / 16 < largest < top
         if case.operation == "conv":
@@ -135,8 +153,9 @@ def test_kit_near_limit_cases_have_results_that_fit():
             problem = normalize_conv(first, second, **kwargs)
             scale = direct_conv(problem, absolute=True)
         else:
-            scale = direct_convolve_nd(normalize_convolve(first, second, mode=case.kwargs["mode"]),
-                                       absolute=True)
+            scale = direct_convolve_nd(
+                normalize_convolve(first, second, mode=case.kwargs["mode"]), absolute=True
+            )
         assert scale[np.isfinite(scale)].max() < top / 2
     small = [case for case in generate_cases("small") if "near-limit" in case.tags]
     assert {case.operation for case in small} == {"conv", "convolve_nd"}

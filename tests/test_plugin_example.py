@@ -26,14 +26,17 @@ def _expose(site: Path) -> None:
     dist_info = site / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
     dist_info.mkdir(parents=True)
     (dist_info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+        f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n"
+    )
     lines = []
     for group, entries in project["entry-points"].items():
         lines.append(f"[{group}]")
         lines += [f"{name} = {target}" for name, target in entries.items()]
     (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     # What an installed wheel records: which import packages the distribution ships.
-    packages = sorted(path.name for path in (EXAMPLE / "src").iterdir() if (path / "__init__.py").exists())
+    packages = sorted(
+        path.name for path in (EXAMPLE / "src").iterdir() if (path / "__init__.py").exists()
+    )
     (dist_info / "top_level.txt").write_text("\n".join(packages) + "\n")
 
 
@@ -52,8 +55,14 @@ def example_installed(tmp_path, monkeypatch):
 def _run(arguments, extra_environment):
     environment = {k: v for k, v in os.environ.items() if k != "CONVKIT_BACKEND"}
     environment.update(extra_environment)
-    return subprocess.run([sys.executable, *arguments], capture_output=True, text=True, check=False,
-                          env=environment, timeout=600)
+    return subprocess.run(
+        [sys.executable, *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=600,
+    )
 
 
 def test_discovered_and_selected_by_name(example_installed):
@@ -61,8 +70,11 @@ def test_discovered_and_selected_by_name(example_installed):
     assert info.available and info.version == "0.1.0"
     assert "convkit-plugin-example 0.1.0" in info.origin
     x, w = np.random.default_rng(0).standard_normal((2, 3, 8, 8)), np.ones((4, 3, 3, 3))
-    np.testing.assert_allclose(convkit.conv2d(x, w, "half", backend="numpy-example"),
-                               convkit.conv2d(x, w, "half", backend="scipy"), atol=1e-12)
+    np.testing.assert_allclose(
+        convkit.conv2d(x, w, "half", backend="numpy-example"),
+        convkit.conv2d(x, w, "half", backend="scipy"),
+        atol=1e-12,
+    )
 
 
 def test_selected_by_environment_variable(example_installed):
@@ -91,7 +103,22 @@ def test_check_command_and_pytest_entry(example_installed):
     done = _run(["-m", "convkit", "check", "numpy-example"], example_installed)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     assert " passed, 0 failed" in done.stdout.splitlines()[-1]
-    done = _run(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "convkit.testing",
-                 "--convkit-backend", "numpy-example", "-x"], example_installed)
+    done = _run(
+        [
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--pyargs",
+            "convkit.testing",
+            "--convkit-backend",
+            "numpy-example",
+            "-x",
+        ],
+        example_installed,
+    )
     assert done.returncode == 0, done.stdout[-3000:]
-    assert " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
+    assert (
+        " passed" in done.stdout.splitlines()[-1] and "failed" not in done.stdout.splitlines()[-1]
+    )

@@ -24,7 +24,9 @@ def test_ci_runs_the_readme_setup_and_test_commands():
 
 def test_ci_runs_every_test_level_the_readme_lists():
     levels = _blocks("bash")[1].strip().splitlines()
-    assert len(levels) >= 2 and all("--run-slow" in level or "--convkit-full" in level for level in levels)
+    assert len(levels) >= 2 and all(
+        "--run-slow" in level or "--convkit-full" in level for level in levels
+    )
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in levels:
         assert command in ci, command
@@ -58,6 +60,6 @@ def test_every_distribution_requires_a_setuptools_that_reads_its_license():
 def test_every_distribution_ships_py_typed():
     for directory in DISTRIBUTIONS:
         package_data = _pyproject(directory)["tool"]["setuptools"]["package-data"]
-        (package, files), = package_data.items()
+        ((package, files),) = package_data.items()
         source = directory / ("src" if directory != ROOT else "") / package.replace(".", "/")
         assert files == ["py.typed"] and (source / "py.typed").is_file(), directory

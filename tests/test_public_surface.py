@@ -24,9 +24,14 @@ class _Elsewhere(Backend):
 
 
 def test_the_kit_and_backend_tests_import_no_private_convkit_module():
-    files = [*(ROOT / "convkit" / "testing").glob("*.py"), *(ROOT / "backends").glob("*/tests/*.py")]
+    files = [
+        *(ROOT / "convkit" / "testing").glob("*.py"),
+        *(ROOT / "backends").glob("*/tests/*.py"),
+    ]
     assert len(files) > 10
-    offenders = [str(path.relative_to(ROOT)) for path in files if PRIVATE_IMPORT.search(path.read_text())]
+    offenders = [
+        str(path.relative_to(ROOT)) for path in files if PRIVATE_IMPORT.search(path.read_text())
+    ]
     assert offenders == []
 
 
@@ -41,8 +46,10 @@ def test_resolve_backend_says_why_a_backend_cannot_be_had():
         resolve_backend("t-nowhere")
     convkit.register_backend(_Elsewhere())
     try:
-        with pytest.raises(convkit.BackendUnavailableError,
-                           match="'t-elsewhere' is unavailable: needs a device this machine lacks"):
+        with pytest.raises(
+            convkit.BackendUnavailableError,
+            match="'t-elsewhere' is unavailable: needs a device this machine lacks",
+        ):
             resolve_backend("t-elsewhere")
     finally:
         convkit.unregister_backend("t-elsewhere")

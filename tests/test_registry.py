@@ -24,11 +24,20 @@ class Labelled(Backend):
 
     capabilities = Capabilities()
 
-    def __init__(self, name, value, available=True, simulated=False, estimate=None,
-                 capabilities=None, priority=0):
+    def __init__(
+        self,
+        name,
+        value,
+        available=True,
+        simulated=False,
+        estimate=None,
+        capabilities=None,
+        priority=0,
+    ):
         self.name, self.value, self.estimate, self.priority = name, value, estimate, priority
-        self._availability = Availability(available, "" if available else "no device here",
-                                          simulated=simulated)
+        self._availability = Availability(
+            available, "" if available else "no device here", simulated=simulated
+        )
         if capabilities is not None:
             self.capabilities = capabilities
 
@@ -82,7 +91,11 @@ def test_precedence(labelled, monkeypatch):
     convkit.set_backend(None)
     assert who() == 4.0
     monkeypatch.delenv("CONVKIT_BACKEND")
-    assert convkit.convolve_nd([1.0, 2.0], [1.0, 1.0], backend="scipy").round(9).tolist() == [1.0, 3.0, 2.0]
+    assert convkit.convolve_nd([1.0, 2.0], [1.0, 1.0], backend="scipy").round(9).tolist() == [
+        1.0,
+        3.0,
+        2.0,
+    ]
 
 
 def test_backend_object_selects_directly():
@@ -100,7 +113,10 @@ def test_priority_list_skips_unavailable_and_unsuitable(labelled, monkeypatch):
         assert convkit.convolve_nd(ONES.astype(np.float32), ONES.astype(np.float32))[0] == 2.0
     monkeypatch.setenv("CONVKIT_BACKEND", "t-down,t-up")
     assert who() == 3.0
-    with convkit.use_backend(["t-down", "t-f32only"]), pytest.raises(convkit.BackendUnavailableError) as caught:
+    with (
+        convkit.use_backend(["t-down", "t-f32only"]),
+        pytest.raises(convkit.BackendUnavailableError) as caught,
+    ):
         who()
     assert "t-down: unavailable: no device here" in str(caught.value)
     assert "does not support dtype float64" in str(caught.value)
@@ -115,11 +131,16 @@ def test_auto_in_a_priority_list(labelled):
 def test_strict_backend_argument_never_falls_back(labelled):
     labelled("t-off", 1.0, available=False)
     labelled("t-conv-only", 2.0, capabilities=Capabilities(operations=frozenset({"conv"})))
-    with pytest.raises(convkit.BackendUnavailableError, match="'t-off' cannot run .*no device here"):
+    with pytest.raises(
+        convkit.BackendUnavailableError, match="'t-off' cannot run .*no device here"
+    ):
         who(backend="t-off")
     with pytest.raises(convkit.BackendUnavailableError, match="does not implement convolve_nd"):
         who(backend="t-conv-only")
-    assert convkit.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend="t-conv-only")[0, 0, 0] == 2.0
+    assert (
+        convkit.conv1d(np.ones((1, 1, 3)), np.ones((1, 1, 2)), backend="t-conv-only")[0, 0, 0]
+        == 2.0
+    )
 
 
 def test_unknown_names_list_installed_backends(monkeypatch):
@@ -128,13 +149,18 @@ def test_unknown_names_list_installed_backends(monkeypatch):
         lambda: convkit.set_backend("scipy,nope"),
         lambda: who(backend="nope"),
     ):
-        with pytest.raises(convkit.UnknownBackendError, match="unknown convkit backend 'nope'; installed backends: .*scipy"):
+        with pytest.raises(
+            convkit.UnknownBackendError,
+            match="unknown convkit backend 'nope'; installed backends: .*scipy",
+        ):
             attempt()
     monkeypatch.setenv("CONVKIT_BACKEND", "nope")
     with pytest.raises(convkit.UnknownBackendError):
         who()
     monkeypatch.setenv("CONVKIT_BACKEND", "scipy,,numba")
-    with pytest.raises(ValueError, match="CONVKIT_BACKEND='scipy,,numba' is not valid: .*no empty entries"):
+    with pytest.raises(
+        ValueError, match="CONVKIT_BACKEND='scipy,,numba' is not valid: .*no empty entries"
+    ):
         who()
 
 
@@ -160,7 +186,10 @@ def test_selection_is_context_local_across_threads(labelled):
             seen[name] = [who() for _ in range(20)]
             barrier.wait()
 
-    threads = [threading.Thread(target=work, args=args) for args in (("t-thread-a", 1.0), ("t-thread-b", 2.0))]
+    threads = [
+        threading.Thread(target=work, args=args)
+        for args in (("t-thread-a", 1.0), ("t-thread-b", 2.0))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -185,11 +214,14 @@ def test_selection_is_context_local_across_asyncio_tasks(labelled):
     assert asyncio.run(both()) == [(1.0, 1.0), (2.0, 2.0)]
 
 
-@pytest.mark.parametrize("result, message", [
-    (lambda p: np.zeros((3,), p.dtype), "returned shape (3,)"),
-    (lambda p: np.zeros(p.output_shape, np.float32), "returned dtype float32"),
-    (lambda p: [0.0] * p.output_shape[0], "returned list, not an array"),
-])
+@pytest.mark.parametrize(
+    "result, message",
+    [
+        (lambda p: np.zeros((3,), p.dtype), "returned shape (3,)"),
+        (lambda p: np.zeros(p.output_shape, np.float32), "returned dtype float32"),
+        (lambda p: [0.0] * p.output_shape[0], "returned list, not an array"),
+    ],
+)
 def test_result_shape_dtype_and_type_are_checked(result, message):
     class Wrong(Backend):
         name = "t-wrong"
@@ -303,16 +335,27 @@ def test_broken_plugins_are_reported_not_fatal(fake_plugins):
 
 def test_environment_choice_in_a_fresh_process(fake_plugins):
     script = "import numpy, convkit; print(convkit.convolve_nd(numpy.ones(3), numpy.ones(2))[0])"
-    environment = {"PYTHONPATH": str(fake_plugins), "CONVKIT_BACKEND": "t-broken-import,t-good",
-                   "PATH": "/usr/bin:/bin"}
+    environment = {
+        "PYTHONPATH": str(fake_plugins),
+        "CONVKIT_BACKEND": "t-broken-import,t-good",
+        "PATH": "/usr/bin:/bin",
+    }
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-W", "ignore::RuntimeWarning", "-c", script],
-                          capture_output=True, text=True, env=environment, timeout=120)
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42.0"
     info = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
-                          env=environment, timeout=120)
+        [sys.executable, "-m", "convkit", "info"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
     assert info.returncode == 0, info.stderr
     assert re.search(r"t-broken-import +no: failed to load: ImportError", info.stdout), info.stdout
     assert "RuntimeWarning" in info.stderr
@@ -329,8 +372,10 @@ def _distribution(name, entry_points):
     """The files of a fake installed distribution registering ``entry_points`` (name: value)."""
     folder = f"{name.replace('-', '_')}-0.1.dist-info"
     lines = "".join(f"{key} = {value}\n" for key, value in entry_points.items())
-    return {f"{folder}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
-            f"{folder}/entry_points.txt": f"[convkit.backends]\n{lines}"}
+    return {
+        f"{folder}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+        f"{folder}/entry_points.txt": f"[convkit.backends]\n{lines}",
+    }
 
 
 IMPOSTOR = textwrap.dedent("""\
@@ -350,12 +395,21 @@ IMPOSTOR = textwrap.dedent("""\
 
 @pytest.fixture
 def colliding_plugins(tmp_path, monkeypatch):
-    _write_files(tmp_path, {
-        **_distribution("fake-impostor", {"scipy": "fake_impostor:Impostor", "t-twin": "fake_impostor:twin",
-                                          "numba": "fake_impostor:Impostor"}),
-        **_distribution("fake-twin", {"t-twin": "fake_impostor:twin"}),
-        "fake_impostor.py": IMPOSTOR,
-    })
+    _write_files(
+        tmp_path,
+        {
+            **_distribution(
+                "fake-impostor",
+                {
+                    "scipy": "fake_impostor:Impostor",
+                    "t-twin": "fake_impostor:twin",
+                    "numba": "fake_impostor:Impostor",
+                },
+            ),
+            **_distribution("fake-twin", {"t-twin": "fake_impostor:twin"}),
+            "fake_impostor.py": IMPOSTOR,
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     _discovery._registry.forget_discovery()
     yield tmp_path
@@ -372,7 +426,9 @@ def test_no_plugin_takes_over_a_name(colliding_plugins, caplog):
     assert convkit.convolve_nd(ONES, ONES, backend="scipy").round(9)[0] == 1.0
     with convkit.use_backend("t-twin,scipy"):
         assert convkit.convolve_nd(ONES, ONES).round(9)[0] == 1.0
-    numba_is_own = "convkit-numba" in infos["numba"].origin  # the plugin distributions are convkit's own too
+    numba_is_own = (
+        "convkit-numba" in infos["numba"].origin
+    )  # the plugin distributions are convkit's own too
     if numba_is_own:
         assert not infos["numba (fake-impostor)"].available
     else:  # without convkit-numba, the impostor's "numba" is the only claimant: loaded, and refused
@@ -392,18 +448,32 @@ def test_no_plugin_takes_over_a_name(colliding_plugins, caplog):
     if numba_is_own:
         assert "fake_impostor" not in sys.modules  # no colliding entry point was even imported
     logged = [record for record in caplog.records if record.name == "convkit"]
-    assert any("'scipy'" in record.getMessage() and "fake-impostor" in record.getMessage() for record in logged)
-    assert any("'t-twin'" in record.getMessage() and "fake-twin" in record.getMessage() for record in logged)
+    assert any(
+        "'scipy'" in record.getMessage() and "fake-impostor" in record.getMessage()
+        for record in logged
+    )
+    assert any(
+        "'t-twin'" in record.getMessage() and "fake-twin" in record.getMessage()
+        for record in logged
+    )
     assert all(record.levelname == "WARNING" for record in logged)
 
 
 def test_info_shows_the_ignored_entry_point(colliding_plugins):
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "convkit", "info"], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(colliding_plugins), *sys.path])})
+        [sys.executable, "-m", "convkit", "info"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(colliding_plugins), *sys.path])},
+    )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"scipy \(fake-impostor\) +no: ignored: the name 'scipy' belongs", done.stdout), done.stdout
-    assert re.search(r"t-twin +no: the name 't-twin' is claimed by several", done.stdout), done.stdout
+    assert re.search(
+        r"scipy \(fake-impostor\) +no: ignored: the name 'scipy' belongs", done.stdout
+    ), done.stdout
+    assert re.search(r"t-twin +no: the name 't-twin' is claimed by several", done.stdout), (
+        done.stdout
+    )
     assert "convkit: entry point 'scipy' of fake-impostor" in done.stderr
 
 

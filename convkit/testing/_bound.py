@@ -57,8 +57,9 @@ def transform_points(problem: Problem) -> int:
     )
 
 
-def error_bound(problem: Problem, scale: np.ndarray, method: str,
-                spread_scale: float | None = None) -> np.ndarray:
+def error_bound(
+    problem: Problem, scale: np.ndarray, method: str, spread_scale: float | None = None
+) -> np.ndarray:
     """The elementwise bound on ``|y - r|`` for ``problem`` solved by ``method``.
 
     Parameters

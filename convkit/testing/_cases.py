@@ -69,8 +69,12 @@ class Case:
         params = ",".join(f"{name}={_short(value)}" for name, value in self.params)
         extra = [self.layout] if self.layout != "contiguous" else []
         if self.nonfinite:
-            extra.append("nonfinite=" + "+".join(
-                f"{'ab'[operand]}{_short(value)}" for operand, _, value in self.nonfinite))
+            extra.append(
+                "nonfinite="
+                + "+".join(
+                    f"{'ab'[operand]}{_short(value)}" for operand, _, value in self.nonfinite
+                )
+            )
         if self.exponents != (0, 0):
             extra.append("scale=" + "*".join(f"2^{exponent}" for exponent in self.exponents))
         if self.positive:
@@ -102,7 +106,9 @@ class Case:
 
 def _short(value: object) -> str:
     if isinstance(value, float):
-        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan" if math.isnan(value) else repr(value))
+        return {math.inf: "inf", -math.inf: "-inf"}.get(
+            value, "nan" if math.isnan(value) else repr(value)
+        )
     if isinstance(value, tuple):
         return "(" + ",".join(_short(v) for v in value) + ")"
     return str(value)
@@ -147,21 +153,39 @@ def _conv_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             channels = group_count if groups == "depthwise" else group_count * per_group
             filters = group_count * int(rng.integers(1, 3))
             kernel = tuple(
-                int(rng.choice((1, 3, 5) if kernel_parity == "odd" else (2, 4))) if spatial < 3
+                int(rng.choice((1, 3, 5) if kernel_parity == "odd" else (2, 4)))
+                if spatial < 3
                 else int(rng.choice((1, 3) if kernel_parity == "odd" else (2,)))
                 for _ in range(spatial)
             )
             sizes = tuple(
-                dilated_extent(k, dilation) + int(rng.integers(0, 9 if spatial < 3 else 4)) for k in kernel
+                dilated_extent(k, dilation) + int(rng.integers(0, 9 if spatial < 3 else 4))
+                for k in kernel
             )
             if border == "pairs":
-                border = tuple((int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(spatial))
-            params = (("border_mode", border), ("subsample", stride), ("filter_flip", flip),
-                      ("filter_dilation", dilation), ("num_groups", group_count))
-            cases.append(Case(
-                "conv", ((int(rng.integers(1, 3)), channels, *sizes), (filters, channels // group_count, *kernel)),
-                dtype, params, layout, tags=(f"{spatial}d", kernel_parity, f"groups={groups}"),
-            ))
+                border = tuple(
+                    (int(rng.integers(0, 3)), int(rng.integers(0, 3))) for _ in range(spatial)
+                )
+            params = (
+                ("border_mode", border),
+                ("subsample", stride),
+                ("filter_flip", flip),
+                ("filter_dilation", dilation),
+                ("num_groups", group_count),
+            )
+            cases.append(
+                Case(
+                    "conv",
+                    (
+                        (int(rng.integers(1, 3)), channels, *sizes),
+                        (filters, channels // group_count, *kernel),
+                    ),
+                    dtype,
+                    params,
+                    layout,
+                    tags=(f"{spatial}d", kernel_parity, f"groups={groups}"),
+                )
+            )
     return cases
 
 
@@ -178,21 +202,38 @@ def _without_terms_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             groups = _cycle((1, 2), i, 4)
             flip = _cycle((True, False), i, 5)
             layout = _cycle(LAYOUTS, i, 6)
-            kernel = tuple(int(rng.choice((2, 3, 4) if spatial < 3 else (2, 3))) for _ in range(spatial))
+            kernel = tuple(
+                int(rng.choice((2, 3, 4) if spatial < 3 else (2, 3))) for _ in range(spatial)
+            )
             reach = [dilated_extent(k, dilation) - 1 for k in kernel]
             if border == "wide":
                 border = max(reach) + 1
             elif border == "pairs":
-                border = tuple((r + 1 + int(rng.integers(0, 2)), int(rng.integers(0, r + 2)))
-                               for r in reach)
+                border = tuple(
+                    (r + 1 + int(rng.integers(0, 2)), int(rng.integers(0, r + 2))) for r in reach
+                )
             sizes = tuple(int(rng.integers(1, r + 2)) for r in reach)
             channels = groups * int(rng.integers(1, 3))
-            params = (("border_mode", border), ("subsample", stride), ("filter_flip", flip),
-                      ("filter_dilation", dilation), ("num_groups", groups))
-            cases.append(Case(
-                "conv", ((int(rng.integers(1, 3)), channels, *sizes),
-                         (groups * int(rng.integers(1, 3)), channels // groups, *kernel)),
-                dtype, params, layout, tags=(f"{spatial}d", "without-terms")))
+            params = (
+                ("border_mode", border),
+                ("subsample", stride),
+                ("filter_flip", flip),
+                ("filter_dilation", dilation),
+                ("num_groups", groups),
+            )
+            cases.append(
+                Case(
+                    "conv",
+                    (
+                        (int(rng.integers(1, 3)), channels, *sizes),
+                        (groups * int(rng.integers(1, 3)), channels // groups, *kernel),
+                    ),
+                    dtype,
+                    params,
+                    layout,
+                    tags=(f"{spatial}d", "without-terms"),
+                )
+            )
     return cases
 
 
@@ -209,7 +250,9 @@ def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             shape1, shape2 = [], []
             convolved = list(range(ndim))
             if axes_kind != "all" and ndim > 1:
-                convolved = sorted(rng.choice(ndim, size=int(rng.integers(1, ndim)), replace=False).tolist())
+                convolved = sorted(
+                    rng.choice(ndim, size=int(rng.integers(1, ndim)), replace=False).tolist()
+                )
             for axis in range(ndim):
                 if axis in convolved:
                     k = int(rng.choice((1, 3, 5) if kernel_parity == "odd" else (2, 4)))
@@ -228,8 +271,16 @@ def _convolve_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
             if axes_kind == "subset" or (axes_kind == "negative" and ndim > 1):
                 axes = tuple(a - ndim if axes_kind == "negative" else a for a in convolved)
             params = (("mode", mode), ("axes", axes))
-            cases.append(Case("convolve_nd", (tuple(shape1), tuple(shape2)), dtype, params, layout,
-                              tags=(f"{ndim}d", kernel_parity, f"axes={axes_kind}")))
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    (tuple(shape1), tuple(shape2)),
+                    dtype,
+                    params,
+                    layout,
+                    tags=(f"{ndim}d", kernel_parity, f"axes={axes_kind}"),
+                )
+            )
     return cases
 
 
@@ -238,62 +289,170 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
     cases = []
     for dtype in dtypes:
         cases += [
-            Case("convolve_nd", ((1,), (1,)), dtype, (("mode", "full"), ("axes", None)), tags=("size-1",)),
-            Case("convolve_nd", ((1, 1), (1, 1)), dtype, (("mode", "same"), ("axes", None)), tags=("size-1",)),
-            Case("conv", ((1, 1, 1, 1), (1, 1, 1, 1)), dtype,
-                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("size-1",)),
-            Case("conv", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype,
-                 (("border_mode", "full"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("seed",)),
-            Case("convolve_nd", ((2, 3, 5, 5), (1, 3, 3, 3)), dtype, (("mode", "full"), ("axes", None)),
-                 tags=("seed",)),
-            Case("conv", ((1, 1, 1, 8), (1, 1, 2, 4)), dtype,
-                 (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 2), ("num_groups", 1)), tags=("without-terms",)),
+            Case(
+                "convolve_nd",
+                ((1,), (1,)),
+                dtype,
+                (("mode", "full"), ("axes", None)),
+                tags=("size-1",),
+            ),
+            Case(
+                "convolve_nd",
+                ((1, 1), (1, 1)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                tags=("size-1",),
+            ),
+            Case(
+                "conv",
+                ((1, 1, 1, 1), (1, 1, 1, 1)),
+                dtype,
+                (
+                    ("border_mode", "valid"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("size-1",),
+            ),
+            Case(
+                "conv",
+                ((2, 3, 5, 5), (1, 3, 3, 3)),
+                dtype,
+                (
+                    ("border_mode", "full"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("seed",),
+            ),
+            Case(
+                "convolve_nd",
+                ((2, 3, 5, 5), (1, 3, 3, 3)),
+                dtype,
+                (("mode", "full"), ("axes", None)),
+                tags=("seed",),
+            ),
+            Case(
+                "conv",
+                ((1, 1, 1, 8), (1, 1, 2, 4)),
+                dtype,
+                (
+                    ("border_mode", "half"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 2),
+                    ("num_groups", 1),
+                ),
+                tags=("without-terms",),
+            ),
         ]
         # Batch axes that broadcast from 1 keep their broadcast length in every mode,
         # whichever operand is the short one (scipy#21876, cupy#10292).
         for mode in ("full", "same", "valid"):
             cases += [
-                Case("convolve_nd", ((1, 100), (7, 10)), dtype, (("mode", mode), ("axes", 1)),
-                     tags=("broadcast-batch",)),
-                Case("convolve_nd", ((1, 11), (10, 1)), dtype, (("mode", mode), ("axes", (1,))),
-                     tags=("broadcast-batch",)),
-                Case("convolve_nd", ((5, 1, 9), (1, 4, 3)), dtype, (("mode", mode), ("axes", (-1,))),
-                     tags=("broadcast-batch",)),
+                Case(
+                    "convolve_nd",
+                    ((1, 100), (7, 10)),
+                    dtype,
+                    (("mode", mode), ("axes", 1)),
+                    tags=("broadcast-batch",),
+                ),
+                Case(
+                    "convolve_nd",
+                    ((1, 11), (10, 1)),
+                    dtype,
+                    (("mode", mode), ("axes", (1,))),
+                    tags=("broadcast-batch",),
+                ),
+                Case(
+                    "convolve_nd",
+                    ((5, 1, 9), (1, 4, 3)),
+                    dtype,
+                    (("mode", mode), ("axes", (-1,))),
+                    tags=("broadcast-batch",),
+                ),
             ]
         for j, value in enumerate(_NONFINITE):
-            cases.append(Case("convolve_nd", ((23, 9), (4, 3)), dtype,
-                              (("mode", ("full", "same", "valid")[j]), ("axes", None)),
-                              nonfinite=((0, 0.37, value), (1, 0.5, 0.0)), tags=("nonfinite",)))
-            cases.append(Case("convolve_nd", ((300,), (7,)), dtype, (("mode", "same"), ("axes", None)),
-                              nonfinite=((0, 0.5, value), (0, 0.9, 1.0 if math.isnan(value) else -value)),
-                              tags=("nonfinite",)))
-            cases.append(Case("conv", ((2, 4, 9, 8), (4, 2, 3, 3)), dtype,
-                              (("border_mode", ("full", "half", 1)[j]), ("subsample", 1 + j % 2),
-                               ("filter_flip", True), ("filter_dilation", 1), ("num_groups", 2)),
-                              nonfinite=((1, 0.2, value), (0, 0.6, value)), tags=("nonfinite",)))
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    ((23, 9), (4, 3)),
+                    dtype,
+                    (("mode", ("full", "same", "valid")[j]), ("axes", None)),
+                    nonfinite=((0, 0.37, value), (1, 0.5, 0.0)),
+                    tags=("nonfinite",),
+                )
+            )
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    ((300,), (7,)),
+                    dtype,
+                    (("mode", "same"), ("axes", None)),
+                    nonfinite=((0, 0.5, value), (0, 0.9, 1.0 if math.isnan(value) else -value)),
+                    tags=("nonfinite",),
+                )
+            )
+            cases.append(
+                Case(
+                    "conv",
+                    ((2, 4, 9, 8), (4, 2, 3, 3)),
+                    dtype,
+                    (
+                        ("border_mode", ("full", "half", 1)[j]),
+                        ("subsample", 1 + j % 2),
+                        ("filter_flip", True),
+                        ("filter_dilation", 1),
+                        ("num_groups", 2),
+                    ),
+                    nonfinite=((1, 0.2, value), (0, 0.6, value)),
+                    tags=("nonfinite",),
+                )
+            )
     return cases
 
 
 def _high_rank_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """convolve_nd over 4 and 5 axes, which backends with a rank limit run lowered
     (a sum of lower-rank problems), in every mode and both operand orders."""
-    shapes = (((4, 5, 6, 7), (2, 3, 2, 3)), ((3, 4, 3, 4), (2, 2, 2, 3)),
-              ((3, 3, 3, 3, 3), (2, 2, 2, 2, 2)), ((2, 3, 3, 3, 4), (2, 2, 1, 2, 3)))
+    shapes = (
+        ((4, 5, 6, 7), (2, 3, 2, 3)),
+        ((3, 4, 3, 4), (2, 2, 2, 3)),
+        ((3, 3, 3, 3, 3), (2, 2, 2, 2, 2)),
+        ((2, 3, 3, 3, 4), (2, 2, 1, 2, 3)),
+    )
     cases = []
     for dtype in dtypes:
         for i, ((first, second), mode) in enumerate(
-                itertools.product(shapes, ("full", "same", "valid"))):
+            itertools.product(shapes, ("full", "same", "valid"))
+        ):
             if i % 2:
                 first, second = second, first
-            cases.append(Case("convolve_nd", (first, second), dtype, (("mode", mode), ("axes", None)),
-                              _cycle(LAYOUTS, i, 1), tags=(f"{len(first)}d", "high-rank")))
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    (first, second),
+                    dtype,
+                    (("mode", mode), ("axes", None)),
+                    _cycle(LAYOUTS, i, 1),
+                    tags=(f"{len(first)}d", "high-rank"),
+                )
+            )
         for j, value in enumerate(_NONFINITE):
-            cases.append(Case("convolve_nd", ((3, 4, 3, 4), (2, 2, 2, 3)), dtype,
-                              (("mode", ("full", "same", "valid")[j]), ("axes", None)),
-                              nonfinite=((0, 0.4, value), (1, 0.5, 0.0)), tags=("4d", "high-rank", "nonfinite")))
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    ((3, 4, 3, 4), (2, 2, 2, 3)),
+                    dtype,
+                    (("mode", ("full", "same", "valid")[j]), ("axes", None)),
+                    nonfinite=((0, 0.4, value), (1, 0.5, 0.0)),
+                    tags=("4d", "high-rank", "nonfinite"),
+                )
+            )
     return cases
 
 
@@ -305,37 +464,103 @@ def _near_limit_cases(dtypes: tuple[str, ...]) -> list[Case]:
     ``|in1| (*) |in2|`` stays below the largest finite value while the
     transforms of FFT and Winograd methods, computed as they are, would not.
     """
+
     def small(terms: int) -> int:
         """The exponent of the other operand: |values| up to ~2**2.2 each, ``terms`` of them."""
         return -3 - math.ceil(math.log2(terms))
 
     cases = []
-    layer = (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
-             ("filter_dilation", 1), ("num_groups", 1))
+    layer = (
+        ("border_mode", "half"),
+        ("subsample", 1),
+        ("filter_flip", True),
+        ("filter_dilation", 1),
+        ("num_groups", 1),
+    )
     for dtype in dtypes:
         top = int(np.finfo(dtype).maxexp) - 3
         cases += [
-            Case("conv", ((2, 16, 24, 24), (16, 16, 3, 3)), dtype, layer,
-                 exponents=(top, small(144)), tags=("near-limit", "winograd")),
-            Case("conv", ((2, 16, 24, 24), (16, 16, 3, 3)), dtype, layer,
-                 exponents=(top, small(144)), positive=True, tags=("near-limit", "winograd")),
-            Case("conv", ((1, 2, 6, 6), (2, 2, 3, 3)), dtype, (("border_mode", "full"),) + layer[1:],
-                 exponents=(top, small(18)), tags=("near-limit",)),
-            Case("conv", ((1, 2, 7, 5), (4, 1, 2, 3)), dtype,
-                 (("border_mode", 1), ("subsample", 2), ("filter_flip", False),
-                  ("filter_dilation", 1), ("num_groups", 2)),
-                 exponents=(small(6), top), tags=("near-limit",)),
-            Case("convolve_nd", ((200,), (7,)), dtype, (("mode", "same"), ("axes", None)),
-                 exponents=(top, small(7)), tags=("near-limit",)),
-            Case("convolve_nd", ((200,), (7,)), dtype, (("mode", "same"), ("axes", None)),
-                 exponents=(top, small(7)), positive=True, tags=("near-limit",)),
-            Case("convolve_nd", ((2000,), (9,)), dtype, (("mode", "valid"), ("axes", None)),
-                 exponents=(top, small(9)), tags=("near-limit",)),
-            Case("convolve_nd", ((12, 9), (4, 3)), dtype, (("mode", "full"), ("axes", None)),
-                 exponents=(small(12), top), tags=("near-limit",)),
-            Case("convolve_nd", ((23, 9), (4, 3)), dtype, (("mode", "same"), ("axes", None)),
-                 nonfinite=((0, 0.37, math.inf), (0, 0.8, math.nan), (1, 0.5, 0.0)),
-                 exponents=(top, small(12)), tags=("near-limit", "nonfinite")),
+            Case(
+                "conv",
+                ((2, 16, 24, 24), (16, 16, 3, 3)),
+                dtype,
+                layer,
+                exponents=(top, small(144)),
+                tags=("near-limit", "winograd"),
+            ),
+            Case(
+                "conv",
+                ((2, 16, 24, 24), (16, 16, 3, 3)),
+                dtype,
+                layer,
+                exponents=(top, small(144)),
+                positive=True,
+                tags=("near-limit", "winograd"),
+            ),
+            Case(
+                "conv",
+                ((1, 2, 6, 6), (2, 2, 3, 3)),
+                dtype,
+                (("border_mode", "full"),) + layer[1:],
+                exponents=(top, small(18)),
+                tags=("near-limit",),
+            ),
+            Case(
+                "conv",
+                ((1, 2, 7, 5), (4, 1, 2, 3)),
+                dtype,
+                (
+                    ("border_mode", 1),
+                    ("subsample", 2),
+                    ("filter_flip", False),
+                    ("filter_dilation", 1),
+                    ("num_groups", 2),
+                ),
+                exponents=(small(6), top),
+                tags=("near-limit",),
+            ),
+            Case(
+                "convolve_nd",
+                ((200,), (7,)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                exponents=(top, small(7)),
+                tags=("near-limit",),
+            ),
+            Case(
+                "convolve_nd",
+                ((200,), (7,)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                exponents=(top, small(7)),
+                positive=True,
+                tags=("near-limit",),
+            ),
+            Case(
+                "convolve_nd",
+                ((2000,), (9,)),
+                dtype,
+                (("mode", "valid"), ("axes", None)),
+                exponents=(top, small(9)),
+                tags=("near-limit",),
+            ),
+            Case(
+                "convolve_nd",
+                ((12, 9), (4, 3)),
+                dtype,
+                (("mode", "full"), ("axes", None)),
+                exponents=(small(12), top),
+                tags=("near-limit",),
+            ),
+            Case(
+                "convolve_nd",
+                ((23, 9), (4, 3)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                nonfinite=((0, 0.37, math.inf), (0, 0.8, math.nan), (1, 0.5, 0.0)),
+                exponents=(top, small(12)),
+                tags=("near-limit", "nonfinite"),
+            ),
         ]
     return cases
 
@@ -347,34 +572,133 @@ def _large_cases(dtypes: tuple[str, ...]) -> list[Case]:
         if np.dtype(dtype).kind == "c":
             continue
         cases += [
-            Case("convolve_nd", ((4096,), (129,)), dtype, (("mode", "same"), ("axes", None)), tags=("large",)),
-            Case("convolve_nd", ((20000,), (9,)), dtype, (("mode", "valid"), ("axes", None)), tags=("large",)),
-            Case("convolve_nd", ((160, 150), (33, 32)), dtype, (("mode", "full"), ("axes", None)), tags=("large",)),
-            Case("convolve_nd", ((8, 1000), (1, 65)), dtype, (("mode", "same"), ("axes", -1)), tags=("large",)),
-            Case("convolve_nd", ((40, 36, 30), (7, 5, 6)), dtype, (("mode", "same"), ("axes", None)), tags=("large",)),
-            Case("conv", ((4, 32, 20, 20), (48, 32, 3, 3)), dtype,
-                 (("border_mode", "half"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
-            Case("conv", ((2, 16, 33, 31), (16, 1, 3, 3)), dtype,
-                 (("border_mode", "same"), ("subsample", 2), ("filter_flip", False),
-                  ("filter_dilation", 1), ("num_groups", 16)), tags=("large", "depthwise")),
-            Case("conv", ((2, 64, 9, 9), (96, 64, 1, 1)), dtype,
-                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
-            Case("conv", ((1, 3, 64, 64), (8, 3, 7, 7)), dtype,
-                 (("border_mode", 3), ("subsample", 2), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
-            Case("conv", ((1, 1, 96, 96), (1, 1, 31, 31)), dtype,
-                 (("border_mode", "valid"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)), tags=("large",)),
-            Case("conv", ((2, 32, 20, 20), (32, 32, 3, 3)), dtype,
-                 (("border_mode", "full"), ("subsample", 1), ("filter_flip", True),
-                  ("filter_dilation", 1), ("num_groups", 1)),
-                 nonfinite=((1, 0.01, math.inf), (1, 0.5, math.nan), (0, 0.3, -math.inf)),
-                 tags=("large", "nonfinite")),
-            Case("conv", ((2, 4, 300), (6, 4, 25)), dtype,
-                 (("border_mode", "full"), ("subsample", 3), ("filter_flip", True),
-                  ("filter_dilation", 2), ("num_groups", 1)), tags=("large",)),
+            Case(
+                "convolve_nd",
+                ((4096,), (129,)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                tags=("large",),
+            ),
+            Case(
+                "convolve_nd",
+                ((20000,), (9,)),
+                dtype,
+                (("mode", "valid"), ("axes", None)),
+                tags=("large",),
+            ),
+            Case(
+                "convolve_nd",
+                ((160, 150), (33, 32)),
+                dtype,
+                (("mode", "full"), ("axes", None)),
+                tags=("large",),
+            ),
+            Case(
+                "convolve_nd",
+                ((8, 1000), (1, 65)),
+                dtype,
+                (("mode", "same"), ("axes", -1)),
+                tags=("large",),
+            ),
+            Case(
+                "convolve_nd",
+                ((40, 36, 30), (7, 5, 6)),
+                dtype,
+                (("mode", "same"), ("axes", None)),
+                tags=("large",),
+            ),
+            Case(
+                "conv",
+                ((4, 32, 20, 20), (48, 32, 3, 3)),
+                dtype,
+                (
+                    ("border_mode", "half"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("large",),
+            ),
+            Case(
+                "conv",
+                ((2, 16, 33, 31), (16, 1, 3, 3)),
+                dtype,
+                (
+                    ("border_mode", "same"),
+                    ("subsample", 2),
+                    ("filter_flip", False),
+                    ("filter_dilation", 1),
+                    ("num_groups", 16),
+                ),
+                tags=("large", "depthwise"),
+            ),
+            Case(
+                "conv",
+                ((2, 64, 9, 9), (96, 64, 1, 1)),
+                dtype,
+                (
+                    ("border_mode", "valid"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("large",),
+            ),
+            Case(
+                "conv",
+                ((1, 3, 64, 64), (8, 3, 7, 7)),
+                dtype,
+                (
+                    ("border_mode", 3),
+                    ("subsample", 2),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("large",),
+            ),
+            Case(
+                "conv",
+                ((1, 1, 96, 96), (1, 1, 31, 31)),
+                dtype,
+                (
+                    ("border_mode", "valid"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                tags=("large",),
+            ),
+            Case(
+                "conv",
+                ((2, 32, 20, 20), (32, 32, 3, 3)),
+                dtype,
+                (
+                    ("border_mode", "full"),
+                    ("subsample", 1),
+                    ("filter_flip", True),
+                    ("filter_dilation", 1),
+                    ("num_groups", 1),
+                ),
+                nonfinite=((1, 0.01, math.inf), (1, 0.5, math.nan), (0, 0.3, -math.inf)),
+                tags=("large", "nonfinite"),
+            ),
+            Case(
+                "conv",
+                ((2, 4, 300), (6, 4, 25)),
+                dtype,
+                (
+                    ("border_mode", "full"),
+                    ("subsample", 3),
+                    ("filter_flip", True),
+                    ("filter_dilation", 2),
+                    ("num_groups", 1),
+                ),
+                tags=("large",),
+            ),
         ]
     return cases
 
@@ -407,13 +731,22 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     if level not in ("fast", "full", "small"):
         raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
     per_group = 48 if level == "full" else 12
-    cases = (_conv_cases(per_group, dtypes) + _convolve_cases(per_group, dtypes) + _edge_cases(dtypes)
-             + _without_terms_cases(per_group // 3, dtypes) + _near_limit_cases(dtypes)
-             + _high_rank_cases(dtypes))
+    cases = (
+        _conv_cases(per_group, dtypes)
+        + _convolve_cases(per_group, dtypes)
+        + _edge_cases(dtypes)
+        + _without_terms_cases(per_group // 3, dtypes)
+        + _near_limit_cases(dtypes)
+        + _high_rank_cases(dtypes)
+    )
     if level == "full":
         cases += _large_cases(dtypes)
     if level == "small":
-        cases = [case for case in cases
-                 if math.prod(case.shapes[0]) <= SMALL_POINTS[0] and math.prod(case.shapes[1]) <= SMALL_POINTS[1]]
+        cases = [
+            case
+            for case in cases
+            if math.prod(case.shapes[0]) <= SMALL_POINTS[0]
+            and math.prod(case.shapes[1]) <= SMALL_POINTS[1]
+        ]
     unique = {case.id: case for case in cases}
     return list(unique.values())

@@ -89,18 +89,26 @@ def _spread_scale(problem: Problem, method: str) -> float | None:
         partial = tuple(problem.output_shape) != problem.full_shape
     if method != "fft" or (finite and not partial):
         return None
-    spread = problem.with_operands(np.where(np.isfinite(first), first, 0), np.where(np.isfinite(second), second, 0))
+    spread = problem.with_operands(
+        np.where(np.isfinite(first), first, 0), np.where(np.isfinite(second), second, 0)
+    )
     if isinstance(problem, ConvProblem):
         spread = dataclasses.replace(
-            spread, stride=(1,) * problem.spatial_dims,
-            output_shape=problem.output_shape[:2] + tuple(
+            spread,
+            stride=(1,) * problem.spatial_dims,
+            output_shape=problem.output_shape[:2]
+            + tuple(
                 conv_output_length(size, k, (before, after), 1, dilation)
                 for size, (before, after), dilation, k in zip(
-                    problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape)))
+                    problem.input.shape[2:], problem.padding, problem.dilation, problem.kernel_shape
+                )
+            ),
+        )
         scale = direct_conv(spread, absolute=True)
     else:
-        spread = dataclasses.replace(spread, output_start=(0,) * first.ndim,
-                                     output_shape=problem.full_shape)
+        spread = dataclasses.replace(
+            spread, output_start=(0,) * first.ndim, output_shape=problem.full_shape
+        )
         scale = direct_convolve_nd(spread, absolute=True)
     return float(scale.max()) if scale.size else 0.0
 
@@ -113,8 +121,10 @@ def _nonfinite_mismatch(result: np.ndarray, expected: np.ndarray) -> str | None:
             wrong = test(got) != test(want)
             if wrong.any():
                 index = tuple(int(i) for i in np.argwhere(wrong)[0])
-                return (f"{part} part: {int(wrong.sum())} outputs differ in being {label} "
-                        f"(first at {index}: got {got[index]}, expected {want[index]})")
+                return (
+                    f"{part} part: {int(wrong.sum())} outputs differ in being {label} "
+                    f"(first at {index}: got {got[index]}, expected {want[index]})"
+                )
     return None
 
 
@@ -127,9 +137,11 @@ def _nonzero_without_terms(problem: Problem, result: np.ndarray) -> str | None:
     if not wrong.any():
         return None
     index = tuple(int(i) for i in np.argwhere(wrong)[0])
-    return (f"{int(wrong.sum())} of {int(without_terms.sum())} outputs whose sums have no terms "
-            f"(the window lies wholly in padding or between dilated taps) are not exactly 0 "
-            f"(first at {index}: got {result[index]!r})")
+    return (
+        f"{int(wrong.sum())} of {int(without_terms.sum())} outputs whose sums have no terms "
+        f"(the window lies wholly in padding or between dilated taps) are not exactly 0 "
+        f"(first at {index}: got {result[index]!r})"
+    )
 
 
 def check_case(backend: str | Backend, case: Case) -> CaseResult:
@@ -154,20 +166,36 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     try:
         result = to_numpy(call(first, second, **case.kwargs, backend=engine))
     except Exception as error:  # noqa: BLE001 - any exception is a finding to report
-        return CaseResult(case, "fail", method, float("inf"), float("inf"),
-                          f"raised {type(error).__name__}: {error}")
-    if not (np.array_equal(first, before[0], equal_nan=True)
-            and np.array_equal(second, before[1], equal_nan=True)):
+        return CaseResult(
+            case,
+            "fail",
+            method,
+            float("inf"),
+            float("inf"),
+            f"raised {type(error).__name__}: {error}",
+        )
+    if not (
+        np.array_equal(first, before[0], equal_nan=True)
+        and np.array_equal(second, before[1], equal_nan=True)
+    ):
         return CaseResult(case, "fail", method, float("inf"), float("inf"), "modified its inputs")
     if result.shape != problem.output_shape or result.dtype != problem.dtype:
-        return CaseResult(case, "fail", method, float("inf"), float("inf"),
-                          f"returned shape {result.shape} dtype {result.dtype}, expected "
-                          f"{problem.output_shape} {problem.dtype}")
+        return CaseResult(
+            case,
+            "fail",
+            method,
+            float("inf"),
+            float("inf"),
+            f"returned shape {result.shape} dtype {result.dtype}, expected "
+            f"{problem.output_shape} {problem.dtype}",
+        )
     direct = direct_convolve_nd if isinstance(problem, ConvolveProblem) else direct_conv
     expected, scale = direct(problem), direct(problem, absolute=True)
     mismatch = _nonfinite_mismatch(result, expected)
     if mismatch:
-        return CaseResult(case, "fail", method, float("inf"), float("inf"), f"non-finite outputs: {mismatch}")
+        return CaseResult(
+            case, "fail", method, float("inf"), float("inf"), f"non-finite outputs: {mismatch}"
+        )
     not_zero = _nonzero_without_terms(problem, result)
     if not_zero:
         return CaseResult(case, "fail", method, float("inf"), float("inf"), not_zero)
@@ -175,7 +203,9 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     if not finite.any():
         return CaseResult(case, "pass", method)
     scale = np.where(np.isfinite(scale), scale, 0.0)
-    bound = error_bound(problem, np.where(finite, scale, 0.0), method, _spread_scale(problem, method))
+    bound = error_bound(
+        problem, np.where(finite, scale, 0.0), method, _spread_scale(problem, method)
+    )
     with np.errstate(invalid="ignore"):
         error = np.where(finite, np.abs(result.astype(expected.dtype) - expected), 0.0)
     ratio = error / bound
@@ -185,7 +215,11 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
         return CaseResult(case, "pass", method, worst_ratio, max_error)
     index = tuple(int(i) for i in worst)
     return CaseResult(
-        case, "fail", method, worst_ratio, max_error,
+        case,
+        "fail",
+        method,
+        worst_ratio,
+        max_error,
         f"{int((ratio > 1).sum())} of {ratio.size} outputs outside the {method} error bound; worst at "
         f"{index}: got {result[index]!r}, expected {expected[index]!r}, error {error[index]:.3g} = "
         f"{worst_ratio:.3g} x the bound {bound[index]:.3g}",
@@ -220,25 +254,45 @@ class Report:
         groups: dict[tuple[str, str, str], list[CaseResult]] = defaultdict(list)
         for result in self.results:
             groups[(result.case.operation, result.case.dtype, result.method or "-")].append(result)
-        rows = [["operation", "dtype", "method", "cases", "pass", "fail", "skip", "worst error/bound"]]
+        rows = [
+            ["operation", "dtype", "method", "cases", "pass", "fail", "skip", "worst error/bound"]
+        ]
         for (operation, dtype, method), members in sorted(groups.items()):
             counted = {s: sum(r.status == s for r in members) for s in ("pass", "fail", "skip")}
             ratios = [r.worst_ratio for r in members if r.status != "skip"]
-            rows.append([operation, dtype, method, str(len(members)), str(counted["pass"]),
-                         str(counted["fail"]), str(counted["skip"]),
-                         f"{max(ratios):.3g}" if ratios else "-"])
+            rows.append(
+                [
+                    operation,
+                    dtype,
+                    method,
+                    str(len(members)),
+                    str(counted["pass"]),
+                    str(counted["fail"]),
+                    str(counted["skip"]),
+                    f"{max(ratios):.3g}" if ratios else "-",
+                ]
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = [(f"convkit conformance: backend {self.backend!r}, {len(self.results)} cases, "
-                 f"{self.seconds:.1f} s"), ""]
+        lines = [
+            (
+                f"convkit conformance: backend {self.backend!r}, {len(self.results)} cases, "
+                f"{self.seconds:.1f} s"
+            ),
+            "",
+        ]
         for number, row in enumerate(rows):
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
             if number == 0:
                 lines.append("  ".join("-" * width for width in widths))
-        ranked = sorted((r for r in self.results if r.status == "pass"), key=lambda r: -r.worst_ratio)
+        ranked = sorted(
+            (r for r in self.results if r.status == "pass"), key=lambda r: -r.worst_ratio
+        )
         if ranked and worst:
             lines += ["", "closest to the bound (of the passing cases):"]
-            lines += [f"  {r.worst_ratio:8.3g} x bound  max error {r.max_error:.3g}  {r.case.id}"
-                      for r in ranked[:worst]]
+            lines += [
+                f"  {r.worst_ratio:8.3g} x bound  max error {r.max_error:.3g}  {r.case.id}"
+                for r in ranked[:worst]
+            ]
         if self.failures:
             lines += ["", f"FAILED ({len(self.failures)}):"]
             lines += [f"  {r.case.id}\n      {r.message}" for r in self.failures]
@@ -251,8 +305,11 @@ class Report:
         return "\n".join(lines)
 
 
-def check_backend(backend: str | Backend, cases: Iterable[Case],
-                  progress: Callable[[CaseResult], None] | None = None) -> Report:
+def check_backend(
+    backend: str | Backend,
+    cases: Iterable[Case],
+    progress: Callable[[CaseResult], None] | None = None,
+) -> Report:
     """Run every case on ``backend`` and collect a :class:`Report`.
 
     Examples

@@ -75,8 +75,11 @@ def direct_conv(problem: ConvProblem, absolute: bool = False) -> np.ndarray:
     for tap in itertools.product(*(range(k) for k in filters.shape[2:])):
         indices, inside = [], np.ones(spatial_out, dtype=bool)
         for axis, k in enumerate(tap):
-            position = (np.arange(spatial_out[axis]) * problem.stride[axis]
-                        - problem.padding[axis][0] + k * problem.dilation[axis])
+            position = (
+                np.arange(spatial_out[axis]) * problem.stride[axis]
+                - problem.padding[axis][0]
+                + k * problem.dilation[axis]
+            )
             valid = (position >= 0) & (position < data.shape[2 + axis])
             shape = [1] * len(spatial_out)
             shape[axis] = -1
@@ -102,8 +105,11 @@ def conv_term_counts(problem: ConvProblem) -> np.ndarray:
     for tap in itertools.product(*(range(k) for k in problem.filters.shape[2:])):
         inside = np.ones(spatial_out, dtype=bool)
         for axis, k in enumerate(tap):
-            position = (np.arange(spatial_out[axis]) * problem.stride[axis]
-                        - problem.padding[axis][0] + k * problem.dilation[axis])
+            position = (
+                np.arange(spatial_out[axis]) * problem.stride[axis]
+                - problem.padding[axis][0]
+                + k * problem.dilation[axis]
+            )
             shape = [1] * len(spatial_out)
             shape[axis] = -1
             valid = (position >= 0) & (position < problem.input.shape[2 + axis])

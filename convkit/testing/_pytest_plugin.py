@@ -11,10 +11,19 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("convkit", "convkit conformance matrix")
-    group.addoption("--convkit-backend", action="append", default=[], metavar="NAME",
-                    help="run the conformance matrix on this backend (repeatable; default: all available)")
-    group.addoption("--convkit-full", action="store_true", default=False,
-                    help="run the full matrix (large sizes, denser crossing) instead of the fast one")
+    group.addoption(
+        "--convkit-backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run the conformance matrix on this backend (repeatable; default: all available)",
+    )
+    group.addoption(
+        "--convkit-full",
+        action="store_true",
+        default=False,
+        help="run the full matrix (large sizes, denser crossing) instead of the fast one",
+    )
 
 
 def conformance_backends(config: pytest.Config) -> list[str]:

@@ -21,7 +21,9 @@ def test_conformance(conformance_backend, conformance_case):
     assert result.status == "pass", f"{conformance_case.id}: {result.message}"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(case=cases())
 def test_conformance_properties(conformance_backend_names, case):
     for backend in conformance_backend_names:

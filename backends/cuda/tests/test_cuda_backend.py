@@ -29,15 +29,27 @@ DESCRIBE = textwrap.dedent("""\
 
 def _passes_on_the_simulator(script: str) -> None:
     """Run ``script`` in a fresh process on the simulator; it prints "ok" last when it passed."""
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=SIMULATOR, check=False, timeout=1200)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=SIMULATOR,
+        check=False,
+        timeout=1200,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"
 
 
 def _describe(environment):
-    done = subprocess.run([sys.executable, "-c", DESCRIBE], capture_output=True, text=True,
-                          env=environment, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", DESCRIBE],
+        capture_output=True,
+        text=True,
+        env=environment,
+        check=False,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -59,8 +71,14 @@ def test_on_the_simulator_the_backend_is_available_simulated_and_never_auto():
 
 @pytest.mark.slow
 def test_small_matrix_passes_on_the_simulator():
-    done = subprocess.run([sys.executable, "-m", "convkit", "check", "cuda", "--small"],
-                          capture_output=True, text=True, env=SIMULATOR, check=False, timeout=3000)
+    done = subprocess.run(
+        [sys.executable, "-m", "convkit", "check", "cuda", "--small"],
+        capture_output=True,
+        text=True,
+        env=SIMULATOR,
+        check=False,
+        timeout=3000,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " 0 failed" in done.stdout.splitlines()[-1]
 
@@ -220,11 +238,17 @@ def test_launch_plans_fit_shared_memory():
             for stride in ((1, 1), (2, 2), (4, 1)):
                 for dilation in ((1, 1), (3, 2)):
                     for filters in (1, 8):
-                        plan = plan_launch(kernel, stride, dilation, 100, 64, filters, dtype_name, 16)
+                        plan = plan_launch(
+                            kernel, stride, dilation, 100, 64, filters, dtype_name, 16
+                        )
                         rows = (plan.threads_y - 1) * stride[0] + dilation[0] * (plan.rows - 1) + 1
-                        columns = (plan.tile[1] - 1) * stride[1] + dilation[1] * (plan.columns - 1) + 1
+                        columns = (
+                            (plan.tile[1] - 1) * stride[1] + dilation[1] * (plan.columns - 1) + 1
+                        )
                         assert plan.channels * rows * columns <= patch_capacity, plan
-                        assert plan.channels * plan.rows * plan.columns * filters <= tap_capacity, plan
+                        assert plan.channels * plan.rows * plan.columns * filters <= tap_capacity, (
+                            plan
+                        )
                         assert 1 <= plan.rows <= kernel[0] and 1 <= plan.columns <= kernel[1]
 
 
@@ -237,36 +261,85 @@ def test_the_cost_model_counts_copies_only_for_host_operands_and_scales_with_wor
     from convkit_cuda._cost import COPY_BYTES_PER_SECOND, device_peak, estimate_seconds
 
     h100 = device_peak("H100", (9, 0), 132, 1_980_000, 2_619_000, 5120)
-    assert 66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2  # the data sheet's 67 TFLOP/s
+    assert (
+        66e12 < 2 * h100.float32 < 68e12 and h100.float64 == h100.float32 / 2
+    )  # the data sheet's 67 TFLOP/s
     assert 3.3e12 < h100.bytes_per_second < 3.4e12  # and its 3.35 TB/s
     assert device_peak("RTX", (8, 6), 82, 1_700_000, 9_751_000, 384).float64 < h100.float64 / 10
-    small = normalize_conv(np.ones((1, 8, 16, 16), np.float32), np.ones((8, 8, 3, 3), np.float32), "half", 1,
-                           True, 1, 1, None, "conv2d")
-    large = normalize_conv(np.ones((8, 64, 56, 56), np.float32), np.ones((64, 64, 3, 3), np.float32), "half", 1,
-                           True, 1, 1, None, "conv2d")
+    small = normalize_conv(
+        np.ones((1, 8, 16, 16), np.float32),
+        np.ones((8, 8, 3, 3), np.float32),
+        "half",
+        1,
+        True,
+        1,
+        1,
+        None,
+        "conv2d",
+    )
+    large = normalize_conv(
+        np.ones((8, 64, 56, 56), np.float32),
+        np.ones((64, 64, 3, 3), np.float32),
+        "half",
+        1,
+        True,
+        1,
+        1,
+        None,
+        "conv2d",
+    )
     on_device = dataclasses.replace(large, on_device=True)
     assert estimate_seconds(small, h100) < estimate_seconds(large, h100)
-    copies = (large.input.nbytes + large.filters.nbytes + 8 * 64 * 56 * 56 * 4) / COPY_BYTES_PER_SECOND
+    copies = (
+        large.input.nbytes + large.filters.nbytes + 8 * 64 * 56 * 56 * 4
+    ) / COPY_BYTES_PER_SECOND
     assert np.isclose(estimate_seconds(large, h100) - estimate_seconds(on_device, h100), copies)
-    as_float64 = normalize_conv(np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3)), "half", 1, True, 1, 1, None,
-                                "conv2d")
+    as_float64 = normalize_conv(
+        np.ones((8, 64, 56, 56)), np.ones((64, 64, 3, 3)), "half", 1, True, 1, 1, None, "conv2d"
+    )
     assert estimate_seconds(as_float64, h100) > estimate_seconds(large, h100)
     # convolve_nd runs one filter per thread: a lower rate per multiply-add than a wide layer
-    rows = normalize_convolve(np.ones((64, 4096), np.float32), np.ones((1, 9), np.float32), "full", (1,))
-    per_fma = [(estimate_seconds(dataclasses.replace(p, on_device=True), h100) - 20e-6) / p.multiply_adds
-               for p in (rows, large)]
+    rows = normalize_convolve(
+        np.ones((64, 4096), np.float32), np.ones((1, 9), np.float32), "full", (1,)
+    )
+    per_fma = [
+        (estimate_seconds(dataclasses.replace(p, on_device=True), h100) - 20e-6) / p.multiply_adds
+        for p in (rows, large)
+    ]
     assert per_fma[0] > per_fma[1]
     # a layer with few multiply-adds per byte is never predicted faster than its memory traffic
-    depthwise = normalize_conv(np.ones((64, 128, 56, 56), np.float32), np.ones((128, 1, 3, 3), np.float32), "half",
-                               1, True, 1, 128, None, "conv2d")
+    depthwise = normalize_conv(
+        np.ones((64, 128, 56, 56), np.float32),
+        np.ones((128, 1, 3, 3), np.float32),
+        "half",
+        1,
+        True,
+        1,
+        128,
+        None,
+        "conv2d",
+    )
     moved = 2 * depthwise.input.nbytes + depthwise.filters.nbytes
-    assert estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100) >= \
-        20e-6 + moved / h100.bytes_per_second
-    pointwise = normalize_conv(np.ones((1, 1, 4096, 4096), np.float32), np.ones((1, 1, 1, 1), np.float32),
-                               "valid", 1, True, 1, 1, None, "conv2d")
+    assert (
+        estimate_seconds(dataclasses.replace(depthwise, on_device=True), h100)
+        >= 20e-6 + moved / h100.bytes_per_second
+    )
+    pointwise = normalize_conv(
+        np.ones((1, 1, 4096, 4096), np.float32),
+        np.ones((1, 1, 1, 1), np.float32),
+        "valid",
+        1,
+        True,
+        1,
+        1,
+        None,
+        "conv2d",
+    )
     moved = 2 * pointwise.input.nbytes + pointwise.filters.nbytes
-    assert np.isclose(estimate_seconds(dataclasses.replace(pointwise, on_device=True), h100),
-                      20e-6 + moved / h100.bytes_per_second)
+    assert np.isclose(
+        estimate_seconds(dataclasses.replace(pointwise, on_device=True), h100),
+        20e-6 + moved / h100.bytes_per_second,
+    )
 
 
 def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(monkeypatch):
@@ -278,8 +351,9 @@ def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(m
 
     seen = []
     monkeypatch.delattr(np, "row_stack", raising=False)
-    monkeypatch.setattr(importlib, "import_module",
-                        lambda name: seen.append((name, getattr(np, "row_stack", None))))
+    monkeypatch.setattr(
+        importlib, "import_module", lambda name: seen.append((name, getattr(np, "row_stack", None)))
+    )
     monkeypatch.delitem(sys.modules, "numba.cuda.np.arrayobj", raising=False)
     _compat.prepare_compiler.cache_clear()
     try:
@@ -291,8 +365,14 @@ def test_the_compiler_gets_numpy_aliases_removed_after_numba_cuda_was_released(m
 
 
 def test_info_says_how_to_run_cuda_on_the_simulator():
-    done = subprocess.run([sys.executable, "-m", "convkit", "info"], capture_output=True, text=True,
-                          env=NO_SIMULATOR, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "convkit", "info"],
+        capture_output=True,
+        text=True,
+        env=NO_SIMULATOR,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     cuda_row = next(line for line in done.stdout.splitlines() if line.startswith("cuda "))
     if " yes " in cuda_row:

@@ -33,7 +33,12 @@ RNG = np.random.default_rng(7)
 def _case(dtype):
     x = RNG.standard_normal((4, 6, 33, 47)).astype(dtype)
     w = RNG.standard_normal((8, 3, 3, 5)).astype(dtype)
-    arguments = {"border_mode": "half", "subsample": (1, 2), "filter_dilation": (2, 1), "num_groups": 2}
+    arguments = {
+        "border_mode": "half",
+        "subsample": (1, 2),
+        "filter_dilation": (2, 1),
+        "num_groups": 2,
+    }
     return x, w, arguments, convkit.conv2d(x, w, backend="scipy", **arguments)
 
 
@@ -43,8 +48,12 @@ def test_cupy_in_cupy_out(dtype):
     x, w, arguments, expected = _case(dtype)
     got = convkit.conv2d(cupy.asarray(x), cupy.asarray(w), backend="cuda", **arguments)
     assert isinstance(got, cupy.ndarray) and got.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(cupy.asnumpy(got), expected, rtol=1e-4 if dtype == "float32" else 1e-10,
-                               atol=1e-4 if dtype == "float32" else 1e-10)
+    np.testing.assert_allclose(
+        cupy.asnumpy(got),
+        expected,
+        rtol=1e-4 if dtype == "float32" else 1e-10,
+        atol=1e-4 if dtype == "float32" else 1e-10,
+    )
 
 
 def test_torch_in_torch_out_on_the_current_stream():
@@ -68,8 +77,12 @@ def test_use_stream_with_a_cupy_stream():
     with stream, convkit_cuda.use_stream(stream):
         got = convkit.convolve_nd(cupy.asarray(a), cupy.asarray(b), "same", axes=1, backend="cuda")
     stream.synchronize()
-    np.testing.assert_allclose(cupy.asnumpy(got), convkit.convolve_nd(a, b, "same", axes=1, backend="scipy"),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        cupy.asnumpy(got),
+        convkit.convolve_nd(a, b, "same", axes=1, backend="scipy"),
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
 def test_numpy_in_numpy_out_and_the_inputs_untouched():
@@ -86,7 +99,9 @@ def test_a_layer_larger_than_one_grid_wave():
     x = RNG.standard_normal((16, 32, 40, 72)).astype(np.float32)
     w = RNG.standard_normal((48, 32, 3, 3)).astype(np.float32)
     got = convkit.conv2d(x, w, border_mode="half", backend="cuda")
-    expected = convkit.conv2d(x.astype(np.float64), w.astype(np.float64), border_mode="half", backend="scipy")
+    expected = convkit.conv2d(
+        x.astype(np.float64), w.astype(np.float64), border_mode="half", backend="scipy"
+    )
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
@@ -99,8 +114,11 @@ def test_device_operands_cross_no_data_to_the_host(monkeypatch, operation):
 
     x = cupy.asarray(RNG.standard_normal((8, 16, 64, 64)).astype(np.float32))
     w = cupy.asarray(RNG.standard_normal((32, 16, 3, 3)).astype(np.float32))
-    call = (lambda: convkit.conv2d(x, w, border_mode="half", backend="cuda")) if operation == "conv2d" \
+    call = (
+        (lambda: convkit.conv2d(x, w, border_mode="half", backend="cuda"))
+        if operation == "conv2d"
         else (lambda: convkit.convolve_nd(x, w[:1, :1], "same", axes=(-2, -1), backend="cuda"))
+    )
     call()  # compile first: the counts below are the steady state
     traffic = {"to_host": 0, "to_device": 0}
     to_host, to_device = driver.device_to_host, driver.host_to_device

@@ -46,7 +46,9 @@ def test_overlap_add_matches_scipy(rng, dtype, mode):
     if np.dtype(dtype).kind == "c":
         signal = signal + 1j * rng.standard_normal(6000).astype(dtype)
     assert layout(signal.shape, kernel.shape, (0,)).blocks  # the overlap-add path is taken
-    expected = scipy.signal.fftconvolve(signal.astype(np.complex128), kernel.astype(np.complex128), mode)
+    expected = scipy.signal.fftconvolve(
+        signal.astype(np.complex128), kernel.astype(np.complex128), mode
+    )
     result = convkit.convolve_nd(signal, kernel, mode, backend="fftw")
     assert result.dtype == dtype
     _close(result, expected if np.dtype(dtype).kind == "c" else expected.real, dtype)
@@ -58,16 +60,25 @@ def test_overlap_add_along_one_axis_with_broadcast_batch(rng):
     assert list(layout(signals.shape, kernels.shape, (2,)).blocks) == [2]
     for mode in ("full", "same"):
         # The batch axes broadcast explicitly: scipy's own "same" cuts them to in1's (scipy#21876).
-        expected = scipy.signal.fftconvolve(np.broadcast_to(signals, (3, 4, 5000)),
-                                            np.broadcast_to(kernels, (3, 4, 30)), mode, axes=2)
-        _close(convkit.convolve_nd(signals, kernels, mode, axes=2, backend="fftw"), expected, "float64")
+        expected = scipy.signal.fftconvolve(
+            np.broadcast_to(signals, (3, 4, 5000)),
+            np.broadcast_to(kernels, (3, 4, 30)),
+            mode,
+            axes=2,
+        )
+        _close(
+            convkit.convolve_nd(signals, kernels, mode, axes=2, backend="fftw"), expected, "float64"
+        )
 
 
 def test_operands_in_either_order_and_larger_kernel(rng):
     small, large = rng.standard_normal((7, 9)), rng.standard_normal((40, 33))
     for mode in ("full", "same"):
-        _close(convkit.convolve_nd(small, large, mode, backend="fftw"),
-               scipy.signal.fftconvolve(small, large, mode), "float64")
+        _close(
+            convkit.convolve_nd(small, large, mode, backend="fftw"),
+            scipy.signal.fftconvolve(small, large, mode),
+            "float64",
+        )
 
 
 def test_nonfinite_values_stay_local_on_the_overlap_add_path():
@@ -112,7 +123,9 @@ def test_convolve_nd_is_split_along_a_batch_axis_under_a_small_budget(rng):
     whole = FftwBackend().working_set_bytes(problem)
     convkit.set_memory_limit(whole // 4)
     assert FftwBackend().working_set_bytes(problem) <= whole // 4
-    _close(convkit.convolve_nd(signals, kernel, "same", axes=1, backend="fftw"), expected, "float64")
+    _close(
+        convkit.convolve_nd(signals, kernel, "same", axes=1, backend="fftw"), expected, "float64"
+    )
 
 
 def test_a_problem_that_cannot_be_split_enough_is_refused():
@@ -140,16 +153,23 @@ def test_concurrent_calls_from_threads_are_correct(rng):
     x = rng.standard_normal((2, 3, 33, 35))
     w = rng.standard_normal((4, 3, 7, 5))
     signal = rng.standard_normal((4, 3000))
-    expected = (convkit.conv2d(x, w, "half", backend="scipy"),
-                convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=1, backend="scipy"))
+    expected = (
+        convkit.conv2d(x, w, "half", backend="scipy"),
+        convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=1, backend="scipy"),
+    )
     errors = []
 
     def work():
         for _ in range(10):
-            got = (convkit.conv2d(x, w, "half", backend="fftw"),
-                   convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=1, backend="fftw"))
-            errors.extend(float(np.abs(g - e).max()) for g, e in zip(got, expected)
-                          if not np.allclose(g, e, atol=1e-9))
+            got = (
+                convkit.conv2d(x, w, "half", backend="fftw"),
+                convkit.convolve_nd(signal, np.ones((1, 31)), "same", axes=1, backend="fftw"),
+            )
+            errors.extend(
+                float(np.abs(g - e).max())
+                for g, e in zip(got, expected)
+                if not np.allclose(g, e, atol=1e-9)
+            )
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -198,10 +218,15 @@ def test_inputs_are_not_modified(rng):
 
 def test_auto_picks_fftw_for_large_kernels_only():
     long_signal = convkit.explain("convolve_nd", np.empty(1_000_000), np.empty(10_000), mode="same")
-    big_kernel = convkit.explain("conv2d", np.empty((1, 1, 1024, 1024), np.float32),
-                                 np.empty((1, 1, 31, 31), np.float32))
-    small_kernel = convkit.explain("conv2d", np.empty((8, 64, 56, 56), np.float32),
-                                   np.empty((64, 64, 3, 3), np.float32), border_mode="half")
+    big_kernel = convkit.explain(
+        "conv2d", np.empty((1, 1, 1024, 1024), np.float32), np.empty((1, 1, 31, 31), np.float32)
+    )
+    small_kernel = convkit.explain(
+        "conv2d",
+        np.empty((8, 64, 56, 56), np.float32),
+        np.empty((64, 64, 3, 3), np.float32),
+        border_mode="half",
+    )
     assert long_signal.backend == "fftw" and big_kernel.backend == "fftw"
     assert small_kernel.backend != "fftw"
     assert {long_signal.rule, big_kernel.rule, small_kernel.rule} == {"auto"}
@@ -217,17 +242,20 @@ def test_a_shape_gets_measured_plans_from_its_third_use():
     for _ in range(MEASURE_FROM_USE + 1):
         with borrow("r2c", shape, (0, 1), np.dtype(np.float64), 1) as plan:
             efforts.append(plan.fftw.flags)
-    assert all("FFTW_ESTIMATE" in flags for flags in efforts[:MEASURE_FROM_USE - 1])
-    assert all("FFTW_MEASURE" in flags for flags in efforts[MEASURE_FROM_USE - 1:])
+    assert all("FFTW_ESTIMATE" in flags for flags in efforts[: MEASURE_FROM_USE - 1])
+    assert all("FFTW_MEASURE" in flags for flags in efforts[MEASURE_FROM_USE - 1 :])
 
 
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
-@pytest.mark.parametrize(("shape1", "shape2", "axes"), [
-    ((30000,), (301,), None),          # one long signal: overlap-save segments
-    ((301,), (30000,), None),          # the long operand second
-    ((400, 300), (31, 17), None),      # 2-D: segments along the longest output axis
-    ((3, 5000), (1, 99), 1),           # a batch axis first, then segments
-])
+@pytest.mark.parametrize(
+    ("shape1", "shape2", "axes"),
+    [
+        ((30000,), (301,), None),  # one long signal: overlap-save segments
+        ((301,), (30000,), None),  # the long operand second
+        ((400, 300), (31, 17), None),  # 2-D: segments along the longest output axis
+        ((3, 5000), (1, 99), 1),  # a batch axis first, then segments
+    ],
+)
 def test_problems_over_the_budget_are_split_into_pieces(rng, mode, shape1, shape2, axes):
     from convkit_fftw._pieces import pieces
 
@@ -237,8 +265,22 @@ def test_problems_over_the_budget_are_split_into_pieces(rng, mode, shape1, shape
     convkit.set_memory_limit(whole // 3)
     assert FftwBackend().working_set_bytes(problem) <= whole // 3
     budget = whole // 3 - (first.nbytes + second.nbytes + math.prod(problem.output_shape) * 8)
-    assert len(list(pieces(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
-                           problem.output_shape, problem.dtype, budget))) > 1
+    assert (
+        len(
+            list(
+                pieces(
+                    problem.in1.shape,
+                    problem.in2.shape,
+                    problem.axes,
+                    problem.output_start,
+                    problem.output_shape,
+                    problem.dtype,
+                    budget,
+                )
+            )
+        )
+        > 1
+    )
     expected = scipy.signal.fftconvolve(first, second, mode, axes=axes)
     _close(convkit.convolve_nd(first, second, mode, axes=axes, backend="fftw"), expected, "float64")
 

@@ -41,7 +41,9 @@ expected = scipy.signal.fftconvolve(image, kernel, "same")
 assert np.allclose(convkit.convolve_nd(image, kernel, "same", backend="fftw"), expected)
 """
 
-FORK_CHILD = PARENT_USES_THREADS + """
+FORK_CHILD = (
+    PARENT_USES_THREADS
+    + """
 pid = os.fork()
 if pid == 0:
     results = [convkit.convolve_nd(image, kernel, "same", backend="fftw") for _ in range(3)]
@@ -49,8 +51,11 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
+)
 
-FORK_POOL = PARENT_USES_THREADS + """
+FORK_POOL = (
+    PARENT_USES_THREADS
+    + """
 import multiprocessing
 
 def error(seed):
@@ -62,6 +67,7 @@ with multiprocessing.get_context("fork").Pool(2) as pool:
     errors = pool.map_async(error, range(4)).get(timeout=100)
 assert max(errors) < 1e-9, errors
 """
+)
 
 # The README's Quick start on the fftw backend, from a cold process through measured plans.
 QUICK_START = """
@@ -85,8 +91,13 @@ SPIN = "import time\nend = time.monotonic() + 90\nwhile time.monotonic() < end:\
 
 def _run(script: str, timeout: float) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(script)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"did not finish within {timeout} s (hung)")
 
@@ -128,7 +139,9 @@ def test_fftw_threads_wait_passively_unless_the_user_chose(monkeypatch, policy):
     if "GOMP_SPINCOUNT" not in done.stderr:
         pytest.skip("pyFFTW does not run on GNU OpenMP here")
     if policy is None:
-        assert "OMP_WAIT_POLICY = 'PASSIVE'" in done.stderr and "GOMP_SPINCOUNT = '0'" in done.stderr
+        assert (
+            "OMP_WAIT_POLICY = 'PASSIVE'" in done.stderr and "GOMP_SPINCOUNT = '0'" in done.stderr
+        )
     else:
         assert f"OMP_WAIT_POLICY = '{policy}'" in done.stderr
 
@@ -173,16 +186,22 @@ def test_problems_that_no_split_fits_are_refused_at_once():
 
 def _budget(problem, limit):
     """What the backend has for its pieces under ``limit``: the limit less operands and result."""
-    return limit - sum(operand.nbytes for operand in problem.operands) \
+    return (
+        limit
+        - sum(operand.nbytes for operand in problem.operands)
         - math.prod(problem.output_shape) * problem.dtype.itemsize
+    )
 
 
-@pytest.mark.parametrize(("shape1", "shape2", "axes", "mode"), [
-    ((1500, 1), (1, 1500), None, "full"),        # an outer product: both convolved axes are cut
-    ((2, 1, 700), (1, 3, 45), (2,), "same"),     # two batch axes, each broadcast by one operand
-    ((900, 40), (7, 40), None, "valid"),         # a region of the full result
-    ((40, 50, 30), (5, 3, 4), None, "same"),     # 3-D
-])
+@pytest.mark.parametrize(
+    ("shape1", "shape2", "axes", "mode"),
+    [
+        ((1500, 1), (1, 1500), None, "full"),  # an outer product: both convolved axes are cut
+        ((2, 1, 700), (1, 3, 45), (2,), "same"),  # two batch axes, each broadcast by one operand
+        ((900, 40), (7, 40), None, "valid"),  # a region of the full result
+        ((40, 50, 30), (5, 3, 4), None, "same"),  # 3-D
+    ],
+)
 def test_split_pieces_match_scipy_and_fit_the_budget(rng, shape1, shape2, axes, mode):
     first, second = rng.standard_normal(shape1), rng.standard_normal(shape2)
     problem = normalize_convolve(first, second, mode, axes)
@@ -190,11 +209,27 @@ def test_split_pieces_match_scipy_and_fit_the_budget(rng, shape1, shape2, axes, 
     limit = whole // 5
     budget = _budget(problem, limit)
     start = time.perf_counter()
-    peak = peak_bytes(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
-                      problem.output_shape, problem.dtype, budget)
+    peak = peak_bytes(
+        problem.in1.shape,
+        problem.in2.shape,
+        problem.axes,
+        problem.output_start,
+        problem.output_shape,
+        problem.dtype,
+        budget,
+    )
     assert time.perf_counter() - start < 1.0  # a bounded search, not a walk over the pieces
-    parts = list(pieces(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
-                        problem.output_shape, problem.dtype, budget))
+    parts = list(
+        pieces(
+            problem.in1.shape,
+            problem.in2.shape,
+            problem.axes,
+            problem.output_start,
+            problem.output_shape,
+            problem.dtype,
+            budget,
+        )
+    )
     assert len(parts) > 1 and peak <= budget
     # The pieces tile the output exactly once.
     covered = np.zeros(problem.output_shape, dtype=int)
@@ -204,10 +239,16 @@ def test_split_pieces_match_scipy_and_fit_the_budget(rng, shape1, shape2, axes, 
     convkit.set_memory_limit(limit)
     result = convkit.convolve_nd(first, second, mode, axes=axes, backend="fftw")
     # The batch axes broadcast explicitly: scipy's own "same" cuts them to in1's (scipy#21876).
-    batch = [max(a, b) if axes is not None and axis not in axes else None
-             for axis, (a, b) in enumerate(zip(shape1, shape2))]
-    explicit = [np.broadcast_to(array, [n if n is not None else size for n, size in zip(batch, array.shape)])
-                for array in (first, second)]
+    batch = [
+        max(a, b) if axes is not None and axis not in axes else None
+        for axis, (a, b) in enumerate(zip(shape1, shape2))
+    ]
+    explicit = [
+        np.broadcast_to(
+            array, [n if n is not None else size for n, size in zip(batch, array.shape)]
+        )
+        for array in (first, second)
+    ]
     expected = scipy.signal.fftconvolve(*explicit, mode, axes=axes)
     assert result.shape == expected.shape
     assert np.abs(result - expected).max() <= 1e-12 * np.abs(expected).max()

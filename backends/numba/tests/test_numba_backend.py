@@ -49,8 +49,14 @@ CONCURRENT = textwrap.dedent("""\
 
 
 def _python(script, **environment):
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False,
-                          env={**os.environ, **environment}, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **environment},
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
@@ -86,11 +92,15 @@ def test_thread_count_follows_convkit_setting():
     assert ranges == [(threading.get_ident(), 0, 10)]
     assert next(b for b in convkit.list_backends() if b.name == "numba").threads == 1
     with blas_limits(1):
-        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+        assert all(
+            pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas"
+        )
     convkit.set_num_threads(3)
     ranges.clear()
     run_parallel(record, tasks=120)  # 3 threads take 4 pieces each, in turn
-    assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 10) for k in range(0, 120, 10)]
+    assert sorted((begin, end) for _, begin, end in ranges) == [
+        (k, k + 10) for k in range(0, 120, 10)
+    ]
     ranges.clear()
     run_parallel(record, tasks=5)  # at most one piece per task
     assert sorted((begin, end) for _, begin, end in ranges) == [(k, k + 1) for k in range(5)]
@@ -119,18 +129,27 @@ def test_gemm_path_keeps_nonfinite_filters_local():
 @pytest.mark.slow
 def test_matrix_under_numba_boundscheck(tmp_path):
     done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
-        [sys.executable, "-m", "convkit", "check", "numba"], capture_output=True, text=True, timeout=1800,
-        env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})
+        [sys.executable, "-m", "convkit", "check", "numba"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert " 0 failed" in done.stdout.splitlines()[-1]
 
 
 def test_auto_picks_fft_for_large_kernels_and_numba_for_small():
     large = convkit.explain("convolve_nd", np.empty(1_000_000), np.empty(10_000), mode="same")
-    small = convkit.explain("convolve_nd", np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32),
-                            mode="same")
-    layer = convkit.explain("conv2d", np.empty((8, 64, 56, 56), np.float32), np.empty((64, 64, 3, 3), np.float32),
-                            border_mode="half")
+    small = convkit.explain(
+        "convolve_nd", np.empty((4096, 4096), np.float32), np.empty((5, 5), np.float32), mode="same"
+    )
+    layer = convkit.explain(
+        "conv2d",
+        np.empty((8, 64, 56, 56), np.float32),
+        np.empty((64, 64, 3, 3), np.float32),
+        border_mode="half",
+    )
     installed = {info.name for info in convkit.list_backends() if info.available}
     assert large.backend == ("fftw" if "fftw" in installed else "scipy")
     # (256, 16384) * (1, 257) is a tie between numba and fftw here (bench/NOTES.md): not asserted.
@@ -165,8 +184,14 @@ WIDE_IMAGES = textwrap.dedent("""\
 def test_wide_images_run_im2col_and_gemm_per_worker(tmp_path):
     """Also under NUMBA_BOUNDSCHECK: the serial im2col twin is compiled and checked there."""
     for environment in ({}, {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)}):
-        done = subprocess.run([sys.executable, "-c", WIDE_IMAGES], capture_output=True, text=True, timeout=900,
-                              check=False, env={**os.environ, **environment})
+        done = subprocess.run(
+            [sys.executable, "-c", WIDE_IMAGES],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env={**os.environ, **environment},
+        )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == "ok"
 
@@ -195,11 +220,21 @@ COMPILED = textwrap.dedent("""\
 def test_a_first_call_compiles_only_its_own_path_once(tmp_path):
     # Each compiled function costs about a second on a first call with an empty cache: a call
     # compiles the kernel of its path and what it calls, each for one signature.
-    expected = {"strided": "conv_direct_strided=1", "gemm": "im2col=1",
-                "small": "_apply_taps=1 conv_padded_planes=1", "convolve_nd": "_apply_taps=1 convolve_rows=1"}
+    expected = {
+        "strided": "conv_direct_strided=1",
+        "gemm": "im2col=1",
+        "small": "_apply_taps=1 conv_padded_planes=1",
+        "convolve_nd": "_apply_taps=1 convolve_rows=1",
+    }
     for path, compiled in expected.items():
-        done = subprocess.run([sys.executable, "-c", COMPILED, path], capture_output=True, text=True,
-                              env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / path)}, timeout=600, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", COMPILED, path],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / path)},
+            timeout=600,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip() == compiled, path
 
@@ -221,10 +256,22 @@ print({name: miss for name, miss in misses.items() if miss})
 @pytest.mark.slow
 def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "convkit", "warmup", "--backend", "numba", "--dtype", "float32"],
-                          capture_output=True, text=True, timeout=900, env=environment, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "convkit", "warmup", "--backend", "numba", "--dtype", "float32"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    later = subprocess.run([sys.executable, "-c", AFTER_WARMUP], capture_output=True, text=True, timeout=300,
-                           env=environment, check=False)
+    later = subprocess.run(
+        [sys.executable, "-c", AFTER_WARMUP],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment,
+        check=False,
+    )
     assert later.returncode == 0, later.stderr[-3000:]
     assert later.stdout.strip() == "{}", later.stdout  # nothing compiled: all loaded from the cache

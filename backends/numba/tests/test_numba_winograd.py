@@ -28,14 +28,18 @@ from convkit_numba._backend import NumbaBackend
 
 def _assert_within_direct_bound(problem, got):
     expected = direct_conv(problem)
-    scale = direct_conv(problem.with_operands(np.abs(problem.input), np.abs(problem.filters), np.float64))
+    scale = direct_conv(
+        problem.with_operands(np.abs(problem.input), np.abs(problem.filters), np.float64)
+    )
     assert got.shape == expected.shape and got.dtype == problem.dtype
     assert (np.abs(got - expected) <= error_bound(problem, scale, "direct")).all()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("border", ["valid", "half", "full", (2, 0), (0, 3)])
-@pytest.mark.parametrize("shape", [(2, 16, 9, 10, 20), (1, 17, 5, 7, 16), (3, 16, 3, 4, 16), (1, 16, 1, 2, 18)])
+@pytest.mark.parametrize(
+    "shape", [(2, 16, 9, 10, 20), (1, 17, 5, 7, 16), (3, 16, 3, 4, 16), (1, 16, 1, 2, 18)]
+)
 def test_winograd_is_within_the_direct_bound(dtype, border, shape):
     batch, channels, height, width, filters = shape
     rng = np.random.default_rng(sum(shape))
@@ -55,7 +59,11 @@ def test_the_backend_takes_the_path_for_a_layer_and_keeps_nonfinite_values_local
     x = rng.standard_normal((2, 32, 24, 24)).astype(np.float32)
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
     problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
-    assert NumbaBackend._uses_gemm(problem) and _winograd.applies(problem) and _winograd.finite(problem)
+    assert (
+        NumbaBackend._uses_gemm(problem)
+        and _winograd.applies(problem)
+        and _winograd.finite(problem)
+    )
     _assert_within_direct_bound(problem, convkit.conv2d(x, w, "half", backend="numba"))
     # A NaN would spread over its tile's neighbours: such operands take the exact path.
     x[1, 3, 10, 7] = np.nan
@@ -68,9 +76,24 @@ def test_the_backend_takes_the_path_for_a_layer_and_keeps_nonfinite_values_local
 
 def test_other_layers_do_not_take_the_path():
     def problem(x_shape, w_shape, **arguments):
-        p = {"border_mode": "valid", "subsample": 1, "filter_dilation": 1, "num_groups": 1, **arguments}
-        return normalize_conv(np.ones(x_shape, np.float32), np.ones(w_shape, np.float32), p["border_mode"],
-                              p["subsample"], True, p["filter_dilation"], p["num_groups"], None, "conv2d")
+        p = {
+            "border_mode": "valid",
+            "subsample": 1,
+            "filter_dilation": 1,
+            "num_groups": 1,
+            **arguments,
+        }
+        return normalize_conv(
+            np.ones(x_shape, np.float32),
+            np.ones(w_shape, np.float32),
+            p["border_mode"],
+            p["subsample"],
+            True,
+            p["filter_dilation"],
+            p["num_groups"],
+            None,
+            "conv2d",
+        )
 
     assert _winograd.applies(problem((1, 16, 8, 8), (16, 16, 3, 3)))
     assert not _winograd.applies(problem((1, 16, 8, 8), (16, 16, 3, 3), subsample=2))
@@ -79,15 +102,32 @@ def test_other_layers_do_not_take_the_path():
     assert not _winograd.applies(problem((1, 32, 8, 8), (32, 16, 3, 3), num_groups=2))
     assert not _winograd.applies(problem((1, 8, 8, 8), (16, 8, 3, 3)))
     assert not _winograd.applies(problem((1, 16, 8, 8, 8), (16, 16, 3, 3, 3)))
-    complex_problem = normalize_conv(np.ones((1, 16, 8, 8), np.complex64), np.ones((16, 16, 3, 3), np.complex64),
-                                     "valid", 1, True, 1, 1, None, "conv2d")
+    complex_problem = normalize_conv(
+        np.ones((1, 16, 8, 8), np.complex64),
+        np.ones((16, 16, 3, 3), np.complex64),
+        "valid",
+        1,
+        True,
+        1,
+        1,
+        None,
+        "conv2d",
+    )
     assert not _winograd.applies(complex_problem)
 
 
 @settings(max_examples=40, deadline=None)
-@given(batch=st.integers(1, 3), channels=st.integers(16, 19), filters=st.integers(16, 18),
-       height=st.integers(1, 11), width=st.integers(1, 11), pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
-       dtype=st.sampled_from(["float32", "float64"]), flip=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    batch=st.integers(1, 3),
+    channels=st.integers(16, 19),
+    filters=st.integers(16, 18),
+    height=st.integers(1, 11),
+    width=st.integers(1, 11),
+    pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    dtype=st.sampled_from(["float32", "float64"]),
+    flip=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_winograd_property(batch, channels, filters, height, width, pad, dtype, flip, seed):
     if height + 2 * pad[0] < 3 or width + 2 * pad[1] < 3:
         return  # no output
@@ -116,8 +156,14 @@ BOUNDS_CHECKED = textwrap.dedent("""\
 
 @pytest.mark.slow
 def test_winograd_kernels_under_numba_boundscheck(tmp_path):
-    done = subprocess.run([sys.executable, "-c", BOUNDS_CHECKED], capture_output=True, text=True, timeout=900,
-                          check=False, env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-c", BOUNDS_CHECKED],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path)},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"
 
@@ -146,6 +192,8 @@ FORKED = textwrap.dedent("""\
 def test_a_forked_child_can_use_the_path_its_parent_used(tmp_path):
     script = tmp_path / "forked.py"
     script.write_text(FORKED)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "ok"

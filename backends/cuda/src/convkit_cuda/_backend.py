@@ -32,8 +32,10 @@ SPATIAL = 3
 GPU_THREADS = 16
 SIMULATOR_THREADS = 4
 # Appended to every "no GPU" reason, so that `convkit info` says how to run the backend anyway.
-SIMULATOR_HINT = ("; set NUMBA_ENABLE_CUDASIM=1 to run it on Numba's CUDA simulator "
-                  "(no GPU needed, slow; auto never picks it)")
+SIMULATOR_HINT = (
+    "; set NUMBA_ENABLE_CUDASIM=1 to run it on Numba's CUDA simulator "
+    "(no GPU needed, slow; auto never picks it)"
+)
 
 
 def _lift(values, fill: int) -> tuple[int, int, int]:
@@ -86,23 +88,41 @@ def _conv_layout(problem: ConvProblem) -> _Layout:
     plane_in, taps, plane_out = math.prod(spatial_in), math.prod(kernel), math.prod(spatial_out)
     n = np.arange(batch, dtype=np.int64)[:, None, None, None]
     g = np.arange(groups, dtype=np.int64)[None, :, None, None]
-    within = (np.arange(blocks, dtype=np.int64)[:, None] * block + np.arange(block, dtype=np.int64))[None, None]
+    within = (
+        np.arange(blocks, dtype=np.int64)[:, None] * block + np.arange(block, dtype=np.int64)
+    )[None, None]
     lanes = (batch, groups, blocks, block)
     valid = np.broadcast_to(within < group_filters, lanes)
     filter_index = g * group_filters + within
-    x_base = np.broadcast_to((n * channels + g * group_channels) * plane_in, (batch, groups, blocks, 1))
+    x_base = np.broadcast_to(
+        (n * channels + g * group_channels) * plane_in, (batch, groups, blocks, 1)
+    )
     w_base = np.where(valid, filter_index * group_channels * taps, -1)
     out_base = np.where(valid, (n * filters + filter_index) * plane_out, -1)
     in3, kernel3, out3 = _lift(spatial_in, 1), _lift(kernel, 1), _lift(spatial_out, 1)
     return _Layout(
-        image.ravel(), weights.ravel(), np.ascontiguousarray(x_base.reshape(-1)),
-        np.ascontiguousarray(w_base.reshape(-1)), np.ascontiguousarray(out_base.reshape(-1)), block,
-        group_channels, plane_in, taps, _contiguous_strides(in3), _contiguous_strides(kernel3),
-        _contiguous_strides(out3), in3, kernel3,
-        _lift((before for before, _ in problem.padding), 0), _lift(problem.stride, 1),
-        _lift(problem.dilation, 1), out3,
+        image.ravel(),
+        weights.ravel(),
+        np.ascontiguousarray(x_base.reshape(-1)),
+        np.ascontiguousarray(w_base.reshape(-1)),
+        np.ascontiguousarray(out_base.reshape(-1)),
+        block,
+        group_channels,
+        plane_in,
+        taps,
+        _contiguous_strides(in3),
+        _contiguous_strides(kernel3),
+        _contiguous_strides(out3),
+        in3,
+        kernel3,
+        _lift((before for before, _ in problem.padding), 0),
+        _lift(problem.stride, 1),
+        _lift(problem.dilation, 1),
+        out3,
         # Host filters come flipped by the core; device filters come as given.
-        problem.on_device and problem.filter_flip, problem.output_shape)
+        problem.on_device and problem.filter_flip,
+        problem.output_shape,
+    )
 
 
 def _contiguous_strides(shape3: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -132,10 +152,14 @@ def _convolve_layout(problem: ConvolveProblem) -> _Layout:
     ndim = first.ndim
     batch_axes = [a for a in range(ndim) if a not in axes]
     batch_shape = tuple(problem.output_shape[a] for a in batch_axes)
-    out_strides_all = np.array([math.prod(problem.output_shape[a + 1:]) for a in range(ndim)],
-                               dtype=np.int64)
-    index = np.indices(batch_shape, dtype=np.int64).reshape(len(batch_axes), -1) if batch_axes \
+    out_strides_all = np.array(
+        [math.prod(problem.output_shape[a + 1 :]) for a in range(ndim)], dtype=np.int64
+    )
+    index = (
+        np.indices(batch_shape, dtype=np.int64).reshape(len(batch_axes), -1)
+        if batch_axes
         else np.zeros((0, 1), dtype=np.int64)
+    )
     offsets = []
     for operand in (first, second):
         strides = _element_strides(operand)
@@ -153,13 +177,31 @@ def _convolve_layout(problem: ConvolveProblem) -> _Layout:
 
     # full[i] = sum_j in1[j] in2[i - j]: output o (full index start + o) reads x at o - pad + k
     # against the flipped kernel, pad = m - 1 - start.
-    padding = lift_axes([second.shape[a] - 1 - problem.output_start[a] if a in axes else 0
-                         for a in range(ndim)], 0)
+    padding = lift_axes(
+        [second.shape[a] - 1 - problem.output_start[a] if a in axes else 0 for a in range(ndim)], 0
+    )
     return _Layout(
-        first.ravel(), second.ravel(), offsets[0], offsets[1], out_offsets, 1, 1, 0, 0,
-        lift_axes(_element_strides(first), 0), lift_axes(_element_strides(second), 0),
-        lift_axes(out_strides_all, 0), lift_axes(first.shape, 1), lift_axes(second.shape, 1), padding,
-        (1,) * SPATIAL, (1,) * SPATIAL, lift_axes(problem.output_shape, 1), True, problem.output_shape)
+        first.ravel(),
+        second.ravel(),
+        offsets[0],
+        offsets[1],
+        out_offsets,
+        1,
+        1,
+        0,
+        0,
+        lift_axes(_element_strides(first), 0),
+        lift_axes(_element_strides(second), 0),
+        lift_axes(out_strides_all, 0),
+        lift_axes(first.shape, 1),
+        lift_axes(second.shape, 1),
+        padding,
+        (1,) * SPATIAL,
+        (1,) * SPATIAL,
+        lift_axes(problem.output_shape, 1),
+        True,
+        problem.output_shape,
+    )
 
 
 @cache
@@ -172,8 +214,14 @@ def _device_peak() -> DevicePeak | None:
     try:
         device = cuda.get_current_device()
         name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
-        return device_peak(name, device.compute_capability, device.MULTIPROCESSOR_COUNT, device.CLOCK_RATE,
-                           device.MEMORY_CLOCK_RATE, device.GLOBAL_MEMORY_BUS_WIDTH)
+        return device_peak(
+            name,
+            device.compute_capability,
+            device.MULTIPROCESSOR_COUNT,
+            device.CLOCK_RATE,
+            device.MEMORY_CLOCK_RATE,
+            device.GLOBAL_MEMORY_BUS_WIDTH,
+        )
     except Exception:  # noqa: BLE001 - no usable device: no estimate
         return None
 
@@ -189,17 +237,26 @@ class CudaBackend(Backend):
         try:
             from numba import cuda
         except ImportError as error:
-            return Availability(False, f"numba-cuda cannot be imported ({error}); pip install numba-cuda")
+            return Availability(
+                False, f"numba-cuda cannot be imported ({error}); pip install numba-cuda"
+            )
         if simulated():
-            return Availability(True, device="Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", simulated=True)
+            return Availability(
+                True, device="Numba CUDA simulator (NUMBA_ENABLE_CUDASIM=1)", simulated=True
+            )
         try:
             if not cuda.is_available():
-                return Availability(False, "no CUDA driver or GPU found (numba.cuda.is_available() is False)"
-                                    + SIMULATOR_HINT)
+                return Availability(
+                    False,
+                    "no CUDA driver or GPU found (numba.cuda.is_available() is False)"
+                    + SIMULATOR_HINT,
+                )
             device = cuda.get_current_device()
             prepare_compiler()
         except Exception as error:  # noqa: BLE001 - any driver failure means: not available
-            return Availability(False, f"CUDA driver error: {type(error).__name__}: {error}{SIMULATOR_HINT}")
+            return Availability(
+                False, f"CUDA driver error: {type(error).__name__}: {error}{SIMULATOR_HINT}"
+            )
         name = device.name.decode() if isinstance(device.name, bytes) else str(device.name)
         return Availability(True, device=f"{name} (compute capability {device.compute_capability})")
 
@@ -226,10 +283,19 @@ def _run(layout: _Layout, problem: Problem):
     if not simulated():
         prepare_compiler()
     dtype_name = np.dtype(problem.dtype).name
-    plan = plan_launch(layout.kernel_shape[1:], layout.stride[1:], layout.dilation[1:], layout.out_shape[2],
-                       layout.channels, layout.filters, dtype_name,
-                       SIMULATOR_THREADS if simulated() else GPU_THREADS)
-    kernel = correlate_kernel(dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1)
+    plan = plan_launch(
+        layout.kernel_shape[1:],
+        layout.stride[1:],
+        layout.dilation[1:],
+        layout.out_shape[2],
+        layout.channels,
+        layout.filters,
+        dtype_name,
+        SIMULATOR_THREADS if simulated() else GPU_THREADS,
+    )
+    kernel = correlate_kernel(
+        dtype_name, plan.pixels, plan.filters, plan.threads_x, layout.stride[2] == 1
+    )
     stream, wait = stream_for(problem)
 
     def on_device(array):
@@ -239,13 +305,31 @@ def _run(layout: _Layout, problem: Problem):
 
     out = cuda.device_array(math.prod(layout.output_shape), dtype=problem.dtype, stream=stream)
     # The simulator pays per Python thread: one block column loops over every task there.
-    grid = grid_for(layout.out_shape, plan, layout.x_base.shape[0], max_grid_z=1 if simulated() else 65535)
+    grid = grid_for(
+        layout.out_shape, plan, layout.x_base.shape[0], max_grid_z=1 if simulated() else 65535
+    )
     kernel[grid, (plan.threads_x, plan.threads_y), stream](
-        on_device(layout.x), on_device(layout.w), on_device(layout.x_base), on_device(layout.w_base),
-        on_device(layout.out_base), layout.channels, layout.x_step, layout.w_step, layout.x_strides,
-        layout.w_strides, layout.out_strides, layout.in_shape, layout.kernel_shape, layout.padding,
-        layout.stride, layout.dilation, layout.out_shape, (plan.rows, plan.columns, plan.channels),
-        layout.flip, out)
+        on_device(layout.x),
+        on_device(layout.w),
+        on_device(layout.x_base),
+        on_device(layout.w_base),
+        on_device(layout.out_base),
+        layout.channels,
+        layout.x_step,
+        layout.w_step,
+        layout.x_strides,
+        layout.w_strides,
+        layout.out_strides,
+        layout.in_shape,
+        layout.kernel_shape,
+        layout.padding,
+        layout.stride,
+        layout.dilation,
+        layout.out_shape,
+        (plan.rows, plan.columns, plan.channels),
+        layout.flip,
+        out,
+    )
     if problem.on_device:
         return _like(out.reshape(layout.output_shape), problem.operands[0])
     result = out.copy_to_host(stream=stream)

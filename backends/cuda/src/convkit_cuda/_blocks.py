@@ -64,8 +64,16 @@ def _extent(outputs: int, stride: int, dilation: int, taps: int) -> int:
     return (outputs - 1) * stride + dilated_extent(taps, dilation)
 
 
-def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation_hw: tuple[int, int],
-                out_width: int, channels: int, filters: int, dtype_name: str, threads: int) -> LaunchPlan:
+def plan_launch(
+    kernel_hw: tuple[int, int],
+    stride_hw: tuple[int, int],
+    dilation_hw: tuple[int, int],
+    out_width: int,
+    channels: int,
+    filters: int,
+    dtype_name: str,
+    threads: int,
+) -> LaunchPlan:
     """The launch plan whose patch and weights fit in shared memory.
 
     Parameters
@@ -87,7 +95,9 @@ def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation
     pixels = next((p for p in PIXEL_BLOCKS[::-1] if threads * p <= out_width), 1)
     threads_x, threads_y = threads, threads
     while True:
-        smallest = _extent(threads_y, stride_hw[0], 1, 1) * _extent(threads_x * pixels, stride_hw[1], 1, 1)
+        smallest = _extent(threads_y, stride_hw[0], 1, 1) * _extent(
+            threads_x * pixels, stride_hw[1], 1, 1
+        )
         if smallest <= patch_capacity and filters <= tap_capacity:
             break
         if pixels > 1:
@@ -98,19 +108,24 @@ def plan_launch(kernel_hw: tuple[int, int], stride_hw: tuple[int, int], dilation
             threads_x //= 2
     rows, columns = kernel_hw
     while True:
-        patch = (_extent(threads_y, stride_hw[0], dilation_hw[0], rows)
-                 * _extent(threads_x * pixels, stride_hw[1], dilation_hw[1], columns))
+        patch = _extent(threads_y, stride_hw[0], dilation_hw[0], rows) * _extent(
+            threads_x * pixels, stride_hw[1], dilation_hw[1], columns
+        )
         if patch <= patch_capacity and rows * columns * filters <= tap_capacity:
             break
         if rows >= columns and rows > 1:
             rows = -(-rows // 2)
         else:
             columns = -(-columns // 2)
-    chunk = max(1, min(channels, patch_capacity // patch, tap_capacity // (rows * columns * filters)))
+    chunk = max(
+        1, min(channels, patch_capacity // patch, tap_capacity // (rows * columns * filters))
+    )
     return LaunchPlan(threads_x, threads_y, pixels, filters, rows, columns, chunk)
 
 
-def grid_for(out_shape3: tuple[int, int, int], plan: LaunchPlan, tasks: int, max_grid_z: int = 65535) -> tuple:
+def grid_for(
+    out_shape3: tuple[int, int, int], plan: LaunchPlan, tasks: int, max_grid_z: int = 65535
+) -> tuple:
     """Blocks: (tiles of a plane, output depth, tasks)."""
     rows, columns = plan.tile
     tiles = math.ceil(out_shape3[1] / rows) * math.ceil(out_shape3[2] / columns)

@@ -27,7 +27,9 @@ from convkit_cuda._blocks import filters_per_thread
 __all__ = ["DevicePeak", "device_peak", "estimate_seconds"]
 
 LAUNCH_SECONDS = 20e-6
-COPY_BYTES_PER_SECOND = 5e9  # pageable host memory, each way: 4.6-5.1 GB/s measured on an H100 machine
+COPY_BYTES_PER_SECOND = (
+    5e9  # pageable host memory, each way: 4.6-5.1 GB/s measured on an H100 machine
+)
 ACHIEVED = 0.05  # measured 0.03-0.065 on G2, G3, G5 (the assumption before any GPU timing was 0.4)
 # FMA share of the hot loop by filters per thread (pixels 4, float32; bench/cuda_kernels.py).
 FMA_SHARE = {1: 0.37, 2: 0.54, 4: 0.65, 8: 0.70}
@@ -46,8 +48,14 @@ class DevicePeak:
     bytes_per_second: float
 
 
-def device_peak(name: str, compute_capability: tuple[int, int], multiprocessors: int, clock_khz: int,
-                memory_clock_khz: int, memory_bus_bits: int) -> DevicePeak:
+def device_peak(
+    name: str,
+    compute_capability: tuple[int, int],
+    multiprocessors: int,
+    clock_khz: int,
+    memory_clock_khz: int,
+    memory_bus_bits: int,
+) -> DevicePeak:
     """The peaks from the device's attributes (double data rate memory)."""
     lanes = _FP32_LANES.get(tuple(compute_capability), 128)
     float32 = multiprocessors * lanes * clock_khz * 1e3
@@ -65,8 +73,10 @@ def estimate_seconds(problem: Problem, peak: DevicePeak) -> float:
     rate = (peak.float64 if double else peak.float32) * FMA_SHARE[filters] * ACHIEVED
     if problem.dtype.kind == "c":
         rate /= 4  # a complex multiply-add is four real ones
-    moved = sum(operand.nbytes for operand in problem.operands) \
+    moved = (
+        sum(operand.nbytes for operand in problem.operands)
         + math.prod(problem.output_shape) * problem.dtype.itemsize
+    )
     seconds = LAUNCH_SECONDS + max(problem.multiply_adds / rate, moved / peak.bytes_per_second)
     if not problem.on_device:
         seconds += moved / COPY_BYTES_PER_SECOND

@@ -35,7 +35,9 @@ from convkit_cuda._simulator import simulated
 __all__ = ["LAUNCH_BOUNDS", "correlate_function", "correlate_kernel"]
 
 
-def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: int, unit_stride: bool):
+def correlate_function(
+    dtype_name: str, pixels: int, filters: int, threads_x: int, unit_stride: bool
+):
     """The kernel for one variant, as a Python function (``cuda.jit`` it, or compile it to PTX).
 
     ``dtype_name`` is float32, float64, complex64 or complex128; sums run in that dtype.
@@ -50,9 +52,28 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
     patch_capacity, tap_capacity = capacity(dtype_name)
     block = pixels * filters
 
-    def correlate(x, w, x_base, w_base, out_base, channels, x_step, w_step, x_strides, w_strides,
-                  out_strides, in_shape, kernel_shape, padding, stride, dilation, out_shape, chunks,
-                  flip, out):
+    def correlate(
+        x,
+        w,
+        x_base,
+        w_base,
+        out_base,
+        channels,
+        x_step,
+        w_step,
+        x_strides,
+        w_strides,
+        out_strides,
+        in_shape,
+        kernel_shape,
+        padding,
+        stride,
+        dilation,
+        out_shape,
+        chunks,
+        flip,
+        out,
+    ):
         patch = cuda.shared.array(patch_capacity, value_type)
         taps = cuda.shared.array(tap_capacity, value_type)
         accumulated = cuda.local.array(block, value_type)
@@ -85,7 +106,9 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
                             iy0 = oy0 * stride[1] - padding[1] + ky0 * dilation[1]
                             ix0 = ox0 * stride[2] - padding[2] + kx0 * dilation[2]
                             patch_rows = (threads_y - 1) * stride[1] + dilation[1] * (rows - 1) + 1
-                            patch_columns = (tile_x - 1) * stride[2] + dilation[2] * (columns - 1) + 1
+                            patch_columns = (
+                                (tile_x - 1) * stride[2] + dilation[2] * (columns - 1) + 1
+                            )
                             plane = patch_rows * patch_columns
                             x_plane = x_base[task] + c0 * x_step + iz * x_strides[0]
                             # Rows to the thread rows, columns to the thread columns: coalesced
@@ -124,8 +147,13 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
                                         first = w_base[task * filters + f]
                                         value = zero
                                         if first >= 0:
-                                            value = w[first + (c0 + c) * w_step + tz * w_strides[0]
-                                                      + ky * w_strides[1] + kx * w_strides[2]]
+                                            value = w[
+                                                first
+                                                + (c0 + c) * w_step
+                                                + tz * w_strides[0]
+                                                + ky * w_strides[1]
+                                                + kx * w_strides[2]
+                                            ]
                                         taps[numba.uint64(target + k)] = value
                                         k += threads_x
                                     r += threads_y
@@ -138,13 +166,18 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
                                         iy = oy * stride[1] - padding[1] + (ky0 + r) * dilation[1]
                                         if iy < 0 or iy >= in_shape[1]:
                                             continue
-                                        patch_row = c * plane + (ty * stride[1] + r * dilation[1]) * patch_columns
+                                        patch_row = (
+                                            c * plane
+                                            + (ty * stride[1] + r * dilation[1]) * patch_columns
+                                        )
                                         tap_row = (c * chunk_taps + r * columns) * filters
                                         # A while loop: Numba's range() lowers to more integer work per tap.
                                         q = 0
                                         while q < columns:
                                             for f in range(filters):
-                                                weight[f] = taps[numba.uint64(tap_row + q * filters + f)]
+                                                weight[f] = taps[
+                                                    numba.uint64(tap_row + q * filters + f)
+                                                ]
                                             shift = q * dilation[2] + tx * column_step
                                             # Unsigned: no negative-index wraparound code per load.
                                             at = numba.uint64(patch_row + shift)
@@ -152,13 +185,23 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
                                                 for p in range(pixels):
                                                     value = patch[at + numba.uint64(p * pixel_step)]
                                                     for f in range(filters):
-                                                        accumulated[p * filters + f] += value * weight[f]
+                                                        accumulated[p * filters + f] += (
+                                                            value * weight[f]
+                                                        )
                                             else:
                                                 for p in range(pixels):
-                                                    if 0 <= ix0 + shift + p * pixel_step < in_shape[2]:
-                                                        value = patch[at + numba.uint64(p * pixel_step)]
+                                                    if (
+                                                        0
+                                                        <= ix0 + shift + p * pixel_step
+                                                        < in_shape[2]
+                                                    ):
+                                                        value = patch[
+                                                            at + numba.uint64(p * pixel_step)
+                                                        ]
                                                         for f in range(filters):
-                                                            accumulated[p * filters + f] += value * weight[f]
+                                                            accumulated[p * filters + f] += (
+                                                                value * weight[f]
+                                                            )
                                             q += 1
                             cuda.syncthreads()
             if oy < out_shape[1]:
@@ -168,8 +211,12 @@ def correlate_function(dtype_name: str, pixels: int, filters: int, threads_x: in
                         for f in range(filters):
                             first = out_base[task * filters + f]
                             if first >= 0:
-                                out[first + od * out_strides[0] + oy * out_strides[1] + ox * out_strides[2]] = \
-                                    accumulated[p * filters + f]
+                                out[
+                                    first
+                                    + od * out_strides[0]
+                                    + oy * out_strides[1]
+                                    + ox * out_strides[2]
+                                ] = accumulated[p * filters + f]
 
     return correlate
 

@@ -18,7 +18,9 @@ from convkit.plugin import Problem
 
 __all__ = ["stream_for", "use_stream"]
 
-_chosen: contextvars.ContextVar[object | None] = contextvars.ContextVar("convkit_cuda_stream", default=None)
+_chosen: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "convkit_cuda_stream", default=None
+)
 
 
 @contextmanager
@@ -48,7 +50,9 @@ def _as_numba_stream(stream: object):
     if pointer is stream and hasattr(stream, "synchronize"):
         return stream  # already a Numba stream
     if not isinstance(pointer, int):
-        raise TypeError(f"use_stream: expected a Numba or CuPy stream or an int handle, got {stream!r}")
+        raise TypeError(
+            f"use_stream: expected a Numba or CuPy stream or an int handle, got {stream!r}"
+        )
     return cuda.external_stream(pointer)
 
 

@@ -62,8 +62,14 @@ class FftwBackend(Backend):
     def working_set_bytes(self, problem: Problem) -> int:
         budget = _workspace_budget(problem)
         if isinstance(problem, ConvProblem):
-            needed = conv_working_bytes(problem.input.shape, problem.filters.shape, problem.padding,
-                                        problem.dilation, problem.dtype, budget)
+            needed = conv_working_bytes(
+                problem.input.shape,
+                problem.filters.shape,
+                problem.padding,
+                problem.dilation,
+                problem.dtype,
+                budget,
+            )
         else:
             needed = self._convolve_bytes(problem, budget)
         output = math.prod(problem.output_shape) * problem.dtype.itemsize
@@ -72,26 +78,42 @@ class FftwBackend(Backend):
     @staticmethod
     def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
         """Bytes of the largest piece when the problem is split to fit ``budget``."""
-        return peak_bytes(problem.in1.shape, problem.in2.shape, problem.axes, problem.output_start,
-                          problem.output_shape, problem.dtype, budget)
+        return peak_bytes(
+            problem.in1.shape,
+            problem.in2.shape,
+            problem.axes,
+            problem.output_start,
+            problem.output_shape,
+            problem.dtype,
+            budget,
+        )
 
     def estimate_seconds(self, problem: Problem) -> float | None:
         size = np.dtype(problem.dtype).itemsize
         real_size = size // 2 if problem.dtype.kind == "c" else size
         per_point = POINT_LOG_SECONDS[real_size] * (2 if problem.dtype.kind == "c" else 1)
         if isinstance(problem, ConvolveProblem):
-            big, small, out, transform = transform_shapes(problem.in1.shape, problem.in2.shape, problem.axes)
+            big, small, out, transform = transform_shapes(
+                problem.in1.shape, problem.in2.shape, problem.axes
+            )
             points = math.prod(big) + math.prod(small) + math.prod(out)
             return CALL_SECONDS + per_point * points * math.log2(max(2, transform))
-        _, lengths, _ = geometry(problem.input.shape, problem.filters.shape, problem.padding,
-                                 problem.dilation)
+        _, lengths, _ = geometry(
+            problem.input.shape, problem.filters.shape, problem.padding, problem.dilation
+        )
         batch, channels = problem.input.shape[:2]
         filters, group_channels = problem.filters.shape[:2]
         real_points = math.prod(lengths)
         log_length = math.log2(max(2, real_points))
         transforms = (batch * channels + filters * group_channels + batch * filters) * real_points
-        sums = batch * filters * group_channels * spectrum_points(lengths, problem.dtype.kind == "c")
-        return CALL_SECONDS + per_point * transforms * log_length + CHANNEL_SUM_SECONDS[real_size] * sums
+        sums = (
+            batch * filters * group_channels * spectrum_points(lengths, problem.dtype.kind == "c")
+        )
+        return (
+            CALL_SECONDS
+            + per_point * transforms * log_length
+            + CHANNEL_SUM_SECONDS[real_size] * sums
+        )
 
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
         return with_local_nonfinite(problem, self._convolve)
@@ -101,9 +123,16 @@ class FftwBackend(Backend):
 
     @staticmethod
     def _convolve(problem: ConvolveProblem) -> np.ndarray:
-        return convolve_within(problem.in1, problem.in2, problem.axes, problem.output_start,
-                               problem.output_shape, problem.dtype, get_num_threads(),
-                               _workspace_budget(problem))
+        return convolve_within(
+            problem.in1,
+            problem.in2,
+            problem.axes,
+            problem.output_start,
+            problem.output_shape,
+            problem.dtype,
+            get_num_threads(),
+            _workspace_budget(problem),
+        )
 
     @staticmethod
     def _conv(problem: ConvProblem) -> np.ndarray:

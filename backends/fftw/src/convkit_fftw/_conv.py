@@ -41,7 +41,9 @@ def spectrum_points(lengths: tuple[int, ...], complex_input: bool) -> int:
     return math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
 
 
-def conv_working_bytes(input_shape, filter_shape, padding, dilation, dtype: np.dtype, budget: int) -> int:
+def conv_working_bytes(
+    input_shape, filter_shape, padding, dilation, dtype: np.dtype, budget: int
+) -> int:
     """Peak bytes of :func:`conv_within` with the batch chunk it would choose under ``budget``."""
     fixed, per_image = _costs(input_shape, filter_shape, padding, dilation, dtype)
     chunk = _chunk(input_shape[0], fixed, per_image, budget)
@@ -59,8 +61,9 @@ def _costs(input_shape, filter_shape, padding, dilation, dtype: np.dtype) -> tup
     fixed = filters * group_channels * (real_points * real_size + 2 * spectrum * complex_size)
     # Per image: the padded input and its spectrum (and GEMM copy), the output spectra
     # (GEMM result and plan buffer), the inverse's output.
-    per_image = channels * (real_points * real_size + 2 * spectrum * complex_size) \
-        + filters * (2 * spectrum * complex_size + real_points * real_size)
+    per_image = channels * (real_points * real_size + 2 * spectrum * complex_size) + filters * (
+        2 * spectrum * complex_size + real_points * real_size
+    )
     return fixed, per_image
 
 
@@ -83,9 +86,13 @@ def _channel_sums(images: np.ndarray, filters: np.ndarray, groups: int, out: np.
         term = np.empty((batch, group_filters, points), dtype=out.dtype)
         for g in range(groups):
             target = grouped_out[:, g]
-            np.multiply(grouped_images[:, g, 0, None, :], grouped_filters[None, g, :, 0, :], out=target)
+            np.multiply(
+                grouped_images[:, g, 0, None, :], grouped_filters[None, g, :, 0, :], out=target
+            )
             for c in range(1, group_channels):
-                np.multiply(grouped_images[:, g, c, None, :], grouped_filters[None, g, :, c, :], out=term)
+                np.multiply(
+                    grouped_images[:, g, c, None, :], grouped_filters[None, g, :, c, :], out=term
+                )
                 target += term
         return
     # Frequencies become the batch of a complex GEMM: (M, G, n, Cg) @ (M, G, Cg, Fg).
@@ -112,20 +119,31 @@ def conv_within(problem, threads: int, budget: int) -> np.ndarray:
     flipped = spread[(Ellipsis, *(slice(None, None, -1) for _ in dilated))]
     points = math.prod(lengths)
     offset = (0, 0) + tuple(before for before, _ in problem.padding)
-    picks = tuple(slice(k - 1, k - 1 + (size - 1) * step + 1, step)
-                  for k, size, step in zip(dilated, problem.output_shape[2:], problem.stride))
+    picks = tuple(
+        slice(k - 1, k - 1 + (size - 1) * step + 1, step)
+        for k, size, step in zip(dilated, problem.output_shape[2:], problem.stride)
+    )
     result = np.empty(problem.output_shape, dtype=dtype)
-    with forward(flipped, (filter_count, group_channels, *lengths), axes, threads) as filter_spectrum:
+    with forward(
+        flipped, (filter_count, group_channels, *lengths), axes, threads
+    ) as filter_spectrum:
         filter_spectrum *= 1.0 / points
         filter_spectrum = filter_spectrum.reshape(filter_count, group_channels, -1)
         for start in range(0, batch, chunk):
             stop = min(batch, start + chunk)
             images = image[start:stop]
-            with forward(images, (stop - start, image.shape[1], *lengths), axes, threads,
-                         offset) as image_spectrum, \
-                    inverse((stop - start, filter_count, *lengths), axes, dtype, threads) as back:
-                _channel_sums(image_spectrum.reshape(stop - start, image.shape[1], -1), filter_spectrum,
-                              problem.groups, back.input.reshape(stop - start, filter_count, -1))
+            with (
+                forward(
+                    images, (stop - start, image.shape[1], *lengths), axes, threads, offset
+                ) as image_spectrum,
+                inverse((stop - start, filter_count, *lengths), axes, dtype, threads) as back,
+            ):
+                _channel_sums(
+                    image_spectrum.reshape(stop - start, image.shape[1], -1),
+                    filter_spectrum,
+                    problem.groups,
+                    back.input.reshape(stop - start, filter_count, -1),
+                )
                 planes = back.execute()
                 result[start:stop] = planes[(Ellipsis, *picks)]
     return result

@@ -68,8 +68,12 @@ class Layout:
     swapped: bool
 
 
-def layout(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
-           overlap_add: bool = True) -> Layout:
+def layout(
+    shape1: tuple[int, ...],
+    shape2: tuple[int, ...],
+    axes: tuple[int, ...],
+    overlap_add: bool = True,
+) -> Layout:
     """Choose transform lengths and overlap-add axes for ``shape1 ⊛ shape2``."""
     swapped = kernel_operand(shape1, shape2, axes) == 0
     if swapped:
@@ -119,7 +123,8 @@ def _blocked(array: np.ndarray, plan: Layout) -> np.ndarray:
     """The long operand with each overlap-add axis cut into (blocks, L), zero-padded at the end."""
     padded_shape = tuple(
         -(-size // plan.blocks[axis][0]) * plan.blocks[axis][0] if axis in plan.blocks else size
-        for axis, size in enumerate(array.shape))
+        for axis, size in enumerate(array.shape)
+    )
     if padded_shape != array.shape:
         padded = np.zeros(padded_shape, dtype=array.dtype)
         padded[tuple(slice(0, size) for size in array.shape)] = array
@@ -147,17 +152,18 @@ def _overlap_add(result: np.ndarray, position: int, block: int, kernel: int) -> 
     count = moved.shape[-2]
     tail = kernel - 1
     out = np.zeros(moved.shape[:-2] + (count * block + tail,), dtype=result.dtype)
-    out[..., :count * block] = moved[..., :block].reshape(moved.shape[:-2] + (count * block,))
+    out[..., : count * block] = moved[..., :block].reshape(moved.shape[:-2] + (count * block,))
     if tail:
         # Each block's tail (its last m - 1 outputs) lands on the head of the next block.
-        heads = out[..., block:count * block].reshape(moved.shape[:-2] + (count - 1, block))
-        heads[..., :tail] += moved[..., :-1, block:block + tail]
-        out[..., count * block:] += moved[..., -1, block:block + tail]
+        heads = out[..., block : count * block].reshape(moved.shape[:-2] + (count - 1, block))
+        heads[..., :tail] += moved[..., :-1, block : block + tail]
+        out[..., count * block :] += moved[..., -1, block : block + tail]
     return np.moveaxis(out, -1, position)
 
 
-def transform_shapes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...]
-                     ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]:
+def transform_shapes(
+    shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]:
     """Real-side shapes of the long operand's, the short operand's and the product's transforms,
     and the points of one transform (over the transformed axes)."""
     plan = layout(shape1, shape2, axes)
@@ -169,8 +175,13 @@ def transform_shapes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tup
     return big, small, out, math.prod(big[axis] for axis in _transform_axes(shape1, plan))
 
 
-def working_bytes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
-                  output_points: int, dtype: np.dtype) -> int:
+def working_bytes(
+    shape1: tuple[int, ...],
+    shape2: tuple[int, ...],
+    axes: tuple[int, ...],
+    output_points: int,
+    dtype: np.dtype,
+) -> int:
     """Peak bytes of :func:`convolve_region` on these shapes (both transforms, product, result)."""
     big, small, out, _ = transform_shapes(shape1, shape2, axes)
     complex_size = np.result_type(dtype, np.complex64).itemsize
@@ -178,13 +189,22 @@ def working_bytes(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[
     points = math.prod(big) + math.prod(small) + math.prod(out)
     # Each plan holds a real (or complex) buffer and a half-size complex spectrum,
     # plus the blocked copy of the long operand and the overlap-added result.
-    return points * (real_size + complex_size) + math.prod(big) * real_size * 2 \
+    return (
+        points * (real_size + complex_size)
+        + math.prod(big) * real_size * 2
         + output_points * (real_size + complex_size)
+    )
 
 
-def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
-                    output_start: tuple[int, ...], output_shape: tuple[int, ...],
-                    dtype: np.dtype, threads: int) -> np.ndarray:
+def convolve_region(
+    in1: np.ndarray,
+    in2: np.ndarray,
+    axes: tuple[int, ...],
+    output_start: tuple[int, ...],
+    output_shape: tuple[int, ...],
+    dtype: np.dtype,
+    threads: int,
+) -> np.ndarray:
     """``full[output region]`` of the linear convolution of in1 and in2 over ``axes``."""
     plan = layout(in1.shape, in2.shape, axes)
     if plan.swapped:
@@ -198,9 +218,13 @@ def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
     points = math.prod(big[axis] for axis in transform_axes)
     region = tuple(slice(start, start + size) for start, size in zip(output_start, output_shape))
     # The 1/points normalization is applied to the shorter operand, before its transform.
-    with forward(long_operand, big, transform_axes, threads) as first_spectrum, \
-            forward(short_operand, small, transform_axes, threads, scale=1.0 / points) as second_spectrum, \
-            inverse(out_shape, transform_axes, dtype, threads) as back:
+    with (
+        forward(long_operand, big, transform_axes, threads) as first_spectrum,
+        forward(
+            short_operand, small, transform_axes, threads, scale=1.0 / points
+        ) as second_spectrum,
+        inverse(out_shape, transform_axes, dtype, threads) as back,
+    ):
         np.multiply(first_spectrum, second_spectrum, out=back.input)
         if plan.blocks:
             result = back.execute()
@@ -211,4 +235,6 @@ def convolve_region(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
         if 2 * math.prod(output_shape) < math.prod(out_shape):
             return np.array(back.execute()[region], dtype=dtype, copy=True)
         # The output is most of the inverse: hand out a view of a fresh buffer instead of a copy.
-        return back.execute_into(load_pyfftw().empty_aligned(out_shape, dtype=back.output.dtype))[region]
+        return back.execute_into(load_pyfftw().empty_aligned(out_shape, dtype=back.output.dtype))[
+            region
+        ]

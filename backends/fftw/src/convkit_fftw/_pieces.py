@@ -67,8 +67,14 @@ class _Problem:
 
     @classmethod
     def of(cls, shape1, shape2, axes, output_start, output_shape, dtype) -> _Problem:
-        return cls(tuple(shape1), tuple(shape2), tuple(axes), tuple(output_start), tuple(output_shape),
-                   np.dtype(dtype))
+        return cls(
+            tuple(shape1),
+            tuple(shape2),
+            tuple(axes),
+            tuple(output_start),
+            tuple(output_shape),
+            np.dtype(dtype),
+        )
 
     def largest_boxes(self, tile: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The largest operand boxes that a piece of output shape ``tile`` reads (per axis)."""
@@ -102,9 +108,15 @@ class _Problem:
         for begin in range(0, size, length):
             end = min(begin + length, size)
             if axis not in self.axes:
-                yield _Segment(begin if first > 1 else 0, end - begin if first > 1 else 1,
-                               begin if second > 1 else 0, end - begin if second > 1 else 1,
-                               start, end - begin, begin)
+                yield _Segment(
+                    begin if first > 1 else 0,
+                    end - begin if first > 1 else 1,
+                    begin if second > 1 else 0,
+                    end - begin if second > 1 else 1,
+                    start,
+                    end - begin,
+                    begin,
+                )
                 continue
             # Full-convolution outputs [i0, i1) read the longer operand at [i0 - short + 1, i1)
             # only; inside the full result that range is never empty.
@@ -118,8 +130,9 @@ class _Problem:
 
 def _longest_fitting(problem: _Problem, tile: list[int], axis: int, budget: int) -> int | None:
     """The longest tile length along ``axis`` (the others as in ``tile``) whose pieces fit, if any."""
+
     def fits(length: int) -> bool:
-        return problem.tile_bytes(tuple(tile[:axis] + [length] + tile[axis + 1:])) <= budget
+        return problem.tile_bytes(tuple(tile[:axis] + [length] + tile[axis + 1 :])) <= budget
 
     if not fits(1):
         return None
@@ -141,9 +154,13 @@ def _tile(problem: _Problem, budget: int) -> tuple[int, ...]:
     if budget <= 0 or problem.tile_bytes(tuple(tile)) <= budget:
         return tuple(tile)
     sizes = problem.output_shape
-    batch = sorted((axis for axis in range(len(sizes)) if axis not in problem.axes and sizes[axis] > 1),
-                   key=lambda axis: -sizes[axis])
-    convolved = sorted((axis for axis in problem.axes if sizes[axis] > 1), key=lambda axis: -sizes[axis])
+    batch = sorted(
+        (axis for axis in range(len(sizes)) if axis not in problem.axes and sizes[axis] > 1),
+        key=lambda axis: -sizes[axis],
+    )
+    convolved = sorted(
+        (axis for axis in problem.axes if sizes[axis] > 1), key=lambda axis: -sizes[axis]
+    )
     for axis in batch + convolved:
         length = _longest_fitting(problem, tile, axis, budget)
         if length is not None:
@@ -156,15 +173,26 @@ def _tile(problem: _Problem, budget: int) -> tuple[int, ...]:
 def _tiled(problem: _Problem, tile: tuple[int, ...]) -> Iterator[Piece]:
     per_axis = [list(problem.segments(axis, length)) for axis, length in enumerate(tile)]
     for parts in product(*per_axis):
-        yield Piece(tuple(part.first_offset for part in parts), tuple(part.first_length for part in parts),
-                    tuple(part.second_offset for part in parts), tuple(part.second_length for part in parts),
-                    tuple(part.output_start for part in parts), tuple(part.output_length for part in parts),
-                    tuple(part.target_offset for part in parts))
+        yield Piece(
+            tuple(part.first_offset for part in parts),
+            tuple(part.first_length for part in parts),
+            tuple(part.second_offset for part in parts),
+            tuple(part.second_length for part in parts),
+            tuple(part.output_start for part in parts),
+            tuple(part.output_length for part in parts),
+            tuple(part.target_offset for part in parts),
+        )
 
 
-def pieces(shape1: tuple[int, ...], shape2: tuple[int, ...], axes: tuple[int, ...],
-           output_start: tuple[int, ...], output_shape: tuple[int, ...], dtype: np.dtype,
-           budget: int) -> Iterator[Piece]:
+def pieces(
+    shape1: tuple[int, ...],
+    shape2: tuple[int, ...],
+    axes: tuple[int, ...],
+    output_start: tuple[int, ...],
+    output_shape: tuple[int, ...],
+    dtype: np.dtype,
+    budget: int,
+) -> Iterator[Piece]:
     """The sub-problems that compute ``full[output region]`` within ``budget`` bytes each (if possible)."""
     problem = _Problem.of(shape1, shape2, axes, output_start, output_shape, dtype)
     return _tiled(problem, _tile(problem, budget))
@@ -180,9 +208,16 @@ def _box(array: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...]) -> 
     return array[tuple(slice(start, start + size) for start, size in zip(offset, shape))]
 
 
-def convolve_within(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
-                    output_start: tuple[int, ...], output_shape: tuple[int, ...],
-                    dtype: np.dtype, threads: int, budget: int) -> np.ndarray:
+def convolve_within(
+    in1: np.ndarray,
+    in2: np.ndarray,
+    axes: tuple[int, ...],
+    output_start: tuple[int, ...],
+    output_shape: tuple[int, ...],
+    dtype: np.dtype,
+    threads: int,
+    budget: int,
+) -> np.ndarray:
     """``full[output region]`` of in1 ⊛ in2, piece by piece when the whole would not fit in ``budget``."""
     problem = _Problem.of(in1.shape, in2.shape, axes, output_start, output_shape, dtype)
     tile = _tile(problem, budget)
@@ -191,6 +226,12 @@ def convolve_within(in1: np.ndarray, in2: np.ndarray, axes: tuple[int, ...],
     result = np.empty(output_shape, dtype=dtype)
     for piece in _tiled(problem, tile):
         _box(result, piece.target_offset, piece.output_shape)[...] = convolve_region(
-            _box(in1, piece.first_offset, piece.first_shape), _box(in2, piece.second_offset, piece.second_shape),
-            axes, piece.output_start, piece.output_shape, dtype, threads)
+            _box(in1, piece.first_offset, piece.first_shape),
+            _box(in2, piece.second_offset, piece.second_shape),
+            axes,
+            piece.output_start,
+            piece.output_shape,
+            dtype,
+            threads,
+        )
     return result

@@ -105,8 +105,10 @@ def set_planner_effort(effort: str | None, time_limit: float | None = DEFAULT_TI
     """
     global _effort, _time_limit
     if time_limit is not None and not (isinstance(time_limit, (int, float)) and time_limit > 0):
-        raise ValueError(f"set_planner_effort: time_limit must be a positive number of seconds "
-                         f"or None, got {time_limit!r}")
+        raise ValueError(
+            f"set_planner_effort: time_limit must be a positive number of seconds "
+            f"or None, got {time_limit!r}"
+        )
     _effort = None if effort is None else _normalize_effort(effort, "set_planner_effort")
     _time_limit = None if time_limit is None else float(time_limit)
 
@@ -150,7 +152,9 @@ def import_wisdom(path: str | os.PathLike[str]) -> tuple[bool, bool, bool]:
         for _ in range(3):
             header = file.read(8)
             if len(header) != 8:
-                raise ValueError(f"import_wisdom: {os.fspath(path)!r} is not a convkit-fftw wisdom file")
+                raise ValueError(
+                    f"import_wisdom: {os.fspath(path)!r} is not a convkit-fftw wisdom file"
+                )
             parts.append(file.read(int.from_bytes(header, "little")))
     with _planner_lock:
         return tuple(bool(ok) for ok in pyfftw.import_wisdom(tuple(parts)))
@@ -217,9 +221,15 @@ def _build(key: PlanKey) -> Plan:
         direction = "FFTW_FORWARD" if kind == "c2c-forward" else "FFTW_BACKWARD"
     with _planner_lock:
         _threads_started = _threads_started or threads > 1
-        fftw = pyfftw.FFTW(source, target, axes=axes, direction=direction,
-                           flags=(effort, "FFTW_DESTROY_INPUT"), threads=threads,
-                           planning_timelimit=_time_limit)
+        fftw = pyfftw.FFTW(
+            source,
+            target,
+            axes=axes,
+            direction=direction,
+            flags=(effort, "FFTW_DESTROY_INPUT"),
+            threads=threads,
+            planning_timelimit=_time_limit,
+        )
     return Plan(fftw, source, target, threads)
 
 
@@ -289,8 +299,9 @@ def plan_threads(shape: tuple[int, ...], axes: tuple[int, ...], threads: int) ->
 
 
 @contextmanager
-def borrow(kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype: np.dtype,
-           threads: int) -> Iterator[Plan]:
+def borrow(
+    kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype: np.dtype, threads: int
+) -> Iterator[Plan]:
     """Lend a plan for one transform; it returns to the pool afterwards.
 
     Parameters
@@ -307,7 +318,13 @@ def borrow(kind: str, shape: tuple[int, ...], axes: tuple[int, ...], real_dtype:
     threads : int
         The most FFTW threads to use (see :func:`plan_threads`).
     """
-    shape_key = (kind, tuple(shape), tuple(axes), np.dtype(real_dtype).name, plan_threads(shape, axes, threads))
+    shape_key = (
+        kind,
+        tuple(shape),
+        tuple(axes),
+        np.dtype(real_dtype).name,
+        plan_threads(shape, axes, threads),
+    )
     with _uses_lock:
         if len(_uses) >= _USE_COUNTS_SIZE:
             _uses.clear()

@@ -32,7 +32,9 @@ def load_pyfftw() -> ModuleType:
         return _module
     with _import_lock:
         if _module is None:
-            if "pyfftw" in sys.modules or any(name in os.environ for name in _OPENMP_WAIT_VARIABLES):
+            if "pyfftw" in sys.modules or any(
+                name in os.environ for name in _OPENMP_WAIT_VARIABLES
+            ):
                 import pyfftw
             else:
                 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

@@ -17,8 +17,12 @@ def real_dtype_of(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32 if dtype in (np.float32, np.complex64) else np.float64)
 
 
-def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | None = None,
-                scale: float | None = None) -> None:
+def fill_padded(
+    buffer: np.ndarray,
+    data: np.ndarray,
+    offset: tuple[int, ...] | None = None,
+    scale: float | None = None,
+) -> None:
     """Write ``data`` (times ``scale``) into ``buffer`` at ``offset`` and zero only the rest."""
     offset = offset or (0,) * data.ndim
     region = tuple(slice(start, start + size) for start, size in zip(offset, data.shape))
@@ -30,7 +34,11 @@ def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | 
     # extent along the axes already done: each padded point is written once.
     for axis, (start, size) in enumerate(zip(offset, data.shape)):
         before = list(region[:axis]) + [slice(0, start)] + [slice(None)] * (buffer.ndim - axis - 1)
-        after = list(region[:axis]) + [slice(start + size, None)] + [slice(None)] * (buffer.ndim - axis - 1)
+        after = (
+            list(region[:axis])
+            + [slice(start + size, None)]
+            + [slice(None)] * (buffer.ndim - axis - 1)
+        )
         if start:
             buffer[tuple(before)] = 0
         if start + size < buffer.shape[axis]:
@@ -38,8 +46,14 @@ def fill_padded(buffer: np.ndarray, data: np.ndarray, offset: tuple[int, ...] | 
 
 
 @contextmanager
-def forward(data: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], threads: int,
-            offset: tuple[int, ...] | None = None, scale: float | None = None) -> Iterator[np.ndarray]:
+def forward(
+    data: np.ndarray,
+    shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    threads: int,
+    offset: tuple[int, ...] | None = None,
+    scale: float | None = None,
+) -> Iterator[np.ndarray]:
     """The spectrum over ``axes`` of ``data`` (times ``scale``) zero-padded to ``shape``, at ``offset``.
 
     Real data gets a real-to-complex transform (halved along ``axes[-1]``).
@@ -53,7 +67,9 @@ def forward(data: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...], thr
 
 
 @contextmanager
-def inverse(shape: tuple[int, ...], axes: tuple[int, ...], dtype: np.dtype, threads: int) -> Iterator[Plan]:
+def inverse(
+    shape: tuple[int, ...], axes: tuple[int, ...], dtype: np.dtype, threads: int
+) -> Iterator[Plan]:
     """A plan for the unnormalized inverse transform to ``shape`` (real when ``dtype`` is real).
 
     Write the spectrum into ``plan.input``, then ``plan.execute()`` returns the

@@ -33,6 +33,7 @@ PER_IMAGE_GEMM_POSITIONS = 2048
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
 
+
 def _lift(values: tuple, spatial: int, fill: int) -> np.ndarray:
     """Per-axis parameters padded to three spatial axes."""
     return np.array((fill,) * (SPATIAL - spatial) + tuple(values), dtype=np.int64)
@@ -78,8 +79,10 @@ class NumbaBackend(Backend):
     def working_set_bytes(self, problem: Problem) -> int:
         base = super().working_set_bytes(problem)
         if isinstance(problem, ConvProblem) and self._uses_gemm(problem):
-            return base + min(self._column_bytes_per_image(problem) * problem.input.shape[0],
-                              max(COLUMN_BYTES, self._column_bytes_per_image(problem)))
+            return base + min(
+                self._column_bytes_per_image(problem) * problem.input.shape[0],
+                max(COLUMN_BYTES, self._column_bytes_per_image(problem)),
+            )
         return base
 
     @staticmethod
@@ -116,8 +119,10 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_direct, conv_direct_strided
 
     spatial = problem.spatial_dims
-    out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
-                   dtype=problem.dtype)
+    out = np.empty(
+        problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
+        dtype=problem.dtype,
+    )
     run_parallel(
         conv_direct if problem.stride[-1] == 1 else conv_direct_strided,
         _lift_array(problem.input, 2),
@@ -137,13 +142,23 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import conv_padded_planes
 
     spatial = problem.spatial_dims
-    out = np.empty(problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
-                   dtype=problem.dtype)
+    out = np.empty(
+        problem.output_shape[:2] + (1,) * (SPATIAL - spatial) + problem.output_shape[2:],
+        dtype=problem.dtype,
+    )
     padding = np.zeros((SPATIAL, 2), dtype=np.int64)
-    padding[SPATIAL - spatial:] = problem.padding
-    run_parallel(conv_padded_planes, _lift_array(problem.input, 2), _lift_array(problem.filters, 2),
-                 padding, _lift(problem.dilation, spatial, 1), problem.groups, out,
-                 tasks=math.prod(out.shape[:2]), work=problem.multiply_adds)
+    padding[SPATIAL - spatial :] = problem.padding
+    run_parallel(
+        conv_padded_planes,
+        _lift_array(problem.input, 2),
+        _lift_array(problem.filters, 2),
+        padding,
+        _lift(problem.dilation, spatial, 1),
+        problem.groups,
+        out,
+        tasks=math.prod(out.shape[:2]),
+        work=problem.multiply_adds,
+    )
     return out.reshape(problem.output_shape)
 
 
@@ -165,9 +180,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     taps = group_channels * math.prod(problem.kernel_shape)
     weights = problem.filters.reshape(groups, group_filters, taps)
     out = np.empty((batch, filters, positions), dtype=problem.dtype)
-    pointwise = (
-        taps == group_channels and not padding.any() and (stride == 1).all()
-    )
+    pointwise = taps == group_channels and not padding.any() and (stride == 1).all()
     per_image = taps * positions * problem.dtype.itemsize
     if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS and not pointwise and batch > 1:
         # Wide images: each worker unfolds its own images and runs their GEMMs (single-threaded
@@ -175,7 +188,18 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         def work(images: range) -> None:
             for n in images:
                 columns = thread_buffer("columns", (taps, positions), problem.dtype)
-                im2col(x[n:n + 1], 0, kernel, padding, stride, dilation, output_spatial, columns, 0, taps)
+                im2col(
+                    x[n : n + 1],
+                    0,
+                    kernel,
+                    padding,
+                    stride,
+                    dilation,
+                    output_spatial,
+                    columns,
+                    0,
+                    taps,
+                )
                 np.matmul(weights[0], columns, out=out[n])
 
         on_workers(work, batch)
@@ -188,23 +212,39 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
             for first in range(0, batch, chunk):
                 count = min(chunk, batch - first)
                 if pointwise:
-                    images = problem.input[first:first + count, channel_slice].reshape(count, group_channels, positions)
+                    images = problem.input[first : first + count, channel_slice].reshape(
+                        count, group_channels, positions
+                    )
                     if groups == 1:
-                        np.matmul(weights[g], images, out=out[first:first + count])
+                        np.matmul(weights[g], images, out=out[first : first + count])
                     else:
-                        out[first:first + count, filter_slice] = np.matmul(weights[g], images)
+                        out[first : first + count, filter_slice] = np.matmul(weights[g], images)
                     continue
                 columns = thread_buffer("columns", (taps, count * positions), problem.dtype)
-                run_parallel(im2col, x[first:first + count], g * group_channels, kernel, padding,
-                             stride, dilation, output_spatial, columns, tasks=taps * count)
+                run_parallel(
+                    im2col,
+                    x[first : first + count],
+                    g * group_channels,
+                    kernel,
+                    padding,
+                    stride,
+                    dilation,
+                    output_spatial,
+                    columns,
+                    tasks=taps * count,
+                )
                 if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS:
                     for image in range(count):  # each GEMM writes its image's output in place
-                        np.matmul(weights[g], columns[:, image * positions:(image + 1) * positions],
-                                  out=out[first + image])
+                        np.matmul(
+                            weights[g],
+                            columns[:, image * positions : (image + 1) * positions],
+                            out=out[first + image],
+                        )
                 else:
                     product = weights[g] @ columns
-                    out[first:first + count, filter_slice] = product.reshape(
-                        group_filters, count, positions).transpose(1, 0, 2)
+                    out[first : first + count, filter_slice] = product.reshape(
+                        group_filters, count, positions
+                    ).transpose(1, 0, 2)
     return out.reshape(problem.output_shape)
 
 
@@ -221,8 +261,13 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
     order = others + list(axes)
     signal, kernel = signal.transpose(order), kernel.transpose(order)
     batch_rank = len(others)
-    region = [slice(problem.output_start[a], problem.output_start[a] + problem.output_shape[a]) for a in others]
-    full_batch = tuple(max(a, b) for a, b in zip(signal.shape[:batch_rank], kernel.shape[:batch_rank]))
+    region = [
+        slice(problem.output_start[a], problem.output_start[a] + problem.output_shape[a])
+        for a in others
+    ]
+    full_batch = tuple(
+        max(a, b) for a, b in zip(signal.shape[:batch_rank], kernel.shape[:batch_rank])
+    )
 
     def batch_index(array: np.ndarray) -> np.ndarray:
         own = array.shape[:batch_rank]
@@ -232,14 +277,27 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
     signal_index, kernel_index = batch_index(signal), batch_index(kernel)
     spatial = len(axes)
     signal3 = np.ascontiguousarray(signal).reshape(
-        (-1,) + (1,) * (SPATIAL - spatial) + signal.shape[batch_rank:])
+        (-1,) + (1,) * (SPATIAL - spatial) + signal.shape[batch_rank:]
+    )
     kernel3 = np.ascontiguousarray(kernel).reshape(
-        (-1,) + (1,) * (SPATIAL - spatial) + kernel.shape[batch_rank:])
+        (-1,) + (1,) * (SPATIAL - spatial) + kernel.shape[batch_rank:]
+    )
     start = _lift(tuple(problem.output_start[a] for a in axes), spatial, 0)
     region_shape = tuple(problem.output_shape[a] for a in others)
     conv_shape = tuple(problem.output_shape[a] for a in axes)
-    out = np.empty((len(signal_index),) + (1,) * (SPATIAL - spatial) + conv_shape, dtype=problem.dtype)
-    run_parallel(convolve_rows, signal3, kernel3, signal_index, kernel_index, start, out,
-                 tasks=math.prod(out.shape[:3]), work=problem.multiply_adds)
+    out = np.empty(
+        (len(signal_index),) + (1,) * (SPATIAL - spatial) + conv_shape, dtype=problem.dtype
+    )
+    run_parallel(
+        convolve_rows,
+        signal3,
+        kernel3,
+        signal_index,
+        kernel_index,
+        start,
+        out,
+        tasks=math.prod(out.shape[:3]),
+        work=problem.multiply_adds,
+    )
     result = out.reshape(region_shape + conv_shape)
     return np.ascontiguousarray(result.transpose(np.argsort(order)))

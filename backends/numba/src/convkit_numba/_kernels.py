@@ -43,8 +43,16 @@ def _axpy(destination, source, weight):
 def _axpy8(destination, s0, s1, s2, s3, s4, s5, s6, s7, w):
     w0, w1, w2, w3, w4, w5, w6, w7 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]
     for i in range(destination.size):
-        destination[i] += (w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i]
-                           + w4 * s4[i] + w5 * s5[i] + w6 * s6[i] + w7 * s7[i])
+        destination[i] += (
+            w0 * s0[i]
+            + w1 * s1[i]
+            + w2 * s2[i]
+            + w3 * s3[i]
+            + w4 * s4[i]
+            + w5 * s5[i]
+            + w6 * s6[i]
+            + w7 * s7[i]
+        )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
@@ -63,30 +71,51 @@ def _apply_taps(row, rows, tap_row, tap_offset, tap_weight, count, block, block_
         if low < high:
             o = tap_offset
             r = tap_row
-            _axpy8(row[low:high],
-                   rows[r[t]][low + o[t]:high + o[t]], rows[r[t + 1]][low + o[t + 1]:high + o[t + 1]],
-                   rows[r[t + 2]][low + o[t + 2]:high + o[t + 2]], rows[r[t + 3]][low + o[t + 3]:high + o[t + 3]],
-                   rows[r[t + 4]][low + o[t + 4]:high + o[t + 4]], rows[r[t + 5]][low + o[t + 5]:high + o[t + 5]],
-                   rows[r[t + 6]][low + o[t + 6]:high + o[t + 6]], rows[r[t + 7]][low + o[t + 7]:high + o[t + 7]],
-                   tap_weight[t:t + 8])
+            _axpy8(
+                row[low:high],
+                rows[r[t]][low + o[t] : high + o[t]],
+                rows[r[t + 1]][low + o[t + 1] : high + o[t + 1]],
+                rows[r[t + 2]][low + o[t + 2] : high + o[t + 2]],
+                rows[r[t + 3]][low + o[t + 3] : high + o[t + 3]],
+                rows[r[t + 4]][low + o[t + 4] : high + o[t + 4]],
+                rows[r[t + 5]][low + o[t + 5] : high + o[t + 5]],
+                rows[r[t + 6]][low + o[t + 6] : high + o[t + 6]],
+                rows[r[t + 7]][low + o[t + 7] : high + o[t + 7]],
+                tap_weight[t : t + 8],
+            )
         for u in range(t, t + 8):
             tap_low = max(block, -tap_offset[u])
             tap_high = min(block_end, width - tap_offset[u])
             source = rows[tap_row[u]]
             if low < high:
                 if tap_low < low:
-                    _axpy(row[tap_low:low], source[tap_low + tap_offset[u]:low + tap_offset[u]], tap_weight[u])
+                    _axpy(
+                        row[tap_low:low],
+                        source[tap_low + tap_offset[u] : low + tap_offset[u]],
+                        tap_weight[u],
+                    )
                 if high < tap_high:
-                    _axpy(row[high:tap_high], source[high + tap_offset[u]:tap_high + tap_offset[u]], tap_weight[u])
+                    _axpy(
+                        row[high:tap_high],
+                        source[high + tap_offset[u] : tap_high + tap_offset[u]],
+                        tap_weight[u],
+                    )
             elif tap_low < tap_high:
-                _axpy(row[tap_low:tap_high], source[tap_low + tap_offset[u]:tap_high + tap_offset[u]],
-                      tap_weight[u])
+                _axpy(
+                    row[tap_low:tap_high],
+                    source[tap_low + tap_offset[u] : tap_high + tap_offset[u]],
+                    tap_weight[u],
+                )
         t += 8
     while t < count:
         low = max(block, -tap_offset[t])
         high = min(block_end, width - tap_offset[t])
         if low < high:
-            _axpy(row[low:high], rows[tap_row[t]][low + tap_offset[t]:high + tap_offset[t]], tap_weight[t])
+            _axpy(
+                row[low:high],
+                rows[tap_row[t]][low + tap_offset[t] : high + tap_offset[t]],
+                tap_weight[t],
+            )
         t += 1
 
 
@@ -126,8 +155,16 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, out, begin,
         row = out[b, oz, oy]
         row[:] = 0
         for block in range(0, width_out, ROW_BLOCK):
-            _apply_taps(row, sources, tap_row, tap_offset, tap_weight, count, block,
-                        min(width_out, block + ROW_BLOCK))
+            _apply_taps(
+                row,
+                sources,
+                tap_row,
+                tap_offset,
+                tap_weight,
+                count,
+                block,
+                min(width_out, block + ROW_BLOCK),
+            )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
@@ -179,7 +216,9 @@ def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
                             tap_weight[count] = w[f, c, kz, ky, kx]
                             count += 1
             if count:
-                _apply_taps(row, sources, tap_row, tap_offset, tap_weight, count, np.int64(0), width_out)
+                _apply_taps(
+                    row, sources, tap_row, tap_offset, tap_weight, count, np.int64(0), width_out
+                )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
@@ -222,8 +261,13 @@ def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end
                             high = min(width_out, (width - 1 - shift) // stride_x + 1)
                             if low < high:
                                 first = low * stride_x + shift
-                                _axpy(row[low:high], source[first:first + (high - low - 1) * stride_x + 1:stride_x],
-                                      w[f, c, kz, ky, kx])
+                                _axpy(
+                                    row[low:high],
+                                    source[
+                                        first : first + (high - low - 1) * stride_x + 1 : stride_x
+                                    ],
+                                    w[f, c, kz, ky, kx],
+                                )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
@@ -260,8 +304,10 @@ def conv_padded_planes(x, w, padding, dilation, groups, out, begin, end):
         for c in range(group_channels):
             for z in range(depth):
                 for y in range(height):
-                    start = ((z + padding[0, 0]) * padded_height + y + padding[1, 0]) * padded_width + padding[2, 0]
-                    _copy(padded[c, start:start + width], x[n, first_channel + c, z, y])
+                    start = (
+                        (z + padding[0, 0]) * padded_height + y + padding[1, 0]
+                    ) * padded_width + padding[2, 0]
+                    _copy(padded[c, start : start + width], x[n, first_channel + c, z, y])
         tap_row = np.empty(taps, dtype=np.int64)
         tap_offset = np.empty(taps, dtype=np.int64)
         tap_weight = np.empty(taps, dtype=out.dtype)
@@ -271,17 +317,27 @@ def conv_padded_planes(x, w, padding, dilation, groups, out, begin, end):
                 for ky in range(kernel_height):
                     for kx in range(kernel_width):
                         tap_row[count] = c
-                        tap_offset[count] = ((kz * dilation[0]) * padded_height + ky * dilation[1]) * padded_width \
-                            + kx * dilation[2]
+                        tap_offset[count] = (
+                            (kz * dilation[0]) * padded_height + ky * dilation[1]
+                        ) * padded_width + kx * dilation[2]
                         tap_weight[count] = w[f, c, kz, ky, kx]
                         count += 1
         result = np.zeros(grid, dtype=out.dtype)
         for block in range(0, grid, ROW_BLOCK):
-            _apply_taps(result, padded, tap_row, tap_offset, tap_weight, count, block, min(grid, block + ROW_BLOCK))
+            _apply_taps(
+                result,
+                padded,
+                tap_row,
+                tap_offset,
+                tap_weight,
+                count,
+                block,
+                min(grid, block + ROW_BLOCK),
+            )
         for oz in range(depth_out):
             for oy in range(height_out):
                 start = (oz * padded_height + oy) * padded_width
-                _copy(out[n, f, oz, oy], result[start:start + width_out])
+                _copy(out[n, f, oz, oy], result[start : start + width_out])
 
 
 @numba.njit(cache=True, inline="always")
@@ -291,7 +347,9 @@ def _copy(destination, source):
 
 
 @numba.njit(cache=True, inline="always")
-def _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r):
+def _unfold_row(
+    x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r
+):
     """Row ``r // batch`` of the columns, for image ``r % batch`` (see ``im2col``)."""
     batch = x.shape[0]
     depth, height, width = x.shape[2], x.shape[3], x.shape[4]
@@ -306,7 +364,7 @@ def _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, outpu
     kz = tap // (kernel_height * kernel_width)
     ky = (tap // kernel_width) % kernel_height
     kx = tap % kernel_width
-    target = columns[row_index, n * positions:(n + 1) * positions]
+    target = columns[row_index, n * positions : (n + 1) * positions]
     shift_x = kx * dilation[2] - padding[2]
     low = max(0, -(shift_x // stride[2]))
     high = max(low, min(width_out, (width - 1 - shift_x) // stride[2] + 1))
@@ -316,21 +374,25 @@ def _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, outpu
             iy = oy * stride[1] - padding[1] + ky * dilation[1]
             base = (oz * height_out + oy) * width_out
             if iz < 0 or iz >= depth or iy < 0 or iy >= height or low >= high:
-                target[base:base + width_out] = 0
+                target[base : base + width_out] = 0
                 continue
-            target[base:base + low] = 0
+            target[base : base + low] = 0
             source = x[n, first_channel + c, iz, iy]
             first = low * stride[2] + shift_x
             if stride[2] == 1:
-                _copy(target[base + low:base + high], source[first:first + high - low])
+                _copy(target[base + low : base + high], source[first : first + high - low])
             else:
-                _copy(target[base + low:base + high],
-                      source[first:first + (high - low - 1) * stride[2] + 1:stride[2]])
-            target[base + high:base + width_out] = 0
+                _copy(
+                    target[base + low : base + high],
+                    source[first : first + (high - low - 1) * stride[2] + 1 : stride[2]],
+                )
+            target[base + high : base + width_out] = 0
 
 
 @numba.njit(cache=True, nogil=True)
-def im2col(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, begin, end):
+def im2col(
+    x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, begin, end
+):
     """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns (rows ``begin:end``).
 
     x: (N, C, D, H, W); columns: (Cg * KD * KH * KW, N * Do * Ho * Wo), zero
@@ -338,4 +400,6 @@ def im2col(x, first_channel, kernel_shape, padding, stride, dilation, output_spa
     (column row, image).
     """
     for r in range(begin, end):
-        _unfold_row(x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r)
+        _unfold_row(
+            x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r
+        )

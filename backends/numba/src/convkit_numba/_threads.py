@@ -47,7 +47,9 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
-def run_parallel(kernel: Callable[..., None], *arguments, tasks: int, work: int | None = None) -> None:
+def run_parallel(
+    kernel: Callable[..., None], *arguments, tasks: int, work: int | None = None
+) -> None:
     """Run ``kernel(*arguments, begin, end)`` over ``range(tasks)`` on convkit's threads.
 
     The tasks are cut into ``PIECES_PER_WORKER`` contiguous pieces per

@@ -25,7 +25,14 @@ import numpy as np
 from convkit.plugin import ConvProblem, all_finite
 from convkit_numba._threads import on_workers, thread_buffer
 
-__all__ = ["applies", "conv_winograd", "filter_transform", "finite", "input_transform", "output_transform"]
+__all__ = [
+    "applies",
+    "conv_winograd",
+    "filter_transform",
+    "finite",
+    "input_transform",
+    "output_transform",
+]
 
 # Channels and filters below which the 16 small GEMMs lose to one im2col GEMM.
 MIN_CHANNELS = 16
@@ -65,7 +72,7 @@ def input_transform(x, top, left, first_row, tile_rows, tiles_x, v):
             for k in range(4):
                 y = 2 * (first_row + row) - top + k
                 if 0 <= y < height and low < high:
-                    rows[k, low:high] = plane[y, low - left:high - left]
+                    rows[k, low:high] = plane[y, low - left : high - left]
                 else:
                     rows[k, low:high] = 0
             for j in range(span):  # B^T d: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
@@ -118,9 +125,15 @@ def output_transform(m, first_row, tile_rows, tiles_x, out):
 
 def applies(problem: ConvProblem) -> bool:
     """Whether the layer has the shape this path computes (see ``finite`` for its values)."""
-    return (problem.spatial_dims == 2 and problem.kernel_shape == (3, 3) and problem.stride == (1, 1)
-            and problem.dilation == (1, 1) and problem.groups == 1 and problem.dtype.kind == "f"
-            and min(problem.filters.shape[:2]) >= MIN_CHANNELS)
+    return (
+        problem.spatial_dims == 2
+        and problem.kernel_shape == (3, 3)
+        and problem.stride == (1, 1)
+        and problem.dilation == (1, 1)
+        and problem.groups == 1
+        and problem.dtype.kind == "f"
+        and min(problem.filters.shape[:2]) >= MIN_CHANNELS
+    )
 
 
 def finite(problem: ConvProblem) -> bool:
@@ -128,7 +141,9 @@ def finite(problem: ConvProblem) -> bool:
     return all_finite(problem.filters) and all_finite(problem.input)
 
 
-def _buffers(channels: int, filters: int, tiles: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _buffers(
+    channels: int, filters: int, tiles: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """This thread's V (16, C, tiles) and M (16, F, tiles), reused between calls."""
     values = thread_buffer("winograd", (16 * (channels + filters) * tiles,), dtype)
     split = 16 * channels * tiles
@@ -164,4 +179,3 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
 
     on_workers(work, batch)
     return out
-

@@ -40,7 +40,9 @@ def _im2col_conv(problem: ConvProblem) -> np.ndarray:
     filters = problem.filters.reshape(groups, -1, *problem.filters.shape[1:])
     letters = "hijklm"[:spatial]  # not n, g, c, f: those name batch, group, channel, filter
     taps = "pqrstu"[:spatial]
-    result = np.einsum(f"ngc{letters}{taps},gfc{taps}->ngf{letters}", columns, filters, optimize=True)
+    result = np.einsum(
+        f"ngc{letters}{taps},gfc{taps}->ngf{letters}", columns, filters, optimize=True
+    )
     return result.reshape(problem.output_shape)
 
 
@@ -50,7 +52,11 @@ def _fft_convolve(problem: ConvolveProblem) -> np.ndarray:
     complex_input = problem.dtype.kind == "c"
     forward = np.fft.fftn if complex_input else np.fft.rfftn
     spectrum = forward(problem.in1, lengths, axes=axes) * forward(problem.in2, lengths, axes=axes)
-    full = np.fft.ifftn(spectrum, lengths, axes=axes) if complex_input else np.fft.irfftn(spectrum, lengths, axes=axes)
+    full = (
+        np.fft.ifftn(spectrum, lengths, axes=axes)
+        if complex_input
+        else np.fft.irfftn(spectrum, lengths, axes=axes)
+    )
     return full[problem.output_slices]
 
 
