@@ -24,6 +24,7 @@ BorderMode: TypeAlias = (
     Literal["valid", "full", "half", "same"] | int | Sequence[int | tuple[int, int]]
 )
 IntOrTuple: TypeAlias = int | Sequence[int]
+Boundary: TypeAlias = Literal["fill", "wrap", "symm", "symmetric", "mirror", "nearest"]
 BackendChoice: TypeAlias = str | Backend | None
 
 
@@ -80,6 +81,8 @@ def convolve_nd(
     mode: Mode = "full",
     *,
     axes: int | Sequence[int] | None = None,
+    boundary: Boundary = "fill",
+    fillvalue: complex = 0,
     backend: BackendChoice = None,
 ) -> np.ndarray:
     """Convolve two N-dimensional arrays, as ``scipy.signal.fftconvolve`` does.
@@ -100,6 +103,18 @@ def convolve_nd(
         ``in1``'s in ``"same"`` mode).
     axes : int, sequence of int or None
         Axes to convolve over (default: all).  Must not be empty.
+    boundary : {"fill", "wrap", "symm", "symmetric", "mirror", "nearest"}
+        How ``in1`` continues past its ends along the convolved axes (``in2``
+        is never extended): ``"fill"`` with ``fillvalue`` (default 0);
+        ``"wrap"``, periodic; ``"symm"`` (or ``"symmetric"``), ``d c b a | a
+        b c d | d c b a``; ``"mirror"``, ``d c b | a b c d | c b a``;
+        ``"nearest"``, the edge sample repeats.  The rule repeats as far as
+        the kernel reaches.  ``"full"`` is then ``"valid"`` on ``in1``
+        extended by ``m - 1`` on both sides, ``"same"`` the same centred part
+        of it as with zeros, and ``"valid"`` is unchanged.
+    fillvalue : number
+        The value outside ``in1`` with ``boundary="fill"``; must be 0 with
+        any other boundary.
     backend : str, Backend or None
         Run on this backend, strictly (no fallback).  None: the current
         choice (:func:`use_backend`, :func:`set_backend`,
@@ -137,8 +152,10 @@ def convolve_nd(
     array([0. , 1. , 2.5, 4. , 1.5])
     >>> convkit.convolve_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="same").round(12) + 0.0
     array([1. , 2.5, 4. ])
+    >>> convkit.convolve_nd([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], "same", boundary="wrap").round(12)
+    array([6., 6., 6.])
     """
-    problem = normalize_convolve(in1, in2, mode, axes)
+    problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue)
     if isinstance(problem, np.ndarray):
         return problem
     return _run(problem, backend)
@@ -153,6 +170,8 @@ def conv(
     filter_dilation: IntOrTuple = 1,
     num_groups: int = 1,
     *,
+    boundary: Boundary = "fill",
+    fillvalue: complex = 0,
     backend: BackendChoice = None,
 ) -> np.ndarray:
     """CNN-layer convolution with Theano's / PyTensor's semantics, any spatial rank.
@@ -179,6 +198,14 @@ def conv(
     num_groups : int
         Channel groups; divides both C and F.  Each output channel sums over
         the input channels of its group.
+    boundary : {"fill", "wrap", "symm", "symmetric", "mirror", "nearest"}
+        What fills the padding of ``border_mode``: each input channel's
+        spatial axes are extended by this rule, as :func:`convolve_nd`
+        extends ``in1``; the filters are never padded.  ``"fill"`` with
+        ``fillvalue`` 0 (the default) is Theano's zero padding.
+    fillvalue : number
+        The padding value with ``boundary="fill"``; must be 0 with any
+        other boundary.
     backend : str, Backend or None
         As for :func:`convolve_nd`.
 
@@ -209,6 +236,8 @@ def conv(
     >>> convkit.conv(x, w, filter_flip=False)
     array([[[[-4., -4.],
              [-4., -4.]]]])
+    >>> convkit.conv([[[1.0, 2.0, 3.0]]], [[[1.0, 1.0, 1.0]]], border_mode="half", boundary="nearest")
+    array([[[4., 6., 8.]]])
     """
     problem = normalize_conv(
         input,
@@ -220,6 +249,8 @@ def conv(
         num_groups,
         spatial_dims=None,
         function="conv",
+        boundary=boundary,
+        fillvalue=fillvalue,
     )
     if isinstance(problem, np.ndarray):
         return problem
@@ -236,6 +267,8 @@ def _fixed_rank(spatial_dims: int, function: str):
         filter_dilation: IntOrTuple = 1,
         num_groups: int = 1,
         *,
+        boundary: Boundary = "fill",
+        fillvalue: complex = 0,
         backend: BackendChoice = None,
     ) -> np.ndarray:
         problem = normalize_conv(
@@ -248,6 +281,8 @@ def _fixed_rank(spatial_dims: int, function: str):
             num_groups,
             spatial_dims=spatial_dims,
             function=function,
+            boundary=boundary,
+            fillvalue=fillvalue,
         )
         if isinstance(problem, np.ndarray):
             return problem

@@ -86,7 +86,12 @@ class Explanation:
 def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
     if name == "convolve_nd":
         return normalize_convolve(
-            arguments["in1"], arguments["in2"], arguments["mode"], arguments["axes"]
+            arguments["in1"],
+            arguments["in2"],
+            arguments["mode"],
+            arguments["axes"],
+            arguments["boundary"],
+            arguments["fillvalue"],
         )
     return normalize_conv(
         arguments["input"],
@@ -98,6 +103,8 @@ def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
         arguments["num_groups"],
         spatial_dims=_FUNCTIONS[name],
         function=name,
+        boundary=arguments["boundary"],
+        fillvalue=arguments["fillvalue"],
     )
 
 

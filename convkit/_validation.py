@@ -30,6 +30,7 @@ from convkit._geometry import (
 from convkit._problems import ConvolveProblem, ConvProblem
 
 __all__ = [
+    "BOUNDARIES",
     "MAX_LENGTH",
     "compute_dtype",
     "normalize_conv",
@@ -39,6 +40,15 @@ __all__ = [
 ]
 
 MODES = ("full", "valid", "same")
+# Each boundary name and the numpy.pad mode that extends a signal by its rule.
+BOUNDARIES = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symm": "symmetric",
+    "symmetric": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge",
+}
 _REJECTED_KINDS = {
     "O": "object",
     "U": "str",
@@ -153,26 +163,35 @@ def readable_bytes(count: int) -> str:
 
 
 def _check_budget(
-    function: str, operands: tuple[np.ndarray, ...], dtype: np.dtype, output_shape: tuple[int, ...]
+    function: str,
+    operands: tuple[np.ndarray, ...],
+    dtype: np.dtype,
+    output_shape: tuple[int, ...],
+    padded_shape: tuple[int, ...] | None = None,
 ) -> None:
     """Refuse, from shapes alone, a problem whose copies and output exceed the memory budget.
 
     The core's contiguous copies of the operands (a broadcast or strided
-    operand is copied in full) and the output are allocated whichever
-    backend runs, so their sum is checked before anything is copied; the
-    chosen backend's own estimate is checked after.
+    operand is copied in full), the padded copy of the signal that a
+    boundary other than zero fill needs (of shape ``padded_shape``) and the
+    output are allocated whichever backend runs, so their sum is checked
+    before anything is copied; the chosen backend's own estimate is checked
+    after.
     """
     copies = 0
     for operand in operands:
         if operand.dtype != dtype or not operand.flags.c_contiguous:
             copies += operand.size * dtype.itemsize
+    if padded_shape is not None:
+        copies += math.prod(padded_shape) * dtype.itemsize
     output = math.prod(output_shape) * dtype.itemsize
     limit = get_memory_limit()
     if copies + output > limit:
         copied = (
             (
                 f" and the contiguous {dtype} copies of the inputs {readable_bytes(copies)} (broadcast "
-                "and strided inputs are copied in full)"
+                "and strided inputs are copied in full, and a boundary other than zero fill "
+                "copies the padded signal)"
             )
             if copies
             else ""
@@ -205,6 +224,68 @@ def _check_mode(mode: object, function: str) -> str:
     return mode
 
 
+def _check_boundary(
+    boundary: object, fillvalue: object, dtype: np.dtype, function: str
+) -> str | None:
+    """The numpy.pad mode that extends the signal, or None for zero fill (no copy)."""
+    if not isinstance(boundary, str):
+        raise TypeError(
+            f"{function}: boundary must be one of {tuple(BOUNDARIES)}, got {boundary!r}"
+        )
+    if boundary == "reflect":
+        raise ValueError(
+            f"{function}: boundary='reflect' is ambiguous (scipy.ndimage's 'reflect' repeats the "
+            "edge sample, numpy.pad's does not); say boundary='symm' for d c b a | a b c d "
+            "(half-sample symmetric) or boundary='mirror' for d c b | a b c d (whole-sample "
+            "symmetric)"
+        )
+    if boundary not in BOUNDARIES:
+        raise ValueError(
+            f"{function}: boundary must be one of {', '.join(map(repr, BOUNDARIES))}, "
+            f"got {boundary!r}"
+        )
+    value = np.asarray(fillvalue) if is_scalar(fillvalue) else None
+    if value is None or value.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{function}: fillvalue must be a real or complex number, got {fillvalue!r}"
+        )
+    if value.dtype.kind == "c" and value.imag != 0 and dtype.kind != "c":
+        raise ValueError(
+            f"{function}: fillvalue={fillvalue!r} is complex but the inputs compute in {dtype}; "
+            "pass complex inputs or a real fillvalue"
+        )
+    if boundary != "fill":
+        if value != 0:
+            raise ValueError(
+                f"{function}: fillvalue={fillvalue!r} applies only to boundary='fill', got "
+                f"boundary={boundary!r}; drop fillvalue or use boundary='fill'"
+            )
+        return BOUNDARIES[boundary]
+    return None if value == 0 else "constant"
+
+
+def _padded_signal(
+    array: np.ndarray,
+    widths: list[tuple[int, int]],
+    pad_mode: str,
+    fillvalue: object,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """A new array of ``dtype``: ``array`` extended by ``widths`` with numpy.pad's rule."""
+    source = np.asarray(array, dtype=dtype)
+    if pad_mode == "constant":
+        return np.pad(source, widths, mode="constant", constant_values=dtype.type(fillvalue))
+    return np.pad(source, widths, mode=pad_mode)
+
+
+def _host_only(boundary: object, function: str, argument: str) -> ValueError:
+    return ValueError(
+        f"{function}: boundary={boundary!r} extends {argument} in a padded copy, which convkit "
+        f"makes on the host; pass {argument} as a NumPy array, or use boundary='fill' with "
+        "fillvalue=0 for GPU arrays"
+    )
+
+
 def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
     if axes is None:
         return tuple(range(ndim))
@@ -233,7 +314,12 @@ def _normalize_axes(axes: object, ndim: int, function: str) -> tuple[int, ...]:
 
 
 def normalize_convolve(
-    in1: object, in2: object, mode: object = "full", axes: object = None
+    in1: object,
+    in2: object,
+    mode: object = "full",
+    axes: object = None,
+    boundary: object = "fill",
+    fillvalue: object = 0,
 ) -> ConvolveProblem | np.ndarray:
     """Check the arguments of ``convolve_nd`` and build its normalized problem.
 
@@ -248,6 +334,10 @@ def normalize_convolve(
     mode : {"full", "valid", "same"}
     axes : int, sequence of int or None
         The axes to convolve (default: all).
+    boundary, fillvalue
+        As for :func:`convkit.convolve_nd`.  A boundary other than zero fill
+        gives the ``"valid"`` problem on a padded copy of ``in1``, so a
+        backend always sees zero padding.
 
     Returns
     -------
@@ -272,7 +362,10 @@ def normalize_convolve(
     first, second, devices = to_operands(in1, in2, function, ("in1", "in2"))
     mode = _check_mode(mode, function)
     dtype = compute_dtype(function, first, second)
+    pad_mode = _check_boundary(boundary, fillvalue, dtype, function)
     if devices is not None:
+        if pad_mode is not None and mode != "valid":
+            raise _host_only(boundary, function, "in1")
         devices = (
             _device_operand(devices[0], dtype, function, "in1"),
             _device_operand(devices[1], dtype, function, "in2"),
@@ -297,6 +390,21 @@ def normalize_convolve(
             )
     if first.size == 0 or second.size == 0:
         return np.empty((0,), dtype=dtype)
+
+    if pad_mode is not None and mode != "valid":
+        # "full" is "valid" on in1 extended by m - 1 on both sides of each convolved axis;
+        # "same" needs only the part of that extension its centred slice reaches.
+        widths = [(0, 0)] * first.ndim
+        for axis in axes_tuple:
+            reach = second.shape[axis] - 1
+            widths[axis] = (reach, reach) if mode == "full" else (reach - reach // 2, reach // 2)
+        padded_shape = tuple(
+            size + before + after for size, (before, after) in zip(first.shape, widths)
+        )
+        output_shape = convolve_output_region(padded_shape, second.shape, "valid", axes_tuple)[1]
+        _check_budget(function, (first, second), dtype, output_shape, padded_shape)
+        first = _padded_signal(first, widths, pad_mode, fillvalue, dtype)
+        mode = "valid"
 
     if mode == "valid":
         try:
@@ -348,6 +456,8 @@ def normalize_conv(
     num_groups: object = 1,
     spatial_dims: int | None = None,
     function: str = "conv",
+    boundary: object = "fill",
+    fillvalue: object = 0,
 ) -> ConvProblem | np.ndarray:
     """Check the arguments of ``conv``/``conv1d``/``conv2d``/``conv3d`` and build the problem.
 
@@ -363,6 +473,10 @@ def normalize_conv(
         takes it from the input, as :func:`convkit.conv` does.
     function : str
         The name error messages give the call.
+    boundary, fillvalue
+        As for :func:`convkit.conv`.  A boundary other than zero fill gives
+        the problem on an input already padded by the rule, with
+        ``padding`` all zero.
 
     Returns
     -------
@@ -386,6 +500,7 @@ def normalize_conv(
     """
     data, kernels, devices = to_operands(input, filters, function, ("input", "filters"))
     dtype = compute_dtype(function, data, kernels)
+    pad_mode = _check_boundary(boundary, fillvalue, dtype, function)
 
     if spatial_dims is None:
         if data.ndim < 3:
@@ -477,8 +592,11 @@ def normalize_conv(
             )
         output_spatial.append(count)
     output_shape = (batch, filter_count, *output_spatial)
+    pad_mode = pad_mode if any(before or after for before, after in padding) else None
 
     if devices is not None:
+        if pad_mode is not None:
+            raise _host_only(boundary, function, "input")
         # Device operands reach the backend as given: it honours filter_flip itself.
         return ConvProblem(
             input=_device_operand(devices[0], dtype, function, "input"),
@@ -498,6 +616,16 @@ def normalize_conv(
 
     if filter_flip:
         kernels = kernels[(slice(None), slice(None)) + (slice(None, None, -1),) * spatial_dims]
+    if pad_mode is not None:
+        # The border is filled by the rule from each channel's own samples; the backend then
+        # runs the unpadded problem on that copy.
+        widths = [(0, 0), (0, 0), *padding]
+        padded_shape = tuple(
+            size + before + after for size, (before, after) in zip(data.shape, widths)
+        )
+        _check_budget(function, (data, kernels), dtype, output_shape, padded_shape)
+        data = _padded_signal(data, widths, pad_mode, fillvalue, dtype)
+        padding = ((0, 0),) * spatial_dims
     _check_budget(function, (data, kernels), dtype, output_shape)
     return ConvProblem(
         input=_readonly_contiguous(data, dtype),
