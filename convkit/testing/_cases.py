@@ -37,7 +37,8 @@ class Case:
     dtype : str
         Both operands' dtype.
     params : tuple of (name, value)
-        Keyword arguments of the call (border_mode, subsample, ... or mode, axes).
+        Keyword arguments of the call (border_mode, subsample, ... or mode,
+        axes; boundary and fillvalue where the case extends the signal).
     layout : str
         How the operands sit in memory: one of :data:`LAYOUTS`.
     nonfinite : tuple of (operand, position, value)
@@ -416,6 +417,104 @@ def _edge_cases(dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+# Each boundary of the matrix, with the fillvalue it is checked with.
+_BOUNDARIES = (("fill", 1.5), ("wrap", 0), ("symm", 0), ("mirror", 0), ("nearest", 0))
+
+
+def _boundary_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """Both operations with each boundary other than zero fill, in every rank 1-3, mode or
+    border mode, kernel parity, stride and dilation, plus kernels longer than the signal
+    (the rule repeats) and non-finite values next to an edge."""
+    cases = []
+    conv_modes = ("full", "half", "same", "pairs")
+    for dtype, rank, (boundary, fillvalue) in itertools.product(dtypes, (1, 2, 3), _BOUNDARIES):
+        extra = (("boundary", boundary), ("fillvalue", fillvalue))
+        for i in range(2):
+            index = len(cases)
+            rng = np.random.default_rng(zlib.crc32(f"boundary{dtype}{rank}{boundary}{i}".encode()))
+            parity = ("odd", "even")[(index + i) % 2]
+            kernel = tuple(
+                int(rng.choice((1, 3, 5) if parity == "odd" else (2, 4))) for _ in range(rank)
+            )
+            mode = _cycle(("full", "same"), index, 1)
+            shape = tuple(k + int(rng.integers(-1, 6)) for k in kernel)
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    (tuple(max(n, 1) for n in shape), kernel),
+                    dtype,
+                    (("mode", mode), ("axes", None), *extra),
+                    _cycle(LAYOUTS, index, 2),
+                    tags=(f"{rank}d", parity, f"boundary={boundary}"),
+                )
+            )
+            stride = _cycle((1, 2, 3), index, 3)
+            dilation = _cycle((1, 2), index, 4)
+            border = _cycle(conv_modes, index, 5)
+            if border == "pairs":
+                border = tuple(
+                    (int(rng.integers(0, 4)), int(rng.integers(0, 4))) for _ in range(rank)
+                )
+            sizes = tuple(dilated_extent(k, dilation) + int(rng.integers(0, 5)) for k in kernel)
+            cases.append(
+                Case(
+                    "conv",
+                    ((int(rng.integers(1, 3)), 2, *sizes), (2, 1, *kernel)),
+                    dtype,
+                    (
+                        ("border_mode", border),
+                        ("subsample", stride),
+                        ("filter_flip", bool(i)),
+                        ("filter_dilation", dilation),
+                        ("num_groups", 2),
+                        *extra,
+                    ),
+                    _cycle(LAYOUTS, index, 6),
+                    tags=(f"{rank}d", parity, f"boundary={boundary}"),
+                )
+            )
+    for dtype, (boundary, fillvalue) in itertools.product(dtypes, _BOUNDARIES):
+        extra = (("boundary", boundary), ("fillvalue", fillvalue))
+        cases.append(
+            Case(
+                "convolve_nd",
+                ((3, 2), (9, 7)),
+                dtype,
+                (("mode", "same"), ("axes", None), *extra),
+                tags=("2d", "kernel-longer", f"boundary={boundary}"),
+            )
+        )
+        for j, value in enumerate(_NONFINITE):
+            cases.append(
+                Case(
+                    "convolve_nd",
+                    ((17, 9), (4, 3)),
+                    dtype,
+                    (("mode", ("full", "same", "same")[j]), ("axes", None), *extra),
+                    nonfinite=((0, 0.0, value),),
+                    tags=("nonfinite", f"boundary={boundary}"),
+                )
+            )
+            cases.append(
+                Case(
+                    "conv",
+                    ((1, 2, 9, 8), (2, 2, 3, 3)),
+                    dtype,
+                    (
+                        ("border_mode", ("full", "half", 2)[j]),
+                        ("subsample", 1 + j % 2),
+                        ("filter_flip", True),
+                        ("filter_dilation", 1),
+                        ("num_groups", 1),
+                        *extra,
+                    ),
+                    nonfinite=((0, 0.99, value),),
+                    tags=("nonfinite", f"boundary={boundary}"),
+                )
+            )
+    return cases
+
+
 def _high_rank_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """convolve_nd over 4 and 5 axes, which backends with a rank limit run lowered
     (a sum of lower-rank problems), in every mode and both operand orders."""
@@ -717,7 +816,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         ``"full"`` crosses them more densely and adds large sizes that take
         FFT and blocked paths; ``"small"`` is the fast matrix without its
         larger operands (at most 256 and 64 points), for slow targets such as
-        Numba's CUDA simulator.
+        Numba's CUDA simulator.  Every level has the boundary cases (each
+        boundary other than zero fill, on both operations).
     dtypes : tuple of str
         Which dtypes to generate.
 
@@ -738,6 +838,7 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         + _without_terms_cases(per_group // 3, dtypes)
         + _near_limit_cases(dtypes)
         + _high_rank_cases(dtypes)
+        + _boundary_cases(dtypes)
     )
     if level == "full":
         cases += _large_cases(dtypes)

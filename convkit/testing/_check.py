@@ -72,6 +72,55 @@ def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.
     return normalize_conv(first, second, **params)
 
 
+# The numpy.pad mode of each boundary: the kit's own table, independent of the core's.
+_NUMPY_PAD_MODES = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symm": "symmetric",
+    "symmetric": "symmetric",
+    "mirror": "reflect",
+    "nearest": "edge",
+}
+
+
+def _reference(
+    case: Case, problem: Problem, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The direct definition and its scale on absolute values, for ``case``.
+
+    With a boundary other than zero fill the signal is padded here with
+    numpy.pad and the zero-boundary problem computed on it: conv's padding
+    amounts filled by the rule, then "valid"; convolve_nd's "full" as "valid"
+    on the signal padded by ``m - 1`` on both sides of each convolved axis,
+    "same" its centred part.
+    """
+    direct = direct_convolve_nd if isinstance(problem, ConvolveProblem) else direct_conv
+    params = case.kwargs
+    boundary, fillvalue = params.pop("boundary", "fill"), params.pop("fillvalue", 0)
+    if (boundary == "fill" and fillvalue == 0) or params.get("mode") == "valid":
+        return direct(problem), direct(problem, absolute=True)
+    rule = _NUMPY_PAD_MODES[boundary]
+    options = {"constant_values": fillvalue} if rule == "constant" else {}
+    if isinstance(problem, ConvProblem):
+        padding = normalize_conv(first, second, **params).padding
+        padded = np.pad(first, [(0, 0), (0, 0), *padding], mode=rule, **options)
+        reference = normalize_conv(padded, second, **{**params, "border_mode": "valid"})
+        return direct(reference), direct(reference, absolute=True)
+    axes = params["axes"]
+    axes = range(first.ndim) if axes is None else np.atleast_1d(axes) % first.ndim
+    reaches = [second.shape[axis] - 1 if axis in axes else 0 for axis in range(first.ndim)]
+    padded = np.pad(first, [(reach, reach) for reach in reaches], mode=rule, **options)
+    reference = normalize_convolve(padded, second, "valid", params["axes"])
+    full, scale = direct(reference), direct(reference, absolute=True)
+    if params["mode"] == "same":
+        centre = tuple(
+            slice(reach // 2, reach // 2 + size) if reach else slice(None)
+            for reach, size in zip(reaches, first.shape)
+        )
+        full, scale = full[centre], scale[centre]
+    return full, scale
+
+
 def _spread_scale(problem: Problem, method: str) -> float | None:
     """``S`` of the FFT bound where it differs from the largest output scale.
 
@@ -189,8 +238,7 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
             f"returned shape {result.shape} dtype {result.dtype}, expected "
             f"{problem.output_shape} {problem.dtype}",
         )
-    direct = direct_convolve_nd if isinstance(problem, ConvolveProblem) else direct_conv
-    expected, scale = direct(problem), direct(problem, absolute=True)
+    expected, scale = _reference(case, problem, first, second)
     mismatch = _nonfinite_mismatch(result, expected)
     if mismatch:
         return CaseResult(
