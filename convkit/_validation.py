@@ -274,7 +274,10 @@ def _padded_signal(
     """A new array of ``dtype``: ``array`` extended by ``widths`` with numpy.pad's rule."""
     source = np.asarray(array, dtype=dtype)
     if pad_mode == "constant":
-        return np.pad(source, widths, mode="constant", constant_values=dtype.type(fillvalue))
+        # A complex fillvalue reaches real inputs only with a zero imaginary part (checked).
+        value = np.asarray(fillvalue)
+        value = (value if dtype.kind == "c" else value.real).astype(dtype)
+        return np.pad(source, widths, mode="constant", constant_values=value)
     return np.pad(source, widths, mode=pad_mode)
 
 

@@ -446,3 +446,17 @@ def test_device_arrays_are_refused_with_a_boundary_that_needs_a_copy():
     assert normalize_convolve(
         _DeviceStandIn((5,)), _DeviceStandIn((3,)), "valid", boundary="symm"
     ).on_device
+
+
+def test_fillvalue_of_any_numeric_type():
+    x, w = np.array([1.0, 2.0]), np.array([1.0, 1.0])
+    expected = [4.0, 3.0, 5.0]
+    for fillvalue in (3, 3.0, np.float32(3), 3 + 0j, np.int8(3)):
+        np.testing.assert_array_equal(
+            convkit.convolve_nd(x, w, boundary="fill", fillvalue=fillvalue, backend="scipy"),
+            expected,
+        )
+    result = convkit.convolve_nd(
+        np.ones(4, np.float32), [1.0, 1.0], boundary="fill", fillvalue=np.nan
+    )
+    assert np.isnan(result[0]) and np.isnan(result[-1]) and np.all(result[1:-1] == 2)
