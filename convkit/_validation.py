@@ -228,6 +228,13 @@ def _check_boundary(
     boundary: object, fillvalue: object, dtype: np.dtype, function: str
 ) -> str | None:
     """The numpy.pad mode that extends the signal, or None for zero fill (no copy)."""
+    if (
+        type(boundary) is str
+        and boundary == "fill"
+        and type(fillvalue) in (int, float)
+        and fillvalue == 0
+    ):
+        return None  # the default, decided without building arrays
     if not isinstance(boundary, str):
         raise TypeError(
             f"{function}: boundary must be one of {tuple(BOUNDARIES)}, got {boundary!r}"

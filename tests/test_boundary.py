@@ -367,6 +367,7 @@ def test_inputs_are_never_modified(rng, backend):
             r"boundary must be one of 'fill', 'wrap', 'symm', 'symmetric', 'mirror', 'nearest', got 'circular'",
         ),
         ({"boundary": None}, TypeError, r"boundary must be one of .*got None"),
+        ({"boundary": np.array(["fill"])}, TypeError, r"boundary must be one of .*got array"),
         (
             {"boundary": "wrap", "fillvalue": 1.0},
             ValueError,
