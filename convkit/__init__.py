@@ -3,7 +3,8 @@
 Two operations, each with exact semantics, on every backend:
 
 - :func:`convolve_nd`: N-d convolution, as ``scipy.signal.fftconvolve``
-  (with NaN and inf kept local);
+  (with NaN and inf kept local), and :func:`correlate_nd`, as
+  ``scipy.signal.correlate``;
 - :func:`conv` / :func:`conv1d` / :func:`conv2d` / :func:`conv3d`: CNN-layer
   convolution, as Theano's / PyTensor's ``conv2d``.
 
@@ -11,7 +12,7 @@ Backends are plugins (entry-point group ``convkit.backends``), loaded on
 first use; ``import convkit`` imports none of them.
 """
 
-from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd
+from convkit._api import conv, conv1d, conv2d, conv3d, convolve_nd, correlate_nd
 from convkit._auto import get_autotune, load_autotune, save_autotune, set_autotune
 from convkit._config import get_memory_limit, get_num_threads, set_memory_limit, set_num_threads
 from convkit._discovery import BackendInfo, list_backends, register_backend, unregister_backend
@@ -40,6 +41,7 @@ __all__ = [
     "conv2d",
     "conv3d",
     "convolve_nd",
+    "correlate_nd",
     "explain",
     "get_autotune",
     "get_memory_limit",

@@ -17,7 +17,7 @@ from convkit._selection import select_backend
 from convkit._structure import zero_outputs_without_terms
 from convkit._validation import normalize_conv, normalize_convolve, readable_bytes
 
-__all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd"]
+__all__ = ["conv", "conv1d", "conv2d", "conv3d", "convolve_nd", "correlate_nd"]
 
 Mode: TypeAlias = Literal["full", "valid", "same"]
 BorderMode: TypeAlias = (
@@ -156,6 +156,91 @@ def convolve_nd(
     array([6., 6., 6.])
     """
     problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue)
+    if isinstance(problem, np.ndarray):
+        return problem
+    return _run(problem, backend)
+
+
+def correlate_nd(
+    in1: ArrayLike,
+    in2: ArrayLike,
+    mode: Mode = "full",
+    *,
+    axes: int | Sequence[int] | None = None,
+    boundary: Boundary = "fill",
+    fillvalue: complex = 0,
+    backend: BackendChoice = None,
+) -> np.ndarray:
+    """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate`` does.
+
+    ``correlate_nd(in1, in2, mode)`` is :func:`convolve_nd` of ``in1`` with
+    ``in2`` reversed along the convolved axes and complex-conjugated, which is
+    SciPy's definition in every mode:
+    ``full[k] = sum_j in1[j] * conj(in2[j - k + len(in2) - 1])``.
+
+    Parameters
+    ----------
+    in1, in2 : array_like
+        The inputs, with the same number of dimensions.  Axes not in ``axes``
+        broadcast (equal lengths, or one of them 1).
+    mode : {"full", "valid", "same"}
+        ``"full"``: every lag (length ``M + m - 1``); ``"valid"``: the lags
+        at which one input lies wholly inside the other (length
+        ``|M - m| + 1``; the inputs may be given in either order, and the
+        result is the matching part of ``"full"`` either way, as in SciPy);
+        ``"same"``: the length of ``in1``, centred on ``"full"`` as SciPy
+        centres it.
+    axes : int, sequence of int or None
+        Axes to correlate over (default: all, the only choice
+        ``scipy.signal.correlate`` offers).  ``in2`` is reversed along these
+        axes only.
+    boundary : {"fill", "wrap", "symm", "symmetric", "mirror", "nearest"}
+        How ``in1`` continues past its ends, as for :func:`convolve_nd`;
+        ``in2`` is never extended.
+    fillvalue : number
+        The value outside ``in1`` with ``boundary="fill"``; must be 0 with
+        any other boundary.
+    backend : str, Backend or None
+        As for :func:`convolve_nd`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The result, with the dtype rule of :func:`convolve_nd`; 0-d inputs
+        give ``in1 * conj(in2)``.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric inputs or arguments of the wrong type.
+    ValueError
+        Mismatched dimensions, incompatible shapes, bad ``mode``, ``axes`` or
+        ``boundary``; GPU arrays (the reversed, conjugated copy of ``in2`` is
+        made on the host).
+    convkit.BackendError
+        The named backend is unknown, unavailable or cannot do this problem.
+
+    Notes
+    -----
+    NaN and inf stay local, as in :func:`convolve_nd`.
+
+    Examples
+    --------
+    >>> import convkit
+    >>> convkit.correlate_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5]).round(12) + 0.0
+    array([0.5, 2. , 3.5, 3. , 0. ])
+    >>> convkit.correlate_nd([1.0, 2.0, 3.0], [0.0, 1.0, 0.5], mode="same").round(12) + 0.0
+    array([2. , 3.5, 3. ])
+
+    ``in2`` is conjugated; in ``"valid"`` mode the order of the inputs
+    matters, as in SciPy:
+
+    >>> convkit.correlate_nd([1.0, 2.0, 3.0], [1j, 1.0], mode="valid").round(12) + 0.0
+    array([2.-1.j, 3.-2.j])
+    >>> convkit.correlate_nd([1j, 1.0], [1.0, 2.0, 3.0], mode="valid").round(12) + 0.0
+    array([3.+2.j, 2.+1.j])
+    """
+    problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue, correlate=True)
     if isinstance(problem, np.ndarray):
         return problem
     return _run(problem, backend)

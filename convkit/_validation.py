@@ -330,6 +330,8 @@ def normalize_convolve(
     axes: object = None,
     boundary: object = "fill",
     fillvalue: object = 0,
+    *,
+    correlate: bool = False,
 ) -> ConvolveProblem | np.ndarray:
     """Check the arguments of ``convolve_nd`` and build its normalized problem.
 
@@ -348,6 +350,11 @@ def normalize_convolve(
         As for :func:`convkit.convolve_nd`.  A boundary other than zero fill
         gives the ``"valid"`` problem on a padded copy of ``in1``, so a
         backend always sees zero padding.
+    correlate : bool
+        Check the arguments of :func:`convkit.correlate_nd` instead: the
+        problem convolves ``in1`` with a copy of ``in2`` reversed along the
+        convolved axes and conjugated, which is how ``scipy.signal.correlate``
+        defines correlation in every mode.
 
     Returns
     -------
@@ -368,11 +375,17 @@ def normalize_convolve(
     >>> problem.axes, problem.output_start, problem.output_shape
     ((1, 2, 3), (0, 1, 1, 1), (2, 3, 5, 5))
     """
-    function = "convolve_nd"
+    function = "correlate_nd" if correlate else "convolve_nd"
     first, second, devices = to_operands(in1, in2, function, ("in1", "in2"))
     mode = _check_mode(mode, function)
     dtype = compute_dtype(function, first, second)
     pad_mode = _check_boundary(boundary, fillvalue, dtype, function)
+    if devices is not None and correlate:
+        raise ValueError(
+            f"{function}: in2 is reversed and conjugated in a copy, which convkit makes on the "
+            "host; pass in1 and in2 as NumPy arrays, or call convolve_nd with in2 already "
+            "reversed (and conjugated) on the device"
+        )
     if devices is not None:
         if pad_mode is not None and mode != "valid":
             raise _host_only(boundary, function, "in1")
@@ -382,7 +395,8 @@ def normalize_convolve(
         )
 
     if first.ndim == second.ndim == 0:
-        return np.asarray(first.astype(dtype) * second.astype(dtype), dtype=dtype)
+        second = np.conj(second.astype(dtype)) if correlate else second.astype(dtype)
+        return np.asarray(first.astype(dtype) * second, dtype=dtype)
     if first.ndim != second.ndim:
         raise ValueError(
             f"{function}: in1 and in2 should have the same dimensionality, got shapes "
@@ -400,6 +414,16 @@ def normalize_convolve(
             )
     if first.size == 0 or second.size == 0:
         return np.empty((0,), dtype=dtype)
+    if correlate:
+        # Correlation is convolution with the kernel reversed and conjugated, in every mode
+        # (SciPy's own "valid" swap gives the same numbers, since convolution commutes).
+        reversed_slices = tuple(
+            slice(None, None, -1) if axis in axes_tuple else slice(None)
+            for axis in range(second.ndim)
+        )
+        second = np.asarray(second, dtype=dtype)[reversed_slices]
+        if dtype.kind == "c":
+            second = np.conj(second)
 
     if pad_mode is not None and mode != "valid":
         # "full" is "valid" on in1 extended by m - 1 on both sides of each convolved axis;
