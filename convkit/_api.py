@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from convkit._backend import Backend
 from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
+from convkit._missing import check_nan_policy, with_nan_policy
 from convkit._problems import Problem
 from convkit._range import into_range, restore_range
 from convkit._selection import select_backend
@@ -25,6 +26,7 @@ BorderMode: TypeAlias = (
 )
 IntOrTuple: TypeAlias = int | Sequence[int]
 Boundary: TypeAlias = Literal["fill", "wrap", "symm", "symmetric", "mirror", "nearest"]
+NanPolicy: TypeAlias = Literal["propagate", "interpolate", "fill"]
 BackendChoice: TypeAlias = str | Backend | None
 
 
@@ -83,6 +85,8 @@ def convolve_nd(
     axes: int | Sequence[int] | None = None,
     boundary: Boundary = "fill",
     fillvalue: complex = 0,
+    nan_policy: NanPolicy = "propagate",
+    preserve_nan: bool = False,
     backend: BackendChoice = None,
 ) -> np.ndarray:
     """Convolve two N-dimensional arrays, as ``scipy.signal.fftconvolve`` does.
@@ -115,6 +119,20 @@ def convolve_nd(
     fillvalue : number
         The value outside ``in1`` with ``boundary="fill"``; must be 0 with
         any other boundary.
+    nan_policy : {"propagate", "interpolate", "fill"}
+        What a non-finite sample (NaN, inf) of ``in1`` does.  ``"propagate"``
+        (default): it reaches the outputs whose sum contains it, and only
+        those.  ``"interpolate"``: normalized convolution over the finite
+        samples, ``(x·m ⊛ w) / (m ⊛ w)`` with ``m`` the mask of finite
+        samples (extended by ``boundary`` like ``in1``; ``"fill"`` samples
+        count as finite), so a gap is filled from its neighbours; an output
+        whose window holds no finite sample, or whose ``m ⊛ w`` is 0, is NaN.
+        ``"fill"``: non-finite samples count as ``fillvalue``.  Non-finite
+        values of ``in2`` always propagate.  :func:`conv` has no
+        ``nan_policy``.
+    preserve_nan : bool
+        With ``nan_policy="interpolate"`` and ``mode="same"`` only: NaN
+        again where ``in1`` was not finite.
     backend : str, Backend or None
         Run on this backend, strictly (no fallback).  None: the current
         choice (:func:`use_backend`, :func:`set_backend`,
@@ -155,6 +173,12 @@ def convolve_nd(
     >>> convkit.convolve_nd([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], "same", boundary="wrap").round(12)
     array([6., 6., 6.])
     """
+    check_nan_policy(nan_policy, preserve_nan, mode, "convolve_nd")
+    if nan_policy != "propagate":
+        keywords = dict(axes=axes, boundary=boundary, fillvalue=fillvalue, backend=backend)
+        return with_nan_policy(
+            convolve_nd, "convolve_nd", in1, in2, mode, nan_policy, preserve_nan, **keywords
+        )
     problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue)
     if isinstance(problem, np.ndarray):
         return problem
@@ -169,6 +193,8 @@ def correlate_nd(
     axes: int | Sequence[int] | None = None,
     boundary: Boundary = "fill",
     fillvalue: complex = 0,
+    nan_policy: NanPolicy = "propagate",
+    preserve_nan: bool = False,
     backend: BackendChoice = None,
 ) -> np.ndarray:
     """Cross-correlate two N-dimensional arrays, as ``scipy.signal.correlate`` does.
@@ -200,6 +226,20 @@ def correlate_nd(
     fillvalue : number
         The value outside ``in1`` with ``boundary="fill"``; must be 0 with
         any other boundary.
+    nan_policy : {"propagate", "interpolate", "fill"}
+        What a non-finite sample (NaN, inf) of ``in1`` does.  ``"propagate"``
+        (default): it reaches the outputs whose sum contains it, and only
+        those.  ``"interpolate"``: normalized convolution over the finite
+        samples, ``(x·m ⊛ w) / (m ⊛ w)`` with ``m`` the mask of finite
+        samples (extended by ``boundary`` like ``in1``; ``"fill"`` samples
+        count as finite), so a gap is filled from its neighbours; an output
+        whose window holds no finite sample, or whose ``m ⊛ w`` is 0, is NaN.
+        ``"fill"``: non-finite samples count as ``fillvalue``.  Non-finite
+        values of ``in2`` always propagate.  :func:`conv` has no
+        ``nan_policy``.
+    preserve_nan : bool
+        With ``nan_policy="interpolate"`` and ``mode="same"`` only: NaN
+        again where ``in1`` was not finite.
     backend : str, Backend or None
         As for :func:`convolve_nd`.
 
@@ -240,6 +280,12 @@ def correlate_nd(
     >>> convkit.correlate_nd([1j, 1.0], [1.0, 2.0, 3.0], mode="valid").round(12) + 0.0
     array([3.+2.j, 2.+1.j])
     """
+    check_nan_policy(nan_policy, preserve_nan, mode, "correlate_nd")
+    if nan_policy != "propagate":
+        keywords = dict(axes=axes, boundary=boundary, fillvalue=fillvalue, backend=backend)
+        return with_nan_policy(
+            correlate_nd, "correlate_nd", in1, in2, mode, nan_policy, preserve_nan, **keywords
+        )
     problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue, correlate=True)
     if isinstance(problem, np.ndarray):
         return problem
