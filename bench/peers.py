@@ -16,9 +16,49 @@ from workloads import Workload
 Peer = Callable[[], np.ndarray]
 
 
+# scipy.ndimage's name for each boundary; convolve2d's for those it has.
+_NDIMAGE_MODES = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symm": "reflect",
+    "mirror": "mirror",
+    "nearest": "nearest",
+}
+_CONVOLVE2D_BOUNDARIES = {"fill": "fill", "wrap": "wrap", "symm": "symm"}
+
+
+def _boundary_peers(workload: Workload, first, second) -> dict[str, Peer]:
+    """scipy.ndimage.convolve and, in 2-D, convolve2d: the peers that extend the signal.
+
+    Only for "same" with odd kernels over every axis, where ndimage's centring is convkit's.
+    """
+    boundary = workload.params.get("boundary")
+    if (
+        workload.kind != "convolve_nd"
+        or boundary is None
+        or workload.params.get("mode") != "same"
+        or workload.params.get("axes") is not None
+        or any(k % 2 == 0 for k in second.shape)
+    ):
+        return {}
+    import scipy.ndimage
+    import scipy.signal
+
+    mode = _NDIMAGE_MODES[boundary]
+    peers = {"scipy.ndimage.convolve": lambda: scipy.ndimage.convolve(first, second, mode=mode)}
+    if first.ndim == 2 and boundary in _CONVOLVE2D_BOUNDARIES:
+        name = _CONVOLVE2D_BOUNDARIES[boundary]
+        peers["scipy.convolve2d"] = lambda: scipy.signal.convolve2d(
+            first, second, "same", boundary=name
+        )
+    return peers
+
+
 def _scipy_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
     if workload.kind != "convolve_nd" and not _single_channel(workload):
         return {}
+    if workload.params.get("boundary", "fill") != "fill":
+        return _boundary_peers(workload, first, second)
     import scipy.fft
     import scipy.signal
 
@@ -39,6 +79,7 @@ def _scipy_peers(workload: Workload, first, second, threads: int) -> dict[str, P
         return call
 
     peers = {
+        **_boundary_peers(workload, first, second),
         "scipy.fftconvolve": with_workers(
             lambda: scipy.signal.fftconvolve(first, second, mode, axes=axes)
         ),
@@ -96,6 +137,8 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
 
         return {"torch.conv": call}
     mode, axes = workload.params.get("mode", "full"), workload.params.get("axes")
+    if workload.params.get("boundary", "fill") != "fill":
+        return {}  # torch's padding modes are not all of these; ndimage and convolve2d stand in
     # torch's CPU conv unfolds the input (kernel size x outputs elements): skip it where that
     # buffer alone would not fit in memory, rather than let it try.
     unfolded = (
@@ -138,7 +181,7 @@ def _pytensor_peers(workload: Workload, first, second, threads: int) -> dict[str
     except ImportError:
         return {}
     mode = workload.params.get("mode", "full")
-    if mode == "same":
+    if mode == "same" or workload.params.get("boundary", "fill") != "fill":
         return {}
     a, b = pt.matrix(dtype=workload.dtype), pt.matrix(dtype=workload.dtype)
     function = pytensor.function([a, b], convolve2d(a, b, mode=mode))

@@ -183,6 +183,48 @@ FULL = [
         {},
         "fftw <= 25 ms",
     ),
+    # Boundaries: each non-zero rule next to the same problem with fill, so one run gives the
+    # overhead ratio.  Select them all with --only boundary.
+    Workload(
+        "boundary img 4096^2 * 5x5 same symm f32",
+        "convolve_nd",
+        ((4096, 4096), (5, 5)),
+        "float32",
+        {"mode": "same", "boundary": "symm"},
+        "auto >= 5x best peer; <= 1.3x the fill row",
+    ),
+    Workload(
+        "boundary img 4096^2 * 5x5 same wrap f32",
+        "convolve_nd",
+        ((4096, 4096), (5, 5)),
+        "float32",
+        {"mode": "same", "boundary": "wrap"},
+        "<= 1.3x the fill row",
+    ),
+    Workload(
+        "boundary img 4096^2 * 5x5 same fill f32",
+        "convolve_nd",
+        ((4096, 4096), (5, 5)),
+        "float32",
+        {"mode": "same", "boundary": "fill"},
+        "the symm and wrap rows' yardstick",
+    ),
+    Workload(
+        "boundary vol 256^3 * 7^3 same nearest f32",
+        "convolve_nd",
+        ((256, 256, 256), (7, 7, 7)),
+        "float32",
+        {"mode": "same", "boundary": "nearest"},
+        "auto >= 5x best peer; <= 1.3x the fill row",
+    ),
+    Workload(
+        "boundary vol 256^3 * 7^3 same fill f32",
+        "convolve_nd",
+        ((256, 256, 256), (7, 7, 7)),
+        "float32",
+        {"mode": "same", "boundary": "fill"},
+        "the nearest row's yardstick",
+    ),
 ]
 
 

@@ -104,3 +104,22 @@ def test_cuda_kernel_report_says_what_it_needs_when_the_compilers_are_missing():
     assert done.returncode == 2, done.stderr[-3000:]
     assert "needs CUDA's compiler libraries (NVVM and NVRTC; no GPU)" in done.stderr
     assert 'pip install "numba-cuda[cu13]"' in done.stderr and "Traceback" not in done.stderr
+
+
+def test_boundary_rows_race_only_peers_that_extend_the_signal_the_same_way(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import numpy as np
+    from peers import peers_for
+    from workloads import FULL, quick
+
+    rows = [w for w in FULL if w.params.get("boundary", "fill") != "fill"]
+    assert {w.params["boundary"] for w in rows} >= {"symm", "wrap", "nearest"}
+    for workload in rows:
+        small = quick(workload)
+        first, second = small.arrays()
+        peers = peers_for(small, first, second, 1)
+        expected = {"scipy.ndimage.convolve"} | ({"scipy.convolve2d"} if first.ndim == 2 else set())
+        assert set(peers) == expected, workload.name
+        ours = small.call(convkit, first, second, "scipy")
+        for name, call in peers.items():
+            np.testing.assert_allclose(call(), ours, rtol=1e-4, atol=1e-4, err_msg=name)

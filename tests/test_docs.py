@@ -102,3 +102,13 @@ def test_docs_build_without_warnings_and_import_no_engine(tmp_path):
 @needs_sphinx
 def test_docs_examples_run(tmp_path):
     _build("doctest", tmp_path / "doctest")
+
+
+def test_the_boundary_figure_script_draws_the_png(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.syspath_prepend(str(ROOT / "docs"))
+    import make_boundary_figure
+
+    assert make_boundary_figure.main(["--out", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (ROOT / "docs" / "_static" / "boundaries.png").is_file()
