@@ -15,6 +15,17 @@ from convkit._environment import environment_problems
 __all__ = ["main"]
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip()]
@@ -395,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check_parser.add_argument(
         "--worst",
-        type=int,
+        type=_count,
         default=5,
         metavar="N",
         help="list the N passing cases closest to the bound (default 5)",
