@@ -196,7 +196,10 @@ def rank(problem: Problem) -> list[Candidate]:
         if backend is None:
             refused.append(Candidate(name, None, reason or "cannot run it"))
             continue
-        estimate = backend.estimate_seconds(problem)
+        try:
+            estimate = backend.estimate_seconds(problem)
+        except Exception:  # noqa: BLE001 - a plugin's failure must never break convkit
+            estimate = None  # ranked last, as a backend that gives no estimate
         runnable.append(
             (
                 math.inf if estimate is None else estimate,
