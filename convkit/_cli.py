@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 import convkit
-from convkit._environment import environment_problems
+from convkit._environment import EnvironmentVariableError, environment_problems
 
 __all__ = ["main"]
 
@@ -453,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # the reference first: the comparison is shown computed by it
             names = sorted(available, key=lambda name: name != "scipy")
         return 0 if demo(names) else 1
-    except convkit.BackendError as error:
+    except (
+        convkit.BackendError,
+        convkit.WorkingSetTooLargeError,
+        EnvironmentVariableError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
