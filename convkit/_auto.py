@@ -196,7 +196,10 @@ def rank(problem: Problem) -> list[Candidate]:
         if backend is None:
             refused.append(Candidate(name, None, reason or "cannot run it"))
             continue
-        estimate = backend.estimate_seconds(problem)
+        try:
+            estimate = backend.estimate_seconds(problem)
+        except Exception:  # noqa: BLE001 - a plugin's failure must never break convkit
+            estimate = None  # ranked last, as a backend that gives no estimate
         runnable.append(
             (
                 math.inf if estimate is None else estimate,
@@ -408,9 +411,12 @@ def _write(path: Path, choices: list[dict[str, object]]) -> None:
 
 def _parse(path: Path) -> list[tuple[tuple, _Choice]]:
     """The choices in ``path`` as (signature, choice) pairs; ValueError says why a file is unusable."""
+    if not path.is_file():
+        # A FIFO or device would block the read for ever.
+        raise ValueError("it is not a regular file")
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"it is not a convkit autotune file ({error})") from None
     if not isinstance(document, dict) or document.get("format") != FILE_FORMAT:
         raise ValueError("it is not a convkit autotune file")
@@ -433,11 +439,15 @@ def _parse(path: Path) -> list[tuple[tuple, _Choice]]:
             signature = _frozen(item["signature"])
             runnable = tuple((str(name), str(version)) for name, version in item["runnable"])
             chosen = item["chosen"]
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, RecursionError) as error:
             raise ValueError(
                 f"a choice in it is malformed ({type(error).__name__}: {error})"
             ) from None
-        if not isinstance(signature, tuple) or chosen not in {name for name, _ in runnable}:
+        if (
+            not isinstance(signature, tuple)
+            or not isinstance(chosen, str)
+            or chosen not in {name for name, _ in runnable}
+        ):
             raise ValueError(f"a choice in it is malformed: {item!r}")
         parsed.append((signature, _Choice(chosen, True, runnable, None, None)))
     return parsed

@@ -10,9 +10,20 @@ from collections.abc import Sequence
 import numpy as np
 
 import convkit
-from convkit._environment import environment_problems
+from convkit._environment import EnvironmentVariableError, environment_problems
 
 __all__ = ["main"]
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, zero or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -395,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check_parser.add_argument(
         "--worst",
-        type=int,
+        type=_count,
         default=5,
         metavar="N",
         help="list the N passing cases closest to the bound (default 5)",
@@ -442,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # the reference first: the comparison is shown computed by it
             names = sorted(available, key=lambda name: name != "scipy")
         return 0 if demo(names) else 1
-    except convkit.BackendError as error:
+    except (
+        convkit.BackendError,
+        convkit.WorkingSetTooLargeError,
+        EnvironmentVariableError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -635,7 +635,10 @@ def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str 
         assert availability is not None
     if not availability.available or backend is None:
         return None, f"unavailable: {availability.reason}"
-    reason = why_cannot_run(backend, problem)
+    try:
+        reason = why_cannot_run(backend, problem)
+    except Exception as error:  # noqa: BLE001 - a plugin's failure must never break convkit
+        return None, f"its why_not failed: {type(error).__name__}: {error}"
     if reason:
         return None, reason
     runner = backend if own else _PrivateOperands(backend)

@@ -89,19 +89,17 @@ def _parts(array: np.ndarray) -> list[np.ndarray]:
 def _exponent(array: np.ndarray) -> int | None:
     """The least ``e`` with every finite ``|value| < 2**e``; None when none is finite and nonzero.
 
-    A complex value's modulus is under twice its larger part: one more bit.
+    Each real part is measured on its own: a complex value's modulus can overflow to inf
+    although both of its parts are finite.  The modulus is under twice the larger part: one
+    more bit.
     """
-    if array.size <= _SMALL:
-        # Two calls of NumPy instead of four: on small arrays the calls cost more than the pass.
-        magnitudes = np.abs(array)
-        largest = float(magnitudes.max())
-        if not math.isfinite(largest):
-            finite = magnitudes[np.isfinite(magnitudes)]
-            largest = float(finite.max()) if finite.size else 0.0
-        return math.frexp(largest)[1] if largest else None
     largest = 0.0
     for part in _parts(array):
-        extreme = max(float(part.max()), -float(part.min()))
+        if part.size <= _SMALL:
+            # Two calls of NumPy instead of four: on small arrays the calls cost more than the pass.
+            extreme = float(np.abs(part).max())
+        else:
+            extreme = max(float(part.max()), -float(part.min()))
         if not math.isfinite(extreme):
             finite = part[np.isfinite(part)]
             extreme = float(np.abs(finite).max()) if finite.size else 0.0
