@@ -8,7 +8,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike
 
-from convkit._backend import Backend
+from convkit._backend import Backend, reported_working_set
 from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._missing import check_nan_policy, with_nan_policy
@@ -41,7 +41,7 @@ def _result_dtype(result: object) -> np.dtype:
 
 def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
     chosen = select_backend(problem, backend)
-    needed = chosen.working_set_bytes(problem)
+    needed = reported_working_set(chosen, problem)
     limit = get_memory_limit()
     if needed > limit:
         raise WorkingSetTooLargeError(

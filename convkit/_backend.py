@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convkit._config import get_num_threads
+from convkit._errors import BackendResultError
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
-__all__ = ["OPERATIONS", "Availability", "Backend", "Capabilities"]
+__all__ = ["OPERATIONS", "Availability", "Backend", "Capabilities", "reported_working_set"]
 
 #: The operations a backend may implement (the names of its methods).
 OPERATIONS = frozenset({"conv", "convolve_nd"})
@@ -207,3 +208,22 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<convkit backend {self.name!r}>"
+
+
+def reported_working_set(backend: Backend, problem: Problem) -> int:
+    """``backend.working_set_bytes(problem)``, checked to be a finite count of bytes.
+
+    A NaN would compare false with any memory limit and slip past the check, so
+    anything but a finite number, 0 or more, is a :class:`BackendResultError`.
+    """
+    needed = backend.working_set_bytes(problem)
+    if (
+        isinstance(needed, bool)
+        or not isinstance(needed, (int, float, np.integer, np.floating))
+        or not 0 <= needed < math.inf
+    ):
+        raise BackendResultError(
+            f"backend {backend.name!r} estimated its working set for {problem.operation} as "
+            f"{needed!r}; working_set_bytes must return a finite number of bytes, 0 or more"
+        )
+    return int(needed)

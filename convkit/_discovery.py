@@ -27,7 +27,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
-from convkit._backend import OPERATIONS, Availability, Backend
+from convkit._backend import OPERATIONS, Availability, Backend, reported_working_set
 from convkit._environment import EnvironmentVariableError
 from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._lowering import Lowered, lowering_for
@@ -506,7 +506,7 @@ class _PrivateOperands(Backend):
 
     def working_set_bytes(self, problem: Problem) -> int:
         copies = 0 if problem.on_device else sum(operand.nbytes for operand in problem.operands)
-        return self.backend.working_set_bytes(problem) + copies
+        return reported_working_set(self.backend, problem) + copies
 
     def method(self, problem: Problem) -> str:
         return self.backend.method(problem)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convkit._backend import Availability, Backend
+from convkit._backend import Availability, Backend, reported_working_set
 from convkit._errors import BackendResultError
 from convkit._geometry import kernel_operand
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
@@ -169,7 +169,7 @@ class Lowered(Backend):
         part = _plan(problem, self.max_axes).largest_part()
         output = math.prod(problem.output_shape) * problem.dtype.itemsize
         return (
-            self.backend.working_set_bytes(part)
+            reported_working_set(self.backend, part)
             + output
             + sum(operand.nbytes for operand in part.operands)
         )
