@@ -19,7 +19,14 @@ from convkit._config import get_num_threads
 from convkit._errors import BackendResultError
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
 
-__all__ = ["OPERATIONS", "Availability", "Backend", "Capabilities", "reported_working_set"]
+__all__ = [
+    "OPERATIONS",
+    "Availability",
+    "Backend",
+    "Capabilities",
+    "Delegating",
+    "reported_working_set",
+]
 
 #: The operations a backend may implement (the names of its methods).
 OPERATIONS = frozenset({"conv", "convolve_nd"})
@@ -227,3 +234,40 @@ def reported_working_set(backend: Backend, problem: Problem) -> int:
             f"{needed!r}; working_set_bytes must return a finite number of bytes, 0 or more"
         )
     return int(needed)
+
+
+class Delegating(Backend):
+    """A backend that the core wraps around another one to change how problems reach it.
+
+    It answers as the wrapped backend does (name, capabilities, priority,
+    version, availability, threads and, unless a subclass says otherwise, what
+    it says about a problem); subclasses override what they change.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.capabilities = backend.capabilities
+        self.priority = backend.priority
+
+    @property
+    def version(self) -> str:
+        return self.backend.version
+
+    def availability(self) -> Availability:
+        return self.backend.availability()
+
+    def threads(self) -> int | None:
+        return self.backend.threads()
+
+    def why_not(self, problem: Problem) -> str | None:
+        return self.backend.why_not(problem)
+
+    def working_set_bytes(self, problem: Problem) -> int:
+        return reported_working_set(self.backend, problem)
+
+    def method(self, problem: Problem) -> str:
+        return self.backend.method(problem)
+
+    def estimate_seconds(self, problem: Problem) -> float | None:
+        return self.backend.estimate_seconds(problem)

@@ -27,7 +27,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
-from convkit._backend import OPERATIONS, Availability, Backend, reported_working_set
+from convkit._backend import OPERATIONS, Availability, Backend, Delegating, reported_working_set
 from convkit._environment import EnvironmentVariableError
 from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._lowering import Lowered, lowering_for
@@ -475,7 +475,7 @@ def resolve_backend(backend: str | Backend) -> Backend:
     return slot.backend
 
 
-class _PrivateOperands(Backend):
+class _PrivateOperands(Delegating):
     """A backend that is not convkit's own, run on private copies of the operands.
 
     The core hands backends read-only operands that may be views of the
@@ -485,34 +485,9 @@ class _PrivateOperands(Backend):
     Device operands are handed on unchanged.
     """
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.name = backend.name
-        self.capabilities = backend.capabilities
-        self.priority = backend.priority
-
-    @property
-    def version(self) -> str:
-        return self.backend.version
-
-    def availability(self) -> Availability:
-        return self.backend.availability()
-
-    def threads(self) -> int | None:
-        return self.backend.threads()
-
-    def why_not(self, problem: Problem) -> str | None:
-        return self.backend.why_not(problem)
-
     def working_set_bytes(self, problem: Problem) -> int:
         copies = 0 if problem.on_device else sum(operand.nbytes for operand in problem.operands)
         return reported_working_set(self.backend, problem) + copies
-
-    def method(self, problem: Problem) -> str:
-        return self.backend.method(problem)
-
-    def estimate_seconds(self, problem: Problem) -> float | None:
-        return self.backend.estimate_seconds(problem)
 
     def conv(self, problem: ConvProblem):
         return self.backend.conv(_with_private_operands(problem))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convkit._backend import Availability, Backend, reported_working_set
+from convkit._backend import Backend, Delegating, reported_working_set
 from convkit._errors import BackendResultError
 from convkit._geometry import kernel_operand
 from convkit._problems import ConvolveProblem, ConvProblem, Problem
@@ -136,7 +136,7 @@ def lowering_for(backend: Backend, problem: Problem) -> int | None:
     return limit
 
 
-class Lowered(Backend):
+class Lowered(Delegating):
     """A backend with a rank limit, running a higher-rank problem as a sum of lower-rank ones.
 
     What it says about a problem (why not, memory, method, time) is what the
@@ -146,21 +146,8 @@ class Lowered(Backend):
     """
 
     def __init__(self, backend: Backend, max_axes: int) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self.max_axes = max_axes
-        self.name = backend.name
-        self.capabilities = backend.capabilities
-        self.priority = backend.priority
-
-    @property
-    def version(self) -> str:
-        return self.backend.version
-
-    def availability(self) -> Availability:
-        return self.backend.availability()
-
-    def threads(self) -> int | None:
-        return self.backend.threads()
 
     def why_not(self, problem: Problem) -> str | None:
         return self.backend.why_not(_plan(problem, self.max_axes).largest_part())
