@@ -13,6 +13,7 @@ from convkit._auto import Candidate, get_autotune, rank
 from convkit._backend import Backend
 from convkit._discovery import resolve
 from convkit._errors import BackendError
+from convkit._lowering import Lowered
 from convkit._problems import Problem
 from convkit._selection import decide
 from convkit._validation import normalize_conv, normalize_convolve
@@ -198,6 +199,7 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
             [
                 "skipped " + "; ".join(decision.skipped) if decision.skipped else "",
                 decision.auto.how if decision.auto is not None else "",
+                decision.backend.describe(problem) if isinstance(decision.backend, Lowered) else "",
             ],
         )
     )

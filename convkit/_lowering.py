@@ -175,6 +175,14 @@ class Lowered(Delegating):
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
         return run_lowered(problem, self.max_axes, self.backend.convolve_nd, self.name)
 
+    def describe(self, problem: ConvolveProblem) -> str:
+        """How ``problem`` runs: as how many lower-rank parts, and why."""
+        return (
+            f"{self.name} takes at most {self.max_axes} convolved axes: this problem's "
+            f"{problem.spatial_dims} run as a sum of {_plan(problem, self.max_axes).parts} "
+            f"problems of {self.max_axes}"
+        )
+
     def __repr__(self) -> str:
         return f"<convkit backend {self.name!r}, lowered to {self.max_axes} convolved axes>"
 

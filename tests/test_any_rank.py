@@ -330,3 +330,21 @@ def test_cuda_simulator_runs_a_lowered_problem():
         check=False,
     )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_explain_says_when_a_problem_runs_lowered():
+    pytest.importorskip("convkit_numba")
+    decision = convkit.explain(
+        "convolve_nd", np.ones((4, 5, 6, 7)), np.ones((2, 3, 2, 3)), backend="numba"
+    )
+    assert decision.backend == "numba"
+    assert (
+        "at most 3 convolved axes: this problem's 4 run as a sum of 2 problems of 3"
+        in decision.detail
+    )
+    assert (
+        "sum of"
+        not in convkit.explain(
+            "convolve_nd", np.ones((5, 6)), np.ones((2, 3)), backend="numba"
+        ).detail
+    )
