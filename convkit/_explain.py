@@ -23,6 +23,7 @@ __all__ = ["Explanation", "explain"]
 # The functions explain understands, with the spatial rank each checks (None: any).
 _FUNCTIONS: dict[str, int | None] = {
     "convolve_nd": None,
+    "correlate_nd": None,
     "conv": None,
     "conv1d": 1,
     "conv2d": 2,
@@ -85,7 +86,7 @@ class Explanation:
 
 
 def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
-    if name == "convolve_nd":
+    if name in ("convolve_nd", "correlate_nd"):
         return normalize_convolve(
             arguments["in1"],
             arguments["in2"],
@@ -93,6 +94,7 @@ def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
             arguments["axes"],
             arguments["boundary"],
             arguments["fillvalue"],
+            correlate=name == "correlate_nd",
         )
     return normalize_conv(
         arguments["input"],
@@ -107,6 +109,15 @@ def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
         boundary=arguments["boundary"],
         fillvalue=arguments["fillvalue"],
     )
+
+
+def _missing_data(arguments: dict) -> str:
+    policy = arguments.get("nan_policy", "propagate")
+    if policy == "interpolate":
+        return "nan_policy='interpolate': the backend runs the signal's, the mask's and a check's convolutions"
+    if policy == "fill":
+        return "nan_policy='fill': the backend runs on a copy with the non-finite samples filled"
+    return ""
 
 
 def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
@@ -200,6 +211,7 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
                 "skipped " + "; ".join(decision.skipped) if decision.skipped else "",
                 decision.auto.how if decision.auto is not None else "",
                 decision.backend.describe(problem) if isinstance(decision.backend, Lowered) else "",
+                _missing_data(arguments),
             ],
         )
     )

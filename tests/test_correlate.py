@@ -241,3 +241,16 @@ class _DeviceStandIn:
 def test_device_arrays_are_refused_before_any_copy():
     with pytest.raises(ValueError, match=r"^correlate_nd: in2 is reversed and conjugated"):
         convkit.correlate_nd(_DeviceStandIn((5,)), _DeviceStandIn((3,)))
+
+
+def test_explain_takes_correlate_nd_and_says_what_nan_policy_runs():
+    decision = convkit.explain("correlate_nd", np.ones(40), np.ones(5), backend="scipy")
+    assert decision.backend == "scipy" and decision.rule == "backend= argument"
+    interpolate = convkit.explain(
+        convkit.correlate_nd, np.ones(40), np.ones(5), nan_policy="interpolate", backend="scipy"
+    )
+    assert "nan_policy='interpolate'" in interpolate.detail
+    assert (
+        "nan_policy"
+        in convkit.explain("convolve_nd", np.ones(40), np.ones(5), nan_policy="fill").detail
+    )
