@@ -13,7 +13,7 @@ from convkit._config import get_memory_limit
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._missing import check_nan_policy, with_nan_policy
 from convkit._problems import Problem
-from convkit._range import into_range, restore_range
+from convkit._range import into_range, range_shifts, restore_range, scaled_copy_bytes
 from convkit._selection import select_backend
 from convkit._structure import zero_outputs_without_terms
 from convkit._validation import normalize_conv, normalize_convolve, readable_bytes
@@ -41,7 +41,9 @@ def _result_dtype(result: object) -> np.dtype:
 
 def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
     chosen = select_backend(problem, backend)
-    needed = reported_working_set(chosen, problem)
+    # Operands near the top of their dtype's range are scaled first: those copies count too.
+    shifts = range_shifts(problem)
+    needed = reported_working_set(chosen, problem) + scaled_copy_bytes(problem, shifts)
     limit = get_memory_limit()
     if needed > limit:
         raise WorkingSetTooLargeError(
@@ -50,7 +52,7 @@ def _run(problem: Problem, backend: BackendChoice) -> np.ndarray:
             "split the problem (e.g. along the batch axis), or raise the limit with "
             "convkit.set_memory_limit / CONVKIT_MEMORY_LIMIT if the memory is there"
         )
-    in_range, shift = into_range(problem)
+    in_range, shift = into_range(problem, shifts)
     result = getattr(chosen, problem.operation)(in_range)
     shape = tuple(getattr(result, "shape", ()) or ())
     if not hasattr(result, "dtype") or not hasattr(result, "shape"):

@@ -46,7 +46,7 @@ import numpy as np
 from convkit._geometry import dilated_extent
 from convkit._problems import ConvolveProblem, Problem
 
-__all__ = ["growth_bits", "into_range", "restore_range"]
+__all__ = ["growth_bits", "into_range", "range_shifts", "restore_range", "scaled_copy_bytes"]
 
 # Complex products (a sum of two real ones) and rounding.
 _SPARE_BITS = 4
@@ -147,13 +147,27 @@ def _scaled(array: np.ndarray, shift: int) -> np.ndarray:
     return result
 
 
-def into_range(problem: Problem) -> tuple[Problem, int]:
+def range_shifts(problem: Problem) -> tuple[int, int]:
+    """The powers of two ``(a, b)`` that ``in1`` and ``in2`` are divided by: (0, 0) unless needed."""
+    if problem.on_device:
+        return 0, 0
+    return _shifts(problem)
+
+
+def scaled_copy_bytes(problem: Problem, shifts: tuple[int, int]) -> int:
+    """Bytes of the scaled copies that ``shifts`` make (counted toward the memory limit)."""
+    return sum(operand.nbytes for operand, shift in zip(problem.operands, shifts) if shift)
+
+
+def into_range(problem: Problem, shifts: tuple[int, int] | None = None) -> tuple[Problem, int]:
     """The problem to hand the backend, and the power of two its result needs.
 
     Parameters
     ----------
     problem : ConvProblem or ConvolveProblem
         A normalized problem.
+    shifts : (int, int), optional
+        What :func:`range_shifts` gave for it (measured again when omitted).
 
     Returns
     -------
@@ -175,9 +189,7 @@ def into_range(problem: Problem) -> tuple[Problem, int]:
     >>> into_range(normalize_convolve(np.ones(8), np.ones(3)))[1]
     0
     """
-    if problem.on_device:
-        return problem, 0
-    first_shift, second_shift = _shifts(problem)
+    first_shift, second_shift = range_shifts(problem) if shifts is None else shifts
     if first_shift == second_shift == 0:
         return problem, 0
     first, second = problem.operands

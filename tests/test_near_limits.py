@@ -8,7 +8,7 @@ import pytest
 import scipy.signal
 
 import convkit
-from convkit._range import growth_bits, into_range
+from convkit._range import growth_bits, into_range, range_shifts, scaled_copy_bytes
 from convkit.plugin import normalize_conv, normalize_convolve
 from convkit.testing import check_case, generate_cases
 from convkit.testing._direct import direct_conv, direct_convolve_nd
@@ -159,3 +159,20 @@ def test_kit_near_limit_cases_have_results_that_fit():
         assert scale[np.isfinite(scale)].max() < top / 2
     small = [case for case in generate_cases("small") if "near-limit" in case.tags]
     assert {case.operation for case in small} == {"conv", "convolve_nd"}
+
+
+def test_the_scaled_copies_count_toward_the_memory_limit():
+    """Operands near the top of the range are copied scaled; a limit that leaves no room for
+    those copies refuses the call before they are made."""
+    big = np.full(4096, 1e38, np.float32)
+    kernel = np.full(9, 1e-3, np.float32)
+    problem = normalize_convolve(big, kernel, "same")
+    shifts = range_shifts(problem)
+    assert shifts[0] > 0 and scaled_copy_bytes(problem, shifts) >= big.nbytes
+    scipy_backend = convkit.plugin.resolve_backend("scipy")
+    needed = scipy_backend.working_set_bytes(problem)
+    convkit.set_memory_limit(needed + big.nbytes // 2)
+    with pytest.raises(convkit.WorkingSetTooLargeError):
+        convkit.convolve_nd(big, kernel, "same", backend="scipy")
+    convkit.set_memory_limit(needed + scaled_copy_bytes(problem, shifts))
+    assert np.isfinite(convkit.convolve_nd(big, kernel, "same", backend="scipy")).all()
