@@ -175,16 +175,9 @@ def convolve_nd(
     >>> convkit.convolve_nd([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], "same", boundary="wrap").round(12)
     array([6., 6., 6.])
     """
-    check_nan_policy(nan_policy, preserve_nan, mode, "convolve_nd")
-    if nan_policy != "propagate":
-        keywords = dict(axes=axes, boundary=boundary, fillvalue=fillvalue, backend=backend)
-        return with_nan_policy(
-            convolve_nd, "convolve_nd", in1, in2, mode, nan_policy, preserve_nan, **keywords
-        )
-    problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue)
-    if isinstance(problem, np.ndarray):
-        return problem
-    return _run(problem, backend)
+    return _along_axes(
+        convolve_nd, in1, in2, mode, axes, boundary, fillvalue, nan_policy, preserve_nan, backend
+    )
 
 
 def correlate_nd(
@@ -282,13 +275,24 @@ def correlate_nd(
     >>> convkit.correlate_nd([1j, 1.0], [1.0, 2.0, 3.0], mode="valid").round(12) + 0.0
     array([3.+2.j, 2.+1.j])
     """
-    check_nan_policy(nan_policy, preserve_nan, mode, "correlate_nd")
+    return _along_axes(
+        correlate_nd, in1, in2, mode, axes, boundary, fillvalue, nan_policy, preserve_nan, backend
+    )
+
+
+def _along_axes(
+    function, in1, in2, mode, axes, boundary, fillvalue, nan_policy, preserve_nan, backend
+) -> np.ndarray:
+    """``convolve_nd`` or ``correlate_nd`` (``function``, the public one) once its arguments
+    are bound: a missing-data policy other than "propagate" runs it on finite arrays."""
+    name = function.__name__
+    check_nan_policy(nan_policy, preserve_nan, mode, name)
     if nan_policy != "propagate":
         keywords = dict(axes=axes, boundary=boundary, fillvalue=fillvalue, backend=backend)
-        return with_nan_policy(
-            correlate_nd, "correlate_nd", in1, in2, mode, nan_policy, preserve_nan, **keywords
-        )
-    problem = normalize_convolve(in1, in2, mode, axes, boundary, fillvalue, correlate=True)
+        return with_nan_policy(function, name, in1, in2, mode, nan_policy, preserve_nan, **keywords)
+    problem = normalize_convolve(
+        in1, in2, mode, axes, boundary, fillvalue, correlate=name == "correlate_nd"
+    )
     if isinstance(problem, np.ndarray):
         return problem
     return _run(problem, backend)
