@@ -82,6 +82,11 @@ class Capabilities:
     device_arrays : bool
         Whether it takes GPU arrays (problems with ``on_device``) and returns
         a device array of the same kind.
+    boundaries : frozenset of str
+        The boundary rules it extends the signal by itself, among ``"wrap"``,
+        ``"symm"``, ``"mirror"`` and ``"nearest"`` (default: none).  A problem
+        with any other rule reaches the backend on a padded copy of its
+        signal, with zero fill, so every backend computes every rule.
     """
 
     operations: frozenset[str] | None = None
@@ -89,6 +94,7 @@ class Capabilities:
     max_spatial_dims: int | None = None
     groups: bool = True
     device_arrays: bool = False
+    boundaries: frozenset[str] = frozenset()
 
     def why_not(self, problem: Problem) -> str | None:
         """Return why these capabilities cannot serve ``problem``, or None."""

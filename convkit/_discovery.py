@@ -28,6 +28,7 @@ import warnings
 from dataclasses import dataclass
 
 from convkit._backend import OPERATIONS, Availability, Backend, Delegating, reported_working_set
+from convkit._boundary import RULES, Extended, needs_padding
 from convkit._environment import EnvironmentVariableError
 from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._lowering import Lowered, lowering_for
@@ -529,8 +530,16 @@ def supported_operations(backend: Backend) -> frozenset[str]:
 def contract_violation(backend: Backend) -> str | None:
     """Why ``backend`` breaks the plugin contract, or None when it keeps it.
 
-    Its capabilities may name only operations that it implements (overrides).
+    Its capabilities may name only operations that it implements (overrides),
+    and only the boundary rules convkit knows.
     """
+    rules = getattr(backend.capabilities, "boundaries", frozenset())
+    strange = sorted(map(repr, set(rules) - RULES)) if isinstance(rules, (set, frozenset)) else None
+    if strange is None or strange:
+        return (
+            f"declares capabilities.boundaries={rules!r}; it must be a frozenset of "
+            f"{', '.join(map(repr, sorted(RULES)))} (the rules other than zero fill)"
+        )
     declared = backend.capabilities.operations
     if declared is None:
         return None
@@ -582,10 +591,18 @@ def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
     if problem.operation not in offered:
         what = ", ".join(sorted(offered)) or "no operation"
         return f"does not implement {problem.operation} (it implements {what})"
+    return _runner(backend, problem).why_not(problem)
+
+
+def _runner(backend: Backend, problem: Problem) -> Backend:
+    """``backend`` as it runs ``problem``: lowered to its rank limit, on a padded copy of the
+    signal when it does not extend the boundary itself (or when it is lowered: the parts
+    are slices of the signal, whose extension must be made first)."""
     rank = lowering_for(backend, problem)
-    if rank is not None:
-        return Lowered(backend, rank).why_not(problem)
-    return backend.why_not(problem)
+    runner = backend if rank is None else Lowered(backend, rank)
+    if needs_padding(backend, problem) or (rank is not None and problem.boundary != "fill"):
+        runner = Extended(runner)
+    return runner
 
 
 def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str | None]:
@@ -616,6 +633,4 @@ def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str 
         return None, f"its why_not failed: {type(error).__name__}: {error}"
     if reason:
         return None, reason
-    runner = backend if own else _PrivateOperands(backend)
-    rank = lowering_for(backend, problem)
-    return (runner if rank is None else Lowered(runner, rank)), None
+    return _runner(backend if own else _PrivateOperands(backend), problem), None

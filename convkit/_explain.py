@@ -11,6 +11,7 @@ import numpy as np
 from convkit import _api
 from convkit._auto import Candidate, get_autotune, rank
 from convkit._backend import Backend
+from convkit._boundary import Extended
 from convkit._discovery import resolve
 from convkit._errors import BackendError
 from convkit._lowering import Lowered
@@ -210,7 +211,7 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
             [
                 "skipped " + "; ".join(decision.skipped) if decision.skipped else "",
                 decision.auto.how if decision.auto is not None else "",
-                decision.backend.describe(problem) if isinstance(decision.backend, Lowered) else "",
+                _how_it_runs(decision.backend, problem),
                 _missing_data(arguments),
             ],
         )
@@ -218,3 +219,16 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     return Explanation(
         name, decision.backend.name, decision.rule, detail, tuple(candidates), autotune
     )
+
+
+def _how_it_runs(backend, problem) -> str:
+    """What the core does around the backend for ``problem``: a padded copy, a lowering."""
+    said = []
+    if isinstance(backend, Extended):
+        said.append(backend.describe(problem))
+        backend = backend.backend
+    elif problem.boundary != "fill":
+        said.append(f"{backend.name} extends boundary={problem.boundary!r} itself (no padded copy)")
+    if isinstance(backend, Lowered):
+        said.append(backend.describe(problem))
+    return "; ".join(said)

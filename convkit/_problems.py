@@ -56,6 +56,16 @@ class ConvolveProblem:
         unchanged; only backends whose capabilities declare
         ``device_arrays`` receive such problems, and they return a device
         array of the same kind.
+    boundary : str
+        How ``in1`` continues past its ends along ``axes``: ``"fill"``, with
+        zeros (the terms above), or a rule, ``"wrap"``, ``"symm"``,
+        ``"mirror"`` or ``"nearest"`` (see
+        :func:`convkit.plugin.extension_index`), under which every index
+        ``i - j`` of the sum exists and reads ``in1`` at
+        ``extension_index(i - j, len(in1), boundary)``.  A backend sees a
+        rule only if its capabilities name it in ``boundaries``; the others
+        get the same problem on a padded copy.  With a rule, an axis on which
+        ``in1`` has length 1 and ``in2`` is longer stays convolved.
     """
 
     in1: np.ndarray
@@ -65,6 +75,7 @@ class ConvolveProblem:
     output_shape: tuple[int, ...]
     dtype: np.dtype
     on_device: bool = False
+    boundary: str = "fill"
 
     operation = "convolve_nd"
 
@@ -146,6 +157,14 @@ class ConvProblem:
         True when ``input`` and ``filters`` are GPU arrays handed on unchanged
         (see :class:`ConvolveProblem`); then ``filters`` are *not* flipped and
         the backend honours ``filter_flip`` itself.
+    boundary : str
+        What fills ``padding``: ``"fill"``, zeros (no terms, as above), or a
+        rule, ``"wrap"``, ``"symm"``, ``"mirror"`` or ``"nearest"``, under
+        which every position of the padded range exists and reads the input
+        channel at ``extension_index(position, size, boundary)`` per spatial
+        axis (see :func:`convkit.plugin.extension_index`).  A backend sees a
+        rule only if its capabilities name it in ``boundaries``; the others
+        get the same problem on a padded copy, with ``padding`` all zero.
     """
 
     input: np.ndarray
@@ -158,6 +177,7 @@ class ConvProblem:
     dtype: np.dtype
     filter_flip: bool = True
     on_device: bool = False
+    boundary: str = "fill"
 
     operation = "conv"
 

@@ -61,8 +61,8 @@ def outputs_without_terms(problem: Problem) -> list[tuple[int, np.ndarray]]:
     >>> outputs_without_terms(problem)  # the middle row falls between the dilated taps
     [(2, array([False,  True, False]))]
     """
-    if not isinstance(problem, ConvProblem):
-        return []
+    if not isinstance(problem, ConvProblem) or problem.boundary != "fill":
+        return []  # a boundary rule gives every padded position a sample
     found = []
     for axis, (size, kernel, stride, dilation, (pad_before, pad_after)) in enumerate(
         zip(

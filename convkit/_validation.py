@@ -49,6 +49,8 @@ BOUNDARIES = {
     "mirror": "reflect",
     "nearest": "edge",
 }
+# The rule a problem carries for each numpy.pad mode other than "constant".
+_RULE_OF_PAD_MODE = {"wrap": "wrap", "symmetric": "symm", "reflect": "mirror", "edge": "nearest"}
 _REJECTED_KINDS = {
     "O": "object",
     "U": "str",
@@ -347,9 +349,9 @@ def normalize_convolve(
     axes : int, sequence of int or None
         The axes to convolve (default: all).
     boundary, fillvalue
-        As for :func:`convkit.convolve_nd`.  A boundary other than zero fill
-        gives the ``"valid"`` problem on a padded copy of ``in1``, so a
-        backend always sees zero padding.
+        As for :func:`convkit.convolve_nd`.  A rule (wrap, symm, mirror,
+        nearest) is carried in ``problem.boundary``; a non-zero fill value
+        gives the ``"valid"`` problem on a padded copy of ``in1``.
     correlate : bool
         Check the arguments of :func:`convkit.correlate_nd` instead: the
         problem convolves ``in1`` with a copy of ``in2`` reversed along the
@@ -425,6 +427,7 @@ def normalize_convolve(
         if dtype.kind == "c":
             second = np.conj(second)
 
+    rule = "fill"
     if pad_mode is not None and mode != "valid":
         # "full" is "valid" on in1 extended by m - 1 on both sides of each convolved axis;
         # "same" needs only the part of that extension its centred slice reaches.
@@ -436,9 +439,14 @@ def normalize_convolve(
             size + before + after for size, (before, after) in zip(first.shape, widths)
         )
         output_shape = convolve_output_region(padded_shape, second.shape, "valid", axes_tuple)[1]
+        # Whichever backend runs, the padded copy may be made (by the core, for a backend
+        # that does not extend the rule itself): it counts toward the budget.
         _check_budget(function, (first, second), dtype, output_shape, padded_shape)
-        first = _padded_signal(first, widths, pad_mode, fillvalue, dtype)
-        mode = "valid"
+        if pad_mode == "constant":
+            first = _padded_signal(first, widths, pad_mode, fillvalue, dtype)
+            mode = "valid"
+        else:
+            rule = _RULE_OF_PAD_MODE[pad_mode]
 
     if mode == "valid":
         try:
@@ -456,7 +464,17 @@ def normalize_convolve(
     # which an operand has length 1 gives the broadcast region too, so it is handed to
     # backends as a broadcast axis: they see only the axes they really convolve.
     output_start, output_shape = convolve_output_region(first.shape, second.shape, mode, axes_tuple)
+    named_axes = axes_tuple
     axes_tuple = convolved_axes(first.shape, second.shape, mode, axes_tuple)
+    if rule != "fill":
+        if any(second.shape[axis] > 1 for axis in named_axes):
+            # in1 of length 1 against a longer in2 is no broadcast under a rule: the
+            # kernel reaches into the extension, which repeats the sample.
+            axes_tuple = tuple(
+                axis for axis in named_axes if axis in axes_tuple or second.shape[axis] > 1
+            )
+        else:
+            rule = "fill"  # a kernel of length 1 everywhere reaches no extension
 
     if devices is None:
         _check_budget(function, (first, second), dtype, output_shape)
@@ -468,6 +486,7 @@ def normalize_convolve(
         output_shape=tuple(output_shape),
         dtype=dtype,
         on_device=devices is not None,
+        boundary=rule,
     )
 
 
@@ -508,9 +527,9 @@ def normalize_conv(
     function : str
         The name error messages give the call.
     boundary, fillvalue
-        As for :func:`convkit.conv`.  A boundary other than zero fill gives
-        the problem on an input already padded by the rule, with
-        ``padding`` all zero.
+        As for :func:`convkit.conv`.  A rule (wrap, symm, mirror, nearest)
+        is carried in ``problem.boundary``; a non-zero fill value gives the
+        problem on an input already padded with it, ``padding`` all zero.
 
     Returns
     -------
@@ -650,16 +669,21 @@ def normalize_conv(
 
     if filter_flip:
         kernels = kernels[(slice(None), slice(None)) + (slice(None, None, -1),) * spatial_dims]
+    rule = "fill"
     if pad_mode is not None:
-        # The border is filled by the rule from each channel's own samples; the backend then
-        # runs the unpadded problem on that copy.
+        # The border is filled by the rule from each channel's own samples: by the backend
+        # if it extends the rule itself, else on a padded copy (which counts toward the
+        # budget either way).  A fill value other than 0 is always written into a copy.
         widths = [(0, 0), (0, 0), *padding]
         padded_shape = tuple(
             size + before + after for size, (before, after) in zip(data.shape, widths)
         )
         _check_budget(function, (data, kernels), dtype, output_shape, padded_shape)
-        data = _padded_signal(data, widths, pad_mode, fillvalue, dtype)
-        padding = ((0, 0),) * spatial_dims
+        if pad_mode == "constant":
+            data = _padded_signal(data, widths, pad_mode, fillvalue, dtype)
+            padding = ((0, 0),) * spatial_dims
+        else:
+            rule = _RULE_OF_PAD_MODE[pad_mode]
     _check_budget(function, (data, kernels), dtype, output_shape)
     return ConvProblem(
         input=_readonly_contiguous(data, dtype),
@@ -671,4 +695,5 @@ def normalize_conv(
         output_shape=output_shape,
         dtype=dtype,
         filter_flip=bool(filter_flip),
+        boundary=rule,
     )

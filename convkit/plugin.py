@@ -15,13 +15,19 @@ method that mixes values whether it may run as it is.  The shape geometry
 :func:`conv_output_shape`, :func:`convolve_output_region`,
 :func:`convolved_axes`, :func:`kernel_operand`) is the core's own, so a
 backend computes sizes exactly as the core does.  :func:`normalize_conv` and
-:func:`normalize_convolve` build problems (they take keywords).
+:func:`normalize_convolve` build problems (they take keywords).  A problem
+whose signal continues by a boundary rule (``problem.boundary``) reaches a
+backend only if its :attr:`Capabilities.boundaries` names the rule;
+:func:`extension_index` says which sample each outside position reads, and
+:func:`explicit_boundary` turns such a problem into one on a padded copy (for
+a backend that extends the rule on some of its paths only).
 :func:`resolve_backend` gives the loaded object behind a backend's name, and
 :func:`why_cannot_run` says why a backend cannot run a problem.  The README's
 "Writing a backend" walks through a complete example.
 """
 
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
+from convkit._boundary import explicit_boundary, extension_index
 from convkit._config import get_num_threads
 from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
 from convkit._geometry import (
@@ -54,6 +60,8 @@ __all__ = [
     "convolve_output_region",
     "convolved_axes",
     "dilated_extent",
+    "explicit_boundary",
+    "extension_index",
     "get_num_threads",
     "kernel_operand",
     "normalize_conv",

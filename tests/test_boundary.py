@@ -13,7 +13,14 @@ import scipy.ndimage
 import scipy.signal
 
 import convkit
-from convkit.plugin import normalize_conv, normalize_convolve
+from convkit.plugin import (
+    Backend,
+    Capabilities,
+    explicit_boundary,
+    extension_index,
+    normalize_conv,
+    normalize_convolve,
+)
 
 CPU_BACKENDS = [
     info.name
@@ -273,21 +280,98 @@ def test_float32_and_complex(rng, backend):
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-4)
 
 
-def test_zero_fill_makes_no_copy_and_other_boundaries_give_zero_padding():
+def test_rules_travel_in_the_problem_and_explicit_boundary_pads():
     x = np.ones((1, 1, 5, 5))
     w = np.ones((1, 1, 3, 3))
     for fillvalue in (0, 0.0, 0j):
         problem = normalize_conv(x, w, "half", boundary="fill", fillvalue=fillvalue)
-        assert problem.padding == ((1, 1), (1, 1))
+        assert problem.padding == ((1, 1), (1, 1)) and problem.boundary == "fill"
         assert np.shares_memory(problem.input, x)
     problem = normalize_conv(x, w, "half", boundary="wrap")
+    assert problem.padding == ((1, 1), (1, 1)) and problem.boundary == "wrap"
+    assert np.shares_memory(problem.input, x)
+    padded = explicit_boundary(problem)
+    assert padded.padding == ((0, 0), (0, 0)) and padded.input.shape == (1, 1, 7, 7)
+    assert padded.boundary == "fill" and not padded.input.flags.writeable
+    # A non-zero fill value is written into a copy at once.
+    problem = normalize_conv(x, w, "half", boundary="fill", fillvalue=2.0)
     assert problem.padding == ((0, 0), (0, 0)) and problem.input.shape == (1, 1, 7, 7)
-    assert not problem.input.flags.writeable
-    problem = normalize_convolve(np.ones(5), np.ones(3), "same", boundary="nearest")
-    assert problem.in1.shape == (7,) and problem.output_shape == (5,)
-    assert not problem.in1.flags.writeable
+    problem = normalize_convolve(np.ones(5), np.ones(3), "same", boundary="symmetric")
+    assert problem.in1.shape == (5,) and problem.boundary == "symm"
+    padded = explicit_boundary(problem)
+    assert padded.in1.shape == (7,) and padded.output_shape == (5,)
+    assert padded.output_start == (2,) and not padded.in1.flags.writeable
     problem = normalize_convolve(np.ones(5), np.ones(3), "valid", boundary="nearest")
-    assert problem.in1.shape == (5,)
+    assert problem.in1.shape == (5,) and problem.boundary == "fill"
+    # Under a rule, in1 of length 1 against a longer in2 is convolved, not broadcast.
+    problem = normalize_convolve(np.ones((1, 5)), np.ones((3, 3)), "full", boundary="nearest")
+    assert problem.axes == (0, 1) and problem.output_shape == (3, 7)
+    problem = normalize_convolve(np.ones((1, 5)), np.ones((3, 1)), "full", boundary="wrap", axes=1)
+    assert problem.boundary == "fill" and problem.axes == (1,)
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm", "mirror", "nearest"])
+def test_extension_index_is_numpy_pad(boundary):
+    pad_mode = {"wrap": "wrap", "symm": "symmetric", "mirror": "reflect", "nearest": "edge"}
+    for size in range(1, 7):
+        for width in (0, 1, size, 3 * size + 2):
+            positions = np.arange(-width, size + width)
+            expected = np.pad(np.arange(size), width, mode=pad_mode[boundary])
+            assert extension_index(positions, size, boundary).tolist() == expected.tolist()
+
+
+class _NativeWrap(Backend):
+    """Declares "wrap": it gets the unpadded problem and pads by the index map itself."""
+
+    name = "native-wrap-test"
+    capabilities = Capabilities(boundaries=frozenset({"wrap"}))
+    seen: list
+
+    def convolve_nd(self, problem):
+        self.seen.append(problem.boundary)
+        if problem.boundary == "fill":
+            full = scipy.signal.fftconvolve(problem.in1, problem.in2, "full", axes=problem.axes)
+            return full[problem.output_slices].astype(problem.dtype)
+        # in1 extended by m - 1 on both sides: its "valid" part is the whole "full" result.
+        index = []
+        for axis, size in enumerate(problem.in1.shape):
+            reach = problem.in2.shape[axis] - 1 if axis in problem.axes else 0
+            index.append(extension_index(np.arange(-reach, size + reach), size, "wrap"))
+        signal = problem.in1[np.ix_(*index)]
+        full = scipy.signal.fftconvolve(signal, problem.in2, "valid", axes=problem.axes)
+        return full[problem.output_slices].astype(problem.dtype)
+
+
+def test_a_backend_that_declares_a_rule_gets_the_unpadded_problem(rng):
+    backend = _NativeWrap()
+    backend.seen = []
+    x, w = rng.standard_normal((6, 7)), rng.standard_normal((3, 4))
+    convkit.register_backend(backend)
+    try:
+        for boundary in ("wrap", "nearest", "fill"):
+            result = convkit.convolve_nd(x, w, "same", boundary=boundary, backend=backend.name)
+            expected = convkit.convolve_nd(x, w, "same", boundary=boundary, backend="scipy")
+            np.testing.assert_allclose(result, expected, rtol=1e-10, atol=1e-10)
+        explained = convkit.explain(
+            convkit.convolve_nd, x, w, "same", boundary="nearest", backend=backend.name
+        )
+    finally:
+        convkit.unregister_backend(backend.name)
+    # "wrap" arrives as it is; "nearest" on a padded copy, with zero fill.
+    assert backend.seen == ["wrap", "fill", "fill"]
+    assert "padded copy" in str(explained)
+
+
+def test_a_backend_that_declares_an_unknown_rule_breaks_the_contract():
+    class Strange(Backend):
+        name = "strange-rule-test"
+        capabilities = Capabilities(boundaries=frozenset({"reflect"}))
+
+        def convolve_nd(self, problem):
+            raise AssertionError("never called")
+
+    with pytest.raises(convkit.BackendError, match="boundaries"):
+        convkit.convolve_nd(np.ones(3), np.ones(2), backend=Strange())
 
 
 def test_padded_outputs_keep_their_terms_with_dilation():
