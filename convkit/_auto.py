@@ -172,11 +172,13 @@ def get_autotune() -> bool:
 
 
 def problem_signature(problem: Problem) -> tuple:
-    """What makes two problems the same for choosing a backend: shapes, dtype, geometry, threads."""
+    """What makes two problems the same for choosing a backend: shapes, dtype, geometry,
+    boundary rule, threads."""
     common = (
         problem.operation,
         problem.dtype.str,
         problem.on_device,
+        problem.boundary,
         get_num_threads(),
         tuple(tuple(operand.shape) for operand in problem.operands),
     )
