@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -15,11 +16,18 @@ from convkit.plugin import (
     ConvolveProblem,
     ConvProblem,
     Problem,
+    explicit_boundary,
     get_num_threads,
     with_local_nonfinite,
 )
 from convkit_fftw._conv import conv_within, conv_working_bytes, geometry, spectrum_points
 from convkit_fftw._convolve import transform_shapes
+from convkit_fftw._periodic import (
+    circular_convolve,
+    circular_shapes,
+    circular_working_bytes,
+    length_penalty,
+)
 from convkit_fftw._pieces import convolve_within, peak_bytes
 from convkit_fftw._plans import get_planner_effort
 from convkit_fftw._runtime import load_pyfftw
@@ -32,6 +40,39 @@ __all__ = ["FftwBackend"]
 CALL_SECONDS = 60e-6
 POINT_LOG_SECONDS = {4: 0.13e-9, 8: 0.25e-9}
 CHANNEL_SUM_SECONDS = {4: 0.4e-9, 8: 0.8e-9}
+# A copy into a fresh array (the gathered region of a circular result), per byte
+# written: 64 MiB took 11-14 ms (bench/NOTES.md, "Boundaries").
+COPY_SECONDS_PER_BYTE = 0.2e-9
+# Zero fill on the core's padded copy took 1.3-2.2x zero fill on the unpadded
+# problem, and 1.2-2.2x what the per-point model predicts relative to the circular
+# route, over eight shapes 1-D to 3-D (bench/NOTES.md, "fftw: wrap as a circular
+# convolution"): the copy, and overlap-add's reshuffling passes, which the model
+# leaves out.
+PADDED_ROUTE_FACTOR = 1.5
+
+
+def _padded_stand_in(problem: Problem) -> Problem:
+    """The problem the padded route runs (zero fill on the signal extended by the rule),
+    with a stand-in signal of that shape that takes no memory: for sizes and costs."""
+    if isinstance(problem, ConvProblem):
+        signal = problem.input
+        widths = [(0, 0), (0, 0), *problem.padding]
+    else:
+        signal = problem.in1
+        widths = [(0, 0)] * signal.ndim
+        for axis in problem.axes:
+            # Output i reads the extension at i - j for the taps j < m.
+            first = problem.output_start[axis] - (problem.in2.shape[axis] - 1)
+            last = problem.output_start[axis] + problem.output_shape[axis] - 1
+            widths[axis] = (max(0, -first), max(0, last - (signal.shape[axis] - 1)))
+    shape = tuple(size + before + after for size, (before, after) in zip(signal.shape, widths))
+    stand_in = np.broadcast_to(np.zeros((), dtype=signal.dtype), shape)
+    if isinstance(problem, ConvProblem):
+        return dataclasses.replace(
+            problem, input=stand_in, padding=((0, 0),) * len(problem.padding), boundary="fill"
+        )
+    start = tuple(start + before for start, (before, _) in zip(problem.output_start, widths))
+    return dataclasses.replace(problem, in1=stand_in, output_start=start, boundary="fill")
 
 
 def _workspace_budget(problem: Problem) -> int:
@@ -45,7 +86,9 @@ class FftwBackend(Backend):
     """FFT convolution with cached FFTW plans, overlap-add and channel sums per frequency."""
 
     name = "fftw"
-    capabilities = Capabilities(dtypes=ALL_DTYPES)
+    # "wrap" is a circular convolution of the signal's own length (no padded copy) where
+    # that transform length is fast enough; other rules reach it on the core's padded copy.
+    capabilities = Capabilities(dtypes=ALL_DTYPES, boundaries=frozenset({"wrap"}))
     priority = 5
 
     def availability(self) -> Availability:
@@ -60,20 +103,54 @@ class FftwBackend(Backend):
         return "fft"
 
     def working_set_bytes(self, problem: Problem) -> int:
+        if problem.boundary == "wrap" and not self.circular(problem):
+            padded = _padded_stand_in(problem)
+            signal = padded.input if isinstance(padded, ConvProblem) else padded.in1
+            return self._working_set(padded) + math.prod(signal.shape) * padded.dtype.itemsize
+        return self._working_set(problem)
+
+    def _working_set(self, problem: Problem) -> int:
+        """Bytes of the problem as it runs: zero fill, or "wrap" as a circular convolution."""
+        output = math.prod(problem.output_shape) * problem.dtype.itemsize
+        return (
+            self._workspace_bytes(problem)
+            + output
+            + sum(operand.nbytes for operand in problem.operands)
+        )
+
+    def _workspace_bytes(self, problem: Problem) -> int:
         budget = _workspace_budget(problem)
         if isinstance(problem, ConvProblem):
-            needed = conv_working_bytes(
+            return conv_working_bytes(
                 problem.input.shape,
                 problem.filters.shape,
                 problem.padding,
                 problem.dilation,
                 problem.dtype,
                 budget,
+                periodic=problem.boundary == "wrap",
             )
-        else:
-            needed = self._convolve_bytes(problem, budget)
-        output = math.prod(problem.output_shape) * problem.dtype.itemsize
-        return needed + output + sum(operand.nbytes for operand in problem.operands)
+        if problem.boundary == "wrap":
+            return circular_working_bytes(
+                problem.in1.shape,
+                problem.in2.shape,
+                problem.axes,
+                math.prod(problem.output_shape),
+                problem.dtype,
+            )
+        return self._convolve_bytes(problem, budget)
+
+    def circular(self, problem: Problem) -> bool:
+        """Whether a "wrap" ``problem`` runs as a circular convolution of the signal's own
+        length: when that fits the memory budget whole and is predicted faster than zero
+        fill on a padded copy (which transforms a fast length, and is split when large)."""
+        if self._workspace_bytes(problem) > _workspace_budget(problem):
+            return False
+        return self._seconds(problem) <= self._padded_seconds(problem)
+
+    def _padded_seconds(self, problem: Problem) -> float:
+        """Predicted seconds of zero fill on the padded copy of a "wrap" ``problem``."""
+        return PADDED_ROUTE_FACTOR * self._seconds(_padded_stand_in(problem))
 
     @staticmethod
     def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
@@ -89,22 +166,40 @@ class FftwBackend(Backend):
         )
 
     def estimate_seconds(self, problem: Problem) -> float | None:
+        if problem.boundary == "wrap" and not self.circular(problem):
+            return self._padded_seconds(problem)
+        return self._seconds(problem)
+
+    @staticmethod
+    def _seconds(problem: Problem) -> float:
+        """Predicted seconds of the problem as it runs (zero fill, or "wrap" circular)."""
         size = np.dtype(problem.dtype).itemsize
         real_size = size // 2 if problem.dtype.kind == "c" else size
         per_point = POINT_LOG_SECONDS[real_size] * (2 if problem.dtype.kind == "c" else 1)
+        periodic = problem.boundary == "wrap"
+        if isinstance(problem, ConvolveProblem) and periodic:
+            shapes = circular_shapes(problem.in1.shape, problem.in2.shape, problem.axes)
+            points = sum(math.prod(shape) for shape in shapes)
+            # A "same" region is the whole circular result; other regions are gathered.
+            gather = 0.0
+            if tuple(problem.output_shape) != shapes[2]:
+                gather = COPY_SECONDS_PER_BYTE * math.prod(problem.output_shape) * size
+            return CALL_SECONDS + per_point * points * _log_work(shapes[0], problem.axes) + gather
         if isinstance(problem, ConvolveProblem):
             big, small, out, transform = transform_shapes(
                 problem.in1.shape, problem.in2.shape, problem.axes
             )
             points = math.prod(big) + math.prod(small) + math.prod(out)
             return CALL_SECONDS + per_point * points * math.log2(max(2, transform))
-        _, lengths, _ = geometry(
-            problem.input.shape, problem.filters.shape, problem.padding, problem.dilation
+        _, lengths, axes = geometry(
+            problem.input.shape, problem.filters.shape, problem.padding, problem.dilation, periodic
         )
         batch, channels = problem.input.shape[:2]
         filters, group_channels = problem.filters.shape[:2]
         real_points = math.prod(lengths)
-        log_length = math.log2(max(2, real_points))
+        log_length = (
+            _log_work(problem.input.shape, axes) if periodic else math.log2(max(2, real_points))
+        )
         transforms = (batch * channels + filters * group_channels + batch * filters) * real_points
         sums = (
             batch * filters * group_channels * spectrum_points(lengths, problem.dtype.kind == "c")
@@ -115,14 +210,31 @@ class FftwBackend(Backend):
             + CHANNEL_SUM_SECONDS[real_size] * sums
         )
 
+    # Non-finite values stay local on the circular route too: with_local_nonfinite runs
+    # the same (bilinear) route on 0/1 indicators, and the circular sum of the wrapped
+    # signal has exactly the terms of the direct definition on its periodic extension.
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
+        if problem.boundary == "wrap" and not self.circular(problem):
+            problem = explicit_boundary(problem)
         return with_local_nonfinite(problem, self._convolve)
 
     def conv(self, problem: ConvProblem) -> np.ndarray:
+        if problem.boundary == "wrap" and not self.circular(problem):
+            problem = explicit_boundary(problem)
         return with_local_nonfinite(problem, self._conv)
 
     @staticmethod
     def _convolve(problem: ConvolveProblem) -> np.ndarray:
+        if problem.boundary == "wrap":
+            return circular_convolve(
+                problem.in1,
+                problem.in2,
+                problem.axes,
+                problem.output_start,
+                problem.output_shape,
+                problem.dtype,
+                get_num_threads(),
+            )
         return convolve_within(
             problem.in1,
             problem.in2,
@@ -137,3 +249,9 @@ class FftwBackend(Backend):
     @staticmethod
     def _conv(problem: ConvProblem) -> np.ndarray:
         return conv_within(problem, get_num_threads(), _workspace_budget(problem))
+
+
+def _log_work(shape: tuple[int, ...], axes: tuple[int, ...]) -> float:
+    """log2 of the transform's points, each axis weighted by how slowly FFTW transforms
+    its length (1 for lengths with prime factors up to 7, the ones the padded route uses)."""
+    return sum(math.log2(max(2, shape[axis])) * length_penalty(shape[axis]) for axis in axes)

@@ -7,6 +7,11 @@ of its group: a complex matrix product ``(N x Cg) @ (Cg x Fg)`` at every
 frequency, followed by one inverse transform per output plane.  A circular
 transform of length ``L`` is exact at the positions a valid correlation
 reads, and the stride picks every ``stride``-th of them.
+
+With the "wrap" boundary the transform length is the input's own: the
+padded input is periodic, so a circular correlation of length ``n`` with
+the filter folded modulo ``n`` gives every output, with no padded copy (see
+``_periodic``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import numpy as np
 
 from convkit.plugin import dilated_extent
 from convkit_fftw._convolve import fast_length
-from convkit_fftw._transforms import forward, inverse
+from convkit_fftw._transforms import forward, forward_folded, inverse
 
 __all__ = ["conv_within", "conv_working_bytes", "geometry", "spectrum_points"]
 
@@ -26,11 +31,13 @@ __all__ = ["conv_within", "conv_working_bytes", "geometry", "spectrum_points"]
 GEMM_PAIRS = 64
 
 
-def geometry(input_shape, filter_shape, padding, dilation):
+def geometry(input_shape, filter_shape, padding, dilation, periodic=False):
+    """Dilated filter extents, transform lengths and transformed axes; ``periodic`` for
+    an input that wraps (transforms of its own length)."""
     spatial = len(input_shape) - 2
     dilated = tuple(dilated_extent(k, d) for d, k in zip(dilation, filter_shape[2:]))
     padded = tuple(size + before + after for size, (before, after) in zip(input_shape[2:], padding))
-    lengths = tuple(fast_length(size) for size in padded)
+    lengths = tuple(input_shape[2:]) if periodic else tuple(fast_length(size) for size in padded)
     axes = tuple(range(2, 2 + spatial))
     return dilated, lengths, axes
 
@@ -42,16 +49,18 @@ def spectrum_points(lengths: tuple[int, ...], complex_input: bool) -> int:
 
 
 def conv_working_bytes(
-    input_shape, filter_shape, padding, dilation, dtype: np.dtype, budget: int
+    input_shape, filter_shape, padding, dilation, dtype: np.dtype, budget: int, periodic=False
 ) -> int:
     """Peak bytes of :func:`conv_within` with the batch chunk it would choose under ``budget``."""
-    fixed, per_image = _costs(input_shape, filter_shape, padding, dilation, dtype)
+    fixed, per_image = _costs(input_shape, filter_shape, padding, dilation, dtype, periodic)
     chunk = _chunk(input_shape[0], fixed, per_image, budget)
     return fixed + chunk * per_image
 
 
-def _costs(input_shape, filter_shape, padding, dilation, dtype: np.dtype) -> tuple[int, int]:
-    _, lengths, _ = geometry(input_shape, filter_shape, padding, dilation)
+def _costs(
+    input_shape, filter_shape, padding, dilation, dtype: np.dtype, periodic=False
+) -> tuple[int, int]:
+    _, lengths, _ = geometry(input_shape, filter_shape, padding, dilation, periodic)
     complex_size = np.result_type(dtype, np.complex64).itemsize
     real_size = dtype.itemsize
     channels, filters, group_channels = input_shape[1], filter_shape[0], filter_shape[1]
@@ -102,14 +111,36 @@ def _channel_sums(images: np.ndarray, filters: np.ndarray, groups: int, out: np.
     grouped_out[...] = product.transpose(2, 1, 3, 0)
 
 
+def _periodic_picks(lengths, output_sizes, strides) -> tuple:
+    """Where outputs ``o * stride`` (mod n) lie in the circular result: strided slices, or
+    index arrays on every spatial axis when some axis goes round more than once."""
+    if all(
+        (size - 1) * step < length for length, size, step in zip(lengths, output_sizes, strides)
+    ):
+        return tuple(
+            slice(0, (size - 1) * step + 1, step) for size, step in zip(output_sizes, strides)
+        )
+    return np.ix_(
+        *(
+            np.arange(size) * step % length
+            for length, size, step in zip(lengths, output_sizes, strides)
+        )
+    )
+
+
 def conv_within(problem, threads: int, budget: int) -> np.ndarray:
     """The problem's output, computing at most as many images at once as fit in ``budget`` bytes."""
     image, weights = problem.input, problem.filters
     batch = image.shape[0]
     filter_count, group_channels = weights.shape[:2]
     dtype = problem.dtype
-    dilated, lengths, axes = geometry(image.shape, weights.shape, problem.padding, problem.dilation)
-    fixed, per_image = _costs(image.shape, weights.shape, problem.padding, problem.dilation, dtype)
+    periodic = problem.boundary == "wrap"
+    dilated, lengths, axes = geometry(
+        image.shape, weights.shape, problem.padding, problem.dilation, periodic
+    )
+    fixed, per_image = _costs(
+        image.shape, weights.shape, problem.padding, problem.dilation, dtype, periodic
+    )
     chunk = _chunk(batch, fixed, per_image, budget)
 
     # Correlation with w is convolution with w flipped: place the dilated,
@@ -118,15 +149,23 @@ def conv_within(problem, threads: int, budget: int) -> np.ndarray:
     spread[(Ellipsis, *(slice(None, None, d) for d in problem.dilation))] = weights
     flipped = spread[(Ellipsis, *(slice(None, None, -1) for _ in dilated))]
     points = math.prod(lengths)
-    offset = (0, 0) + tuple(before for before, _ in problem.padding)
-    picks = tuple(
-        slice(k - 1, k - 1 + (size - 1) * step + 1, step)
-        for k, size, step in zip(dilated, problem.output_shape[2:], problem.stride)
-    )
+    filter_shape = (filter_count, group_channels, *lengths)
+    if periodic:
+        # Output o reads the periodic input from o * stride - pad_before on: with the
+        # filter folded so that its sample q lands at q + pad_before - (dilated - 1),
+        # that is index o * stride of the circular result (mod n).
+        shifts = tuple(before - k + 1 for k, (before, _) in zip(dilated, problem.padding))
+        filters_transform = forward_folded(flipped, filter_shape, axes, shifts, threads)
+        offset, picks = None, _periodic_picks(lengths, problem.output_shape[2:], problem.stride)
+    else:
+        filters_transform = forward(flipped, filter_shape, axes, threads)
+        offset = (0, 0) + tuple(before for before, _ in problem.padding)
+        picks = tuple(
+            slice(k - 1, k - 1 + (size - 1) * step + 1, step)
+            for k, size, step in zip(dilated, problem.output_shape[2:], problem.stride)
+        )
     result = np.empty(problem.output_shape, dtype=dtype)
-    with forward(
-        flipped, (filter_count, group_channels, *lengths), axes, threads
-    ) as filter_spectrum:
+    with filters_transform as filter_spectrum:
         filter_spectrum *= 1.0 / points
         filter_spectrum = filter_spectrum.reshape(filter_count, group_channels, -1)
         for start in range(0, batch, chunk):
