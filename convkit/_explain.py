@@ -228,7 +228,10 @@ def _how_it_runs(backend, problem) -> str:
         said.append(backend.describe(problem))
         backend = backend.backend
     elif problem.boundary != "fill":
-        said.append(f"{backend.name} extends boundary={problem.boundary!r} itself (no padded copy)")
+        said.append(
+            f"{backend.name} extends boundary={problem.boundary!r} itself (convkit makes no "
+            "padded copy; the backend may still choose to pad)"
+        )
     if isinstance(backend, Lowered):
         said.append(backend.describe(problem))
     return "; ".join(said)
