@@ -140,12 +140,23 @@ def _interpolate(
         empty = (magnitude_sum == 0) | (np.abs(weight_sum) <= root * magnitude_sum)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(result, np.where(empty, 1, weight_sum).astype(dtype), out=result)
-        result[np.broadcast_to(empty, result.shape)] = np.nan
+        if empty.any():
+            result[np.broadcast_to(empty, result.shape)] = np.nan
         return result
 
     real_dtype = np.finfo(dtype).dtype
-    mask_keywords = dict(keywords, fillvalue=1 if keywords["boundary"] == "fill" else 0)
-    denominator = np.asarray(operation(finite.astype(real_dtype), kernel, mode, **mask_keywords))
+    if values is not signal and values.dtype == real_dtype:
+        mask = values  # the numerator is done with it
+        np.copyto(mask, finite)
+    else:
+        mask = finite.astype(real_dtype)
+    # Zero fill needs no padded copy of the mask; beyond the edges, "fill" samples count as
+    # finite: their weights are added to the outputs they reach.
+    fill = keywords["boundary"] == "fill" and mode != "valid"
+    mask_keywords = dict(keywords, fillvalue=0)
+    denominator = np.asarray(operation(mask, kernel, mode, **mask_keywords))
+    if fill:
+        _add_fill_weights(denominator, weights, signal.shape, axes, mode)
     # The rule can hold only where |m ⊛ w| <= sqrt(eps) · s <= sqrt(eps) · sum |w|; the
     # backend's m ⊛ w is within `slack` · sum |w| of the exact value (direct methods round
     # about eps · sqrt(terms) of s, FFT methods eps · log2(points) of the largest s), so
@@ -153,7 +164,12 @@ def _interpolate(
     terms = math.prod(kernel.shape[axis] for axis in axes)
     points = math.prod(signal.shape[axis] + kernel.shape[axis] - 1 for axis in axes)
     slack = 16 * np.finfo(dtype).eps * (math.sqrt(terms) + math.log2(max(points, 2)))
-    suspects = np.abs(denominator) <= ((root + slack) * magnitude_sum).astype(real_dtype)
+    if weights.dtype.kind != "c" and (weights >= 0).all():
+        # m ⊛ w >= 0, and the backend's rounding (below the bound) cannot take it under -bound.
+        magnitude = denominator
+    else:
+        magnitude = np.abs(denominator, out=mask if mask.shape == result.shape else None)
+    suspects = magnitude <= ((root + slack) * magnitude_sum).astype(real_dtype)
     taps = np.nonzero(np.any(weights != 0, axis=_batch_axes(axes, weights.ndim), keepdims=True))
     count = int(np.count_nonzero(suspects))
     if count * taps[0].size * _OUTPUTS_PER_GATHERED_TERM <= result.size:
@@ -171,6 +187,8 @@ def _interpolate(
         nonzero = absolute[absolute > 0]
         smallest = nonzero.min() if nonzero.size else np.inf
         scale = operation(finite.astype(np.float64), absolute, mode, **mask_keywords)
+        if fill:
+            _add_fill_weights(scale, np.abs(weights), signal.shape, axes, mode)
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(result, denominator, out=result)
         result[(scale < smallest / 2) | (np.abs(denominator) <= root * scale)] = np.nan
@@ -200,6 +218,66 @@ def _oriented(kernel: np.ndarray, axes: tuple[int, ...], function: str) -> np.nd
         )
         weights = np.conj(weights[reversed_axes])
     return weights
+
+
+def _add_fill_weights(
+    denominator: np.ndarray,
+    weights: np.ndarray,
+    signal_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    mode: str,
+) -> None:
+    """Add to ``denominator`` (``m ⊛ w`` with zero fill, in place) the weights of the taps
+    that fall beyond in1's edges.  Only the outputs within the kernel's reach of an edge
+    have any: one box of them per edge of each convolved axis (the earlier axes' edges
+    left out, so each output is done once), their sums read from a table of the kernel's
+    cumulative sums."""
+    start = convolve_output_region(signal_shape, weights.shape, mode, axes)[0]
+    table = weights
+    for axis in axes:  # table[..., i, ...]: the sum of the taps before i on each axis
+        widths = [(1, 0) if other == axis else (0, 0) for other in range(weights.ndim)]
+        table = np.pad(np.cumsum(table, axis=axis), widths)
+    box = [range(size) for size in denominator.shape]
+    for axis in axes:
+        # Output o reaches before the edge while o + start < m - 1, after it from M on.
+        size, reach = denominator.shape[axis], weights.shape[axis] - 1
+        low = min(max(reach - start[axis], 0), size)
+        high = min(max(signal_shape[axis] - start[axis], low), size)
+        for edge in (range(0, low), range(high, size)):
+            box[axis] = edge
+            if all(len(part) for part in box):
+                _add_box(denominator, table, weights.shape, signal_shape, axes, start, box)
+        box[axis] = range(low, high)
+
+
+def _add_box(denominator, table, kernel_shape, signal_shape, axes, start, box) -> None:
+    """``denominator[box] += sum(w) - (the sum of the taps on in1)``, each output's taps
+    on in1 being a box of the kernel: 2 ** len(axes) reads of the table."""
+    ndim = denominator.ndim
+    first, last, batch = {}, {}, []
+    for axis, part in enumerate(box):
+        shape = [1] * ndim
+        shape[axis] = len(part)
+        position = np.arange(part.start, part.stop).reshape(shape)
+        if axis in axes:
+            full = position + start[axis]
+            first[axis] = np.clip(full - signal_shape[axis] + 1, 0, kernel_shape[axis])
+            last[axis] = np.clip(full + 1, 0, kernel_shape[axis])
+        else:
+            batch.append((axis, position if kernel_shape[axis] > 1 else 0))
+    inside = 0
+    for corner in range(2 ** len(axes)):
+        index = dict(batch)
+        sign = 1
+        for bit, axis in enumerate(axes):
+            take_last = corner >> bit & 1
+            index[axis] = last[axis] if take_last else first[axis]
+            sign = sign if take_last else -sign
+        inside = inside + sign * table[tuple(index[axis] for axis in range(ndim))]
+    everything = table[tuple(-1 if axis in axes else slice(None) for axis in range(ndim))]
+    everything = np.expand_dims(everything, axes)
+    region = tuple(slice(part.start, part.stop) for part in box)
+    denominator[region] += (everything - inside).astype(denominator.dtype)
 
 
 def _sample_index(position: np.ndarray, size: int, mode: str, pad_mode: str | None) -> np.ndarray:

@@ -351,14 +351,32 @@ def test_both_ways_of_deciding_cancellation_agree(
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("fillvalue", [0, 2.5])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_three_axes_with_fill_samples_beyond_every_edge(rng, strategy, backend, fillvalue, mode):
+    """The weights of the fill samples are added box by box, corners and edges of 3-D."""
+    x = rng.standard_normal((5, 4, 6))
+    x[rng.random(x.shape) < 0.3] = np.nan
+    w = rng.random((3, 2, 4)) + 0.1
+    w[1, 0, 1] = -2.0
+    result = convkit.convolve_nd(
+        x, w, mode, fillvalue=fillvalue, nan_policy="interpolate", backend=backend
+    )
+    _assert_close(result, _expected_interpolate(x, w, mode, "constant", fillvalue))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("operation", ["convolve_nd", "correlate_nd"])
-def test_batch_axes_complex_weights_and_a_kernel_per_slice(rng, strategy, backend, operation):
+@pytest.mark.parametrize("boundary, pad_mode", [("fill", "constant"), ("wrap", "wrap")])
+def test_batch_axes_complex_weights_and_a_kernel_per_slice(
+    rng, strategy, backend, operation, boundary, pad_mode
+):
     x = rng.standard_normal((1, 17, 3)) + 1j * rng.standard_normal((1, 17, 3))
     x[rng.random(x.shape) < 0.25] = np.nan
     w = rng.standard_normal((2, 4, 1)) + 1j * rng.standard_normal((2, 4, 1))
     w[1] = [[1.0], [-1.0], [1.0], [-1.0]]  # weights that cancel in every full window
     result = getattr(convkit, operation)(
-        x, w, "same", axes=1, boundary="wrap", nan_policy="interpolate", backend=backend
+        x, w, "same", axes=1, boundary=boundary, nan_policy="interpolate", backend=backend
     )
     assert result.shape == (2, 17, 3)
     for kernel_slice in range(2):
@@ -366,5 +384,5 @@ def test_batch_axes_complex_weights_and_a_kernel_per_slice(rng, strategy, backen
             kernel_used = w[kernel_slice, :, 0]
             if operation == "correlate_nd":
                 kernel_used = _reverse_conj(kernel_used)
-            expected = _expected_interpolate(x[0, :, column], kernel_used, "same", "wrap", 0)
+            expected = _expected_interpolate(x[0, :, column], kernel_used, "same", pad_mode, 0)
             _assert_close(result[kernel_slice, :, column], expected)
