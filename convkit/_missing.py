@@ -250,7 +250,15 @@ def _add_fill_weights(
         box[axis] = range(low, high)
 
 
-def _add_box(denominator, table, kernel_shape, signal_shape, axes, start, box) -> None:
+def _add_box(
+    denominator: np.ndarray,
+    table: np.ndarray,
+    kernel_shape: tuple[int, ...],
+    signal_shape: tuple[int, ...],
+    axes: tuple[int, ...],
+    start: tuple[int, ...],
+    box: list[range],
+) -> None:
     """``denominator[box] += sum(w) - (the sum of the taps on in1)``, each output's taps
     on in1 being a box of the kernel: 2 ** len(axes) reads of the table."""
     ndim = denominator.ndim
