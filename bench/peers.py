@@ -188,8 +188,48 @@ def _pytensor_peers(workload: Workload, first, second, threads: int) -> dict[str
     return {"pytensor.convolve2d": lambda: function(first, second)}
 
 
+def _missing_data_peers(workload: Workload, first, second) -> dict[str, Peer]:
+    """For a signal with NaN, "same" with zero fill and odd kernels: with "propagate", the
+    direct methods, whose NaN stay local (an FFT spreads them over the whole result); with
+    "interpolate", the same two scipy.ndimage convolutions written by hand, and
+    astropy.convolution where installed (divided by the kernel's sum, which it multiplies
+    back with normalize_kernel=False)."""
+    if workload.params.get("nan_policy", "propagate") == "propagate":
+        import scipy.ndimage
+        import scipy.signal
+
+        peers = {
+            "scipy.ndimage.convolve": lambda: scipy.ndimage.convolve(first, second, mode="constant")
+        }
+        if first.ndim == 2:
+            peers["scipy.convolve2d"] = lambda: scipy.signal.convolve2d(first, second, "same")
+        return peers
+    import scipy.ndimage
+
+    def by_hand():
+        finite = np.isfinite(first)
+        values = scipy.ndimage.convolve(np.where(finite, first, 0), second, mode="constant")
+        weights = scipy.ndimage.convolve(
+            finite.astype(first.dtype), second, mode="constant", cval=1.0
+        )
+        return values / weights
+
+    peers = {"scipy.ndimage normalized": by_hand}
+    try:
+        from astropy.convolution import convolve, convolve_fft
+    except ImportError:
+        return peers
+    options = {"nan_treatment": "interpolate", "normalize_kernel": False, "boundary": "fill"}
+    total = second.sum(dtype=np.float64)
+    peers["astropy.convolve"] = lambda: convolve(first, second, fill_value=0.0, **options) / total
+    peers["astropy.convolve_fft"] = lambda: convolve_fft(first, second, **options) / total
+    return peers
+
+
 def peers_for(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
     """Every installed peer that computes this workload."""
+    if workload.missing:
+        return _missing_data_peers(workload, first, second)
     found: dict[str, Peer] = {}
     for factory in (_scipy_peers, _torch_peers, _pytensor_peers):
         found.update(factory(workload, first, second, threads))

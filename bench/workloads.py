@@ -23,12 +23,19 @@ class Workload:
     dtype: str
     params: dict = field(default_factory=dict)
     target: str = ""
+    missing: float = 0.0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Standard normal operands; with ``missing``, that fraction of in1 is NaN and the
+        kernel is |standard normal| (a smoothing kernel, what gaps are interpolated with)."""
         rng = np.random.default_rng(zlib.crc32(self.name.encode()))
-        return tuple(
+        first, second = (
             rng.standard_normal(shape, dtype=np.float64).astype(self.dtype) for shape in self.shapes
         )
+        if self.missing:
+            first[rng.random(first.shape) < self.missing] = np.nan
+            second = np.abs(second)
+        return first, second
 
     def call(self, convkit, first, second, backend):
         if self.kind == "conv":
@@ -225,6 +232,26 @@ FULL = [
         {"mode": "same", "boundary": "fill"},
         "the nearest row's yardstick",
     ),
+    # Missing data: 1% of the signal NaN, interpolated over and propagated, so one run gives
+    # the ratio.  Select both with --only nan.
+    Workload(
+        "nan img 2048^2 * 5x5 same f32 interpolate",
+        "convolve_nd",
+        ((2048, 2048), (5, 5)),
+        "float32",
+        {"mode": "same", "nan_policy": "interpolate"},
+        "<= 2.5x the propagate row",
+        missing=0.01,
+    ),
+    Workload(
+        "nan img 2048^2 * 5x5 same f32 propagate",
+        "convolve_nd",
+        ((2048, 2048), (5, 5)),
+        "float32",
+        {"mode": "same", "nan_policy": "propagate"},
+        "the interpolate row's yardstick",
+        missing=0.01,
+    ),
 ]
 
 
@@ -249,4 +276,5 @@ def quick(workload: Workload) -> Workload:
         workload.dtype,
         params,
         workload.target,
+        workload.missing,
     )

@@ -115,7 +115,10 @@ def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
 def _missing_data(arguments: dict) -> str:
     policy = arguments.get("nan_policy", "propagate")
     if policy == "interpolate":
-        return "nan_policy='interpolate': the backend runs the signal's, the mask's and a check's convolutions"
+        return (
+            "nan_policy='interpolate': the backend runs the signal's convolution, and the mask's "
+            "where in1 has non-finite samples"
+        )
     if policy == "fill":
         return "nan_policy='fill': the backend runs on a copy with the non-finite samples filled"
     return ""

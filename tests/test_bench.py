@@ -123,3 +123,22 @@ def test_boundary_rows_race_only_peers_that_extend_the_signal_the_same_way(monke
         ours = small.call(convkit, first, second, "scipy")
         for name, call in peers.items():
             np.testing.assert_allclose(call(), ours, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_missing_data_rows_race_peers_that_treat_nan_the_same_way(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import numpy as np
+    from peers import peers_for
+    from workloads import FULL, quick
+
+    rows = [w for w in FULL if w.missing]
+    assert {w.params["nan_policy"] for w in rows} == {"propagate", "interpolate"}
+    for workload in rows:
+        small = quick(workload)
+        first, second = small.arrays()
+        assert 0 < np.isnan(first).sum() < first.size // 10
+        ours = small.call(convkit, first, second, "scipy")
+        peers = peers_for(small, first, second, 1)
+        assert "scipy.ndimage.convolve" in peers or "scipy.ndimage normalized" in peers
+        for name, call in peers.items():
+            np.testing.assert_allclose(call(), ours, rtol=1e-4, atol=1e-4, err_msg=name)
