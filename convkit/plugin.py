@@ -8,7 +8,10 @@ A backend distribution subclasses :class:`Backend`, declares its
     mine = "my_package:MyBackend"
 
 The core hands it normalized problems (:class:`ConvProblem`,
-:class:`ConvolveProblem`); :func:`with_local_nonfinite` keeps NaN and inf
+:class:`ConvolveProblem`, and for a backend that implements the optional
+gradients ``conv_grad_input`` / ``conv_grad_filters``,
+:class:`ConvGradInputProblem` / :class:`ConvGradFiltersProblem`; any other
+backend runs the gradients as the ``conv`` problems they lower to); :func:`with_local_nonfinite` keeps NaN and inf
 local for FFT methods, and :func:`all_finite` (one pass, no temporary) tells a
 method that mixes values whether it may run as it is.  The shape geometry
 (:func:`dilated_extent`, :func:`conv_padding`, :func:`conv_output_length`,
@@ -24,6 +27,7 @@ backend computes sizes exactly as the core does.  :func:`normalize_conv` and
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
 from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
+from convkit._gradient_problems import ConvGradFiltersProblem, ConvGradInputProblem
 from convkit._geometry import (
     conv_output_length,
     conv_output_shape,
@@ -44,6 +48,8 @@ __all__ = [
     "Availability",
     "Backend",
     "Capabilities",
+    "ConvGradFiltersProblem",
+    "ConvGradInputProblem",
     "ConvProblem",
     "ConvolveProblem",
     "Problem",
