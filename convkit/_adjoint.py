@@ -215,10 +215,32 @@ def _filters_part(problem: ConvGradFiltersProblem, geometry_only: bool) -> ConvP
 
 
 def lowered_problems(problem: GradientProblem) -> list[ConvProblem]:
-    """The forward problems a gradient problem lowers to, as shapes (zero-memory operands).
+    """The forward conv problems a gradient problem runs as on a backend without a native kernel.
 
-    What a backend says about these (why not, memory, time, method) is what
-    it says about the gradient.
+    Their operands are zero-memory stand-ins of the right shapes and dtype:
+    they describe the work, for ``why_not``, ``working_set_bytes``,
+    ``estimate_seconds`` and ``method``, which is what the core asks a
+    backend about them when it lowers a gradient.
+
+    Parameters
+    ----------
+    problem : ConvGradInputProblem or ConvGradFiltersProblem
+
+    Returns
+    -------
+    list of ConvProblem
+        One per phase of the stride for the input gradient (phases that no
+        tap reaches are left out), one for the filter gradient (none when
+        every window lies in the padding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import lowered_problems, normalize_conv_grad_input
+    >>> problem = normalize_conv_grad_input(np.ones((1, 1, 4)), np.ones((1, 1, 3)), (1, 1, 8),
+    ...                                     border_mode="half", subsample=2)
+    >>> [(part.stride, part.padding, part.output_shape) for part in lowered_problems(problem)]
+    [((1,), ((0, 1),), (1, 1, 4)), ((1,), ((0, 0),), (1, 1, 4))]
     """
     if isinstance(problem, ConvGradInputProblem):
         return [part for part, _ in _input_parts(problem, geometry_only=True)]

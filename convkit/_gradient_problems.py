@@ -40,9 +40,12 @@ __all__ = [
     "GRADIENT_OPERATIONS",
     "ConvGradFiltersProblem",
     "ConvGradInputProblem",
+    "Folding",
     "GradientProblem",
     "normalize_conv_grad_filters",
     "normalize_conv_grad_input",
+    "prepare_conv_grad_filters",
+    "prepare_conv_grad_input",
 ]
 
 #: The operations a backend may implement natively; the core lowers them to ``conv`` otherwise.
@@ -401,7 +404,7 @@ def _pad_widths(padding) -> list[tuple[int, int]]:
     return [(0, 0), (0, 0), *padding]
 
 
-def normalize_conv_grad_input(
+def prepare_conv_grad_input(
     output_grad: object,
     filters: object,
     input_shape: object,
@@ -484,7 +487,7 @@ def normalize_conv_grad_input(
     return problem, folding
 
 
-def normalize_conv_grad_filters(
+def prepare_conv_grad_filters(
     input: object,
     output_grad: object,
     filter_shape: object,
@@ -558,3 +561,111 @@ def normalize_conv_grad_filters(
         filter_flip=bool(filter_flip),
     )
     return problem, folding
+
+
+def normalize_conv_grad_input(
+    output_grad: object,
+    filters: object,
+    input_shape: object,
+    border_mode: object = "valid",
+    subsample: object = 1,
+    filter_flip: object = True,
+    filter_dilation: object = 1,
+    num_groups: object = 1,
+    boundary: object = "fill",
+) -> ConvGradInputProblem | np.ndarray:
+    """Check the arguments of ``conv_grad_input`` and build the problem a backend receives.
+
+    Parameters
+    ----------
+    output_grad, filters, input_shape, border_mode, subsample, filter_flip, filter_dilation, num_groups, boundary
+        As for :func:`convkit.conv_grad_input`.  With a boundary other than
+        zero fill, the problem is the gradient with respect to the input
+        extended by the rule (``output_shape`` the extended shape, zero
+        ``padding``); the core folds it back onto the samples afterwards.
+
+    Returns
+    -------
+    ConvGradInputProblem or numpy.ndarray
+        The problem, or the finished all-zero (or empty) result when the
+        batch, channel or filter count or an input length is 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The errors :func:`convkit.conv_grad_input` raises for these arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_conv_grad_input
+    >>> problem = normalize_conv_grad_input(np.ones((1, 4, 4, 4)), np.ones((4, 2, 3, 3)),
+    ...                                     (1, 2, 8, 8), border_mode="half", subsample=2)
+    >>> problem.operation, problem.padding, problem.output_shape
+    ('conv_grad_input', ((1, 1), (1, 1)), (1, 2, 8, 8))
+    """
+    return prepare_conv_grad_input(
+        output_grad,
+        filters,
+        input_shape,
+        border_mode,
+        subsample,
+        filter_flip,
+        filter_dilation,
+        num_groups,
+        boundary,
+    )[0]
+
+
+def normalize_conv_grad_filters(
+    input: object,
+    output_grad: object,
+    filter_shape: object,
+    border_mode: object = "valid",
+    subsample: object = 1,
+    filter_flip: object = True,
+    filter_dilation: object = 1,
+    num_groups: object = 1,
+    boundary: object = "fill",
+) -> ConvGradFiltersProblem | np.ndarray:
+    """Check the arguments of ``conv_grad_filters`` and build the problem a backend receives.
+
+    Parameters
+    ----------
+    input, output_grad, filter_shape, border_mode, subsample, filter_flip, filter_dilation, num_groups, boundary
+        As for :func:`convkit.conv_grad_filters`.  With a boundary other
+        than zero fill, ``input`` is extended by the rule and ``padding`` is
+        zero.
+
+    Returns
+    -------
+    ConvGradFiltersProblem or numpy.ndarray
+        The problem (its result is the gradient with respect to the filters
+        as the forward problem holds them: the core flips it back when
+        ``filter_flip``), or the finished all-zero result when the batch,
+        channel or filter count or an input length is 0.
+
+    Raises
+    ------
+    TypeError, ValueError
+        The errors :func:`convkit.conv_grad_filters` raises for these arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.plugin import normalize_conv_grad_filters
+    >>> problem = normalize_conv_grad_filters(np.ones((2, 3, 8)), np.ones((2, 4, 6)), (4, 3, 3))
+    >>> problem.operation, problem.output_shape
+    ('conv_grad_filters', (4, 3, 3))
+    """
+    return prepare_conv_grad_filters(
+        input,
+        output_grad,
+        filter_shape,
+        border_mode,
+        subsample,
+        filter_flip,
+        filter_dilation,
+        num_groups,
+        boundary,
+    )[0]

@@ -9,7 +9,7 @@ from numpy.typing import ArrayLike
 
 from convkit._adjoint import finish
 from convkit._api import BackendChoice, BorderMode, Boundary, IntOrTuple, _run
-from convkit._gradient_problems import normalize_conv_grad_filters, normalize_conv_grad_input
+from convkit._gradient_problems import prepare_conv_grad_filters, prepare_conv_grad_input
 
 __all__ = ["conv_grad_filters", "conv_grad_input", "conv_transpose"]
 
@@ -101,7 +101,7 @@ def conv_grad_input(
     >>> convkit.conv_grad_input(np.ones((1, 1, 2)), w, (1, 1, 5), subsample=2)
     array([[[2., 1., 2., 1., 0.]]])
     """
-    problem, folding = normalize_conv_grad_input(
+    problem, folding = prepare_conv_grad_input(
         output_grad,
         filters,
         input_shape,
@@ -193,7 +193,7 @@ def conv_grad_filters(
     >>> convkit.conv_grad_filters(x, np.ones((1, 1, 3)), (1, 1, 2))
     array([[[9., 6.]]])
     """
-    problem, folding = normalize_conv_grad_filters(
+    problem, folding = prepare_conv_grad_filters(
         input,
         output_grad,
         filter_shape,
@@ -271,7 +271,7 @@ def conv_transpose(
     ...                        input_dilation=2)
     array([[[1., 1., 2., 2.]]])
     """
-    problem, folding = normalize_conv_grad_input(
+    problem, folding = prepare_conv_grad_input(
         input,
         filters,
         output_shape,

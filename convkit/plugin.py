@@ -11,14 +11,16 @@ The core hands it normalized problems (:class:`ConvProblem`,
 :class:`ConvolveProblem`, and for a backend that implements the optional
 gradients ``conv_grad_input`` / ``conv_grad_filters``,
 :class:`ConvGradInputProblem` / :class:`ConvGradFiltersProblem`; any other
-backend runs the gradients as the ``conv`` problems they lower to); :func:`with_local_nonfinite` keeps NaN and inf
+backend runs the gradients as the ``conv`` problems they lower to, which
+:func:`lowered_problems` lists); :func:`with_local_nonfinite` keeps NaN and inf
 local for FFT methods, and :func:`all_finite` (one pass, no temporary) tells a
 method that mixes values whether it may run as it is.  The shape geometry
 (:func:`dilated_extent`, :func:`conv_padding`, :func:`conv_output_length`,
 :func:`conv_output_shape`, :func:`convolve_output_region`,
 :func:`convolved_axes`, :func:`kernel_operand`) is the core's own, so a
 backend computes sizes exactly as the core does.  :func:`normalize_conv` and
-:func:`normalize_convolve` build problems (they take keywords).
+:func:`normalize_convolve` build problems (they take keywords), and so do
+:func:`normalize_conv_grad_input` and :func:`normalize_conv_grad_filters`.
 :func:`resolve_backend` gives the loaded object behind a backend's name, and
 :func:`why_cannot_run` says why a backend cannot run a problem.  The README's
 "Writing a backend" walks through a complete example.
@@ -27,7 +29,13 @@ backend computes sizes exactly as the core does.  :func:`normalize_conv` and
 from convkit._backend import ALL_DTYPES, FLOAT_DTYPES, Availability, Backend, Capabilities
 from convkit._config import get_num_threads
 from convkit._discovery import ENTRY_POINT_GROUP, resolve_backend, why_cannot_run
-from convkit._gradient_problems import ConvGradFiltersProblem, ConvGradInputProblem
+from convkit._adjoint import lowered_problems
+from convkit._gradient_problems import (
+    ConvGradFiltersProblem,
+    ConvGradInputProblem,
+    normalize_conv_grad_filters,
+    normalize_conv_grad_input,
+)
 from convkit._geometry import (
     conv_output_length,
     conv_output_shape,
@@ -62,7 +70,10 @@ __all__ = [
     "dilated_extent",
     "get_num_threads",
     "kernel_operand",
+    "lowered_problems",
     "normalize_conv",
+    "normalize_conv_grad_filters",
+    "normalize_conv_grad_input",
     "normalize_convolve",
     "resolve_backend",
     "why_cannot_run",
