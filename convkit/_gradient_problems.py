@@ -391,8 +391,8 @@ def _forward_geometry(
         )
     if expected != tuple(grad_shape[2:]):
         raise ValueError(
-            f"{function}: {grad_name} has shape {grad_shape}, but a conv of {input_name} "
-            f"shape {input_shape} with {filter_name} shape {filter_shape} "
+            f"{function}: {grad_name} has shape {grad_shape}, but a conv of an input of shape "
+            f"{input_shape} ({input_name}) with filters of shape {filter_shape} ({filter_name}) "
             f"(border_mode={border_mode!r}, {names.stride}={stride}, "
             f"filter_dilation={dilation}) gives spatial shape {expected}; {input_name} must "
             f"be a shape that the forward conv maps to {grad_name}'s"
