@@ -259,7 +259,8 @@ def gradient_cases(cases: list[Case]) -> list[Case]:
             nonfinite=case.nonfinite,
             exponents=case.exponents,
             positive=case.positive,
-            tags=(*case.tags, "gradient"),
+            # The forward's tags, marked, so that a selection of forward cases by tag stays one.
+            tags=("gradient", *(f"gradient-of-{tag}" for tag in case.tags)),
         )
         derived += [
             Case(
