@@ -6,7 +6,9 @@ Two operations, each with exact semantics, on every backend:
   (with NaN and inf kept local), and :func:`correlate_nd`, as
   ``scipy.signal.correlate``;
 - :func:`conv` / :func:`conv1d` / :func:`conv2d` / :func:`conv3d`: CNN-layer
-  convolution, as Theano's / PyTensor's ``conv2d``.
+  convolution, as Theano's / PyTensor's ``conv2d``, with its gradients
+  :func:`conv_grad_input` and :func:`conv_grad_filters` and the transposed
+  convolution :func:`conv_transpose`.
 
 Backends are plugins (entry-point group ``convkit.backends``), loaded on
 first use; ``import convkit`` imports none of them.
@@ -24,6 +26,7 @@ from convkit._errors import (
     WorkingSetTooLargeError,
 )
 from convkit._explain import Explanation, explain
+from convkit._gradients import conv_grad_filters, conv_grad_input, conv_transpose
 from convkit._selection import set_backend, use_backend
 
 __version__ = "0.1.0"
@@ -40,6 +43,9 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_grad_filters",
+    "conv_grad_input",
+    "conv_transpose",
     "convolve_nd",
     "correlate_nd",
     "explain",

@@ -28,8 +28,9 @@ __all__ = [
     "reported_working_set",
 ]
 
-#: The operations a backend may implement (the names of its methods).
-OPERATIONS = frozenset({"conv", "convolve_nd"})
+#: The operations a backend may implement (the names of its methods).  The two
+#: gradients are optional: a backend that does ``conv`` runs them lowered to it.
+OPERATIONS = frozenset({"conv", "convolve_nd", "conv_grad_input", "conv_grad_filters"})
 
 FLOAT_DTYPES = frozenset(np.dtype(name) for name in ("float32", "float64"))
 ALL_DTYPES = FLOAT_DTYPES | frozenset(np.dtype(name) for name in ("complex64", "complex128"))

@@ -210,6 +210,10 @@ def _check_auto(cases: Sequence) -> tuple:
         arguments = case.kwargs
         if case.operation == "convolve_nd":
             problem = normalize_convolve(first, second, arguments["mode"], arguments["axes"])
+        elif case.operation != "conv":
+            from convkit.testing._gradient_cases import gradient_problem
+
+            problem = gradient_problem(case, first, second)
         else:
             problem = normalize_conv(
                 first,

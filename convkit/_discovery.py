@@ -27,6 +27,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+from convkit._adjoint import LoweredGradient, gradient_lowering_applies
 from convkit._backend import OPERATIONS, Availability, Backend, Delegating, reported_working_set
 from convkit._boundary import RULES, Extended, needs_padding
 from convkit._environment import EnvironmentVariableError
@@ -496,6 +497,12 @@ class _PrivateOperands(Delegating):
     def convolve_nd(self, problem: ConvolveProblem):
         return self.backend.convolve_nd(_with_private_operands(problem))
 
+    def conv_grad_input(self, problem):
+        return self.backend.conv_grad_input(_with_private_operands(problem))
+
+    def conv_grad_filters(self, problem):
+        return self.backend.conv_grad_filters(_with_private_operands(problem))
+
     def __repr__(self) -> str:
         return repr(self.backend)
 
@@ -515,7 +522,9 @@ def _with_private_operands(problem: Problem) -> Problem:
 
 def _implements(backend: Backend, operation: str) -> bool:
     method = getattr(backend, operation, None)
-    return getattr(method, "__func__", method) is not getattr(Backend, operation)
+    if method is None:
+        return False  # an optional operation (a gradient), which Backend does not define
+    return getattr(method, "__func__", method) is not getattr(Backend, operation, None)
 
 
 def supported_operations(backend: Backend) -> frozenset[str]:
@@ -588,6 +597,8 @@ def why_cannot_run(backend: Backend, problem: Problem) -> str | None:
     True
     """
     offered = supported_operations(backend)
+    if gradient_lowering_applies(offered, problem):
+        return LoweredGradient(backend).why_not(problem)
     if problem.operation not in offered:
         what = ", ".join(sorted(offered)) or "no operation"
         return f"does not implement {problem.operation} (it implements {what})"
@@ -633,4 +644,7 @@ def resolve(item: str | Backend, problem: Problem) -> tuple[Backend | None, str 
         return None, f"its why_not failed: {type(error).__name__}: {error}"
     if reason:
         return None, reason
-    return _runner(backend if own else _PrivateOperands(backend), problem), None
+    runner = backend if own else _PrivateOperands(backend)
+    if gradient_lowering_applies(supported_operations(backend), problem):
+        return LoweredGradient(runner), None
+    return _runner(runner, problem), None

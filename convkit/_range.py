@@ -57,6 +57,11 @@ _SMALL = 4096
 
 def growth_bits(problem: Problem) -> int:
     """``g`` with every intermediate below ``2**g * max|in1| * max|in2|``, for any method."""
+    if problem.operation in ("conv_grad_input", "conv_grad_filters"):
+        from convkit._adjoint import lowered_problems
+
+        # A gradient computes what the forward problems it lowers to compute.
+        return max((growth_bits(part) for part in lowered_problems(problem)), default=0)
     if isinstance(problem, ConvolveProblem):
         first = math.prod([problem.in1.shape[axis] for axis in problem.axes])
         second = math.prod([problem.in2.shape[axis] for axis in problem.axes])

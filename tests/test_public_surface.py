@@ -53,3 +53,37 @@ def test_resolve_backend_says_why_a_backend_cannot_be_had():
             resolve_backend("t-elsewhere")
     finally:
         convkit.unregister_backend("t-elsewhere")
+
+
+def test_the_gradients_are_public_with_theanos_argument_names():
+    import inspect
+
+    expected = {
+        "conv_grad_input": "(output_grad, filters, input_shape, border_mode='valid', subsample=1, "
+        "filter_flip=True, filter_dilation=1, num_groups=1, *, boundary='fill', backend=None)",
+        "conv_grad_filters": "(input, output_grad, filter_shape, border_mode='valid', subsample=1, "
+        "filter_flip=True, filter_dilation=1, num_groups=1, *, boundary='fill', backend=None)",
+        "conv_transpose": "(input, filters, output_shape, border_mode='valid', input_dilation=1, "
+        "filter_flip=True, filter_dilation=1, num_groups=1, *, boundary='fill', backend=None)",
+    }
+    for name, signature in expected.items():
+        assert name in convkit.__all__
+        function = getattr(convkit, name)
+        parameters = inspect.signature(function).replace(return_annotation=inspect.Signature.empty)
+        plain = parameters.replace(
+            parameters=[
+                p.replace(annotation=inspect.Parameter.empty)
+                for p in parameters.parameters.values()
+            ]
+        )
+        assert str(plain) == signature, name
+    from convkit import plugin
+
+    for name in (
+        "ConvGradInputProblem",
+        "ConvGradFiltersProblem",
+        "normalize_conv_grad_input",
+        "normalize_conv_grad_filters",
+        "lowered_problems",
+    ):
+        assert name in plugin.__all__

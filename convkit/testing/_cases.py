@@ -31,7 +31,7 @@ class Case:
 
     Attributes
     ----------
-    operation : {"conv", "convolve_nd"}
+    operation : {"conv", "convolve_nd", "conv_grad_input", "conv_grad_filters", "conv_transpose"}
     shapes : tuple of two shapes
         ``(input, filters)`` for conv, ``(in1, in2)`` for convolve_nd.
     dtype : str
@@ -851,5 +851,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
             if math.prod(case.shapes[0]) <= SMALL_POINTS[0]
             and math.prod(case.shapes[1]) <= SMALL_POINTS[1]
         ]
+    from convkit.testing._gradient_cases import gradient_cases
+
+    cases += gradient_cases(cases)
     unique = {case.id: case for case in cases}
     return list(unique.values())

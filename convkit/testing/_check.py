@@ -201,6 +201,10 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     has no terms, and every finite output within
     :func:`convkit.testing.error_bound`; the inputs must be unchanged.
     """
+    if case.operation in ("conv_grad_input", "conv_grad_filters", "conv_transpose"):
+        from convkit.testing._gradient_cases import check_gradient_case
+
+        return check_gradient_case(backend, case)
     engine = resolve_backend(backend)
     first, second = case.arrays()
     before = (first.copy(), second.copy())
