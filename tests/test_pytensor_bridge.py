@@ -203,3 +203,17 @@ def test_shape_errors_known_only_at_run_time_are_convkits(rng):
     run = pytensor.function([input, filters], ckp.conv2d(input, filters), mode=FAST)
     with pytest.raises(ValueError, match="channels"):
         run(np.ones((1, 3, 5, 5)), np.ones((1, 2, 3, 3)))
+
+
+def test_the_documented_example_recovers_the_blur_kernel(monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(
+        str(Path(__file__).resolve().parent.parent / "examples" / "autograd")
+    )
+    import recover_blur_kernel
+
+    with pytensor.config.change_flags(mode=FAST):
+        fitted, true_kernel, losses = recover_blur_kernel.recover()
+    assert losses[-1] < losses[0] / 100
+    np.testing.assert_allclose(fitted, true_kernel, atol=2e-3)

@@ -1,5 +1,7 @@
 """convkit.torch: values against PyTorch's own convolutions, gradients by gradcheck."""
 
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -198,3 +200,16 @@ def test_a_layer_learns_with_an_optimizer():
         optimizer.step()
         losses.append(loss.item())
     assert losses[1] < losses[0]
+
+
+def test_the_documented_example_runs():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "autograd.rst").read_text()
+    (block,) = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", page)
+    namespace = {}
+    exec(compile(textwrap.dedent(block), "docs/autograd.rst", "exec"), namespace)  # noqa: S102 - our own docs
+    theirs = F.conv2d(namespace["x"], namespace["w"], padding=1, stride=2)
+    torch.testing.assert_close(namespace["y"], theirs)
+    assert namespace["x"].grad is not None and namespace["w"].grad is not None
