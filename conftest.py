@@ -5,10 +5,20 @@ bounds-checked runs, documentation builds, fresh processes that compile). ``--ru
 them too; ``--convkit-full`` (the conformance kit's option) runs the full matrix.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
 import convkit
+
+# The autograd bridges import their framework when imported; without it, their doctests
+# cannot be collected (their tests in tests/ skip on their own).
+collect_ignore = [
+    f"convkit/{framework}.py"
+    for framework in ("pytensor", "torch")
+    if importlib.util.find_spec(framework) is None
+]
 
 
 def pytest_addoption(parser):

@@ -1,4 +1,5 @@
-"""``import convkit`` stays light: no backend, no engine, no scipy (docs/choosing.rst)."""
+"""``import convkit`` stays light: no backend, no engine, no scipy, no autograd framework
+(docs/choosing.rst, docs/autograd.rst)."""
 
 import subprocess
 import sys
@@ -10,6 +11,7 @@ FORBIDDEN = (
     "pyfftw",
     "cupy",
     "torch",
+    "pytensor",
     "convkit._scipy_backend",
     "convkit.testing",
     "importlib.metadata",
@@ -37,3 +39,11 @@ def test_importtime_report_shows_no_engine():
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "convkit" in imported
     assert not {name for name in imported if name.split(".")[0] in ("scipy", "numba", "pyfftw")}
+
+
+def test_the_autograd_bridges_are_imported_only_by_name():
+    script = "import convkit\nprint(hasattr(convkit, 'torch'), hasattr(convkit, 'pytensor'))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "False"], done.stdout
