@@ -656,6 +656,49 @@ def _missing_data_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+def _large_signal_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """correlate_nd and the missing-data policies at sizes that take FFT, overlap-add
+    and blocked paths, with each boundary."""
+    shapes = (
+        ((4096,), (33,), (0.1, 0.5, 0.93), 40),
+        ((160, 150), (9, 8), (0.0, 0.3, 0.7), 12),
+        ((40, 36, 30), (5, 4, 5), (0.2, 0.6, 0.99), 6),
+    )
+    cases = []
+    for dtype in dtypes:
+        if np.dtype(dtype).kind == "c":
+            continue
+        for index, ((signal, kernel, positions, gap), (boundary, fillvalue)) in enumerate(
+            itertools.product(shapes, _BOUNDARIES)
+        ):
+            holes = tuple(
+                (0, position, _NONFINITE[number % 3]) for number, position in enumerate(positions)
+            )
+            extra = (("boundary", boundary), ("fillvalue", fillvalue))
+            mode = _cycle(("same", "full", "valid"), index, 1)
+            cases += [
+                Case(
+                    "convolve_nd",
+                    (signal, kernel),
+                    dtype,
+                    (("mode", mode), ("axes", None), *extra, ("nan_policy", "interpolate")),
+                    nonfinite=holes,
+                    gap=gap,
+                    kernel_values="non-negative",
+                    tags=("large", "nan_policy=interpolate", f"boundary={boundary}"),
+                ),
+                Case(
+                    "correlate_nd",
+                    (signal, kernel) if index % 2 else (kernel, signal),
+                    dtype,
+                    (("mode", "valid" if index % 2 == 0 else mode), ("axes", None), *extra),
+                    nonfinite=holes[:1],
+                    tags=("large", "correlate", f"boundary={boundary}"),
+                ),
+            ]
+    return cases
+
+
 def _high_rank_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """convolve_nd over 4 and 5 axes, which backends with a rank limit run lowered
     (a sum of lower-rank problems), in every mode and both operand orders."""
@@ -987,7 +1030,7 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         + _missing_data_cases(per_group // 2, dtypes)[:: 4 if level == "small" else 1]
     )
     if level == "full":
-        cases += _large_cases(dtypes)
+        cases += _large_cases(dtypes) + _large_signal_cases(dtypes)
     if level == "small":
         cases = [
             case
