@@ -565,37 +565,38 @@ def _signal_shapes(
     return tuple(signal), tuple(kernel), tuple(range(1, rank))
 
 
-def _correlate_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
-    """correlate_nd in every mode and rank 1-3, odd and even kernels, both operand orders
-    in "valid" (and a kernel longer than the signal in "same"), each boundary, batch axes
-    that broadcast, every layout, non-finite values in either operand; complex dtypes
-    check that in2 is conjugated."""
+def _correlate_cases(repeats: int, dtypes: tuple[str, ...]) -> list[Case]:
+    """correlate_nd in every mode × boundary (``repeats`` cases each per dtype), ranks
+    1-3, odd and even kernels, both operand orders in "valid" (and a kernel longer than
+    the signal in "same"), batch axes that broadcast, every layout, non-finite values in
+    either operand; complex dtypes check that in2 is conjugated."""
     cases = []
     nonfinite = ((), ((0, 0.3, math.nan),), ((1, 0.6, math.inf),), ((0, 0.0, -math.inf),))
     swaps = itertools.cycle((False, True))
-    for dtype, rank in itertools.product(dtypes, (1, 2, 3)):
-        for i in range(count):
-            index = len(cases)  # cycles over the whole list: every pairing of factors recurs
-            rng = np.random.default_rng(zlib.crc32(f"correlate{dtype}{rank}{i}".encode()))
-            mode = _cycle(("full", "same", "valid"), index, 1)
-            parity = _cycle(("odd", "even"), index, 2)
-            boundary, fillvalue = _cycle((("fill", 0), *_BOUNDARIES), index, 3)
-            batch = _cycle(("none", "in1", "none", "in2"), index, 4)
-            signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 8 if rank < 3 else 4)
-            if mode != "full" and next(swaps):
-                signal, kernel = kernel, signal
-            params = (("mode", mode), ("axes", axes), ("boundary", boundary))
-            cases.append(
-                Case(
-                    "correlate_nd",
-                    (signal, kernel),
-                    dtype,
-                    (*params, ("fillvalue", fillvalue)),
-                    _cycle(LAYOUTS, index, 5),
-                    _cycle(nonfinite, index, 6),
-                    tags=(f"{rank}d", parity, "correlate", f"boundary={boundary}"),
-                )
+    crossed = itertools.product(
+        dtypes, ("full", "same", "valid"), (("fill", 0), *_BOUNDARIES), range(repeats)
+    )
+    for dtype, mode, (boundary, fillvalue), repeat in crossed:
+        index = len(cases)  # the other factors cycle over the whole list
+        seed = f"correlate{dtype}{mode}{boundary}{fillvalue}{repeat}"
+        rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        rank = _cycle((1, 2, 3), index, 1)
+        parity = _cycle(("odd", "even"), index, 2)
+        batch = _cycle(("none", "in1", "none", "in2"), index, 3)
+        signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 8 if rank < 3 else 4)
+        if mode != "full" and next(swaps):
+            signal, kernel = kernel, signal
+        cases.append(
+            Case(
+                "correlate_nd",
+                (signal, kernel),
+                dtype,
+                (("mode", mode), ("axes", axes), ("boundary", boundary), ("fillvalue", fillvalue)),
+                _cycle(LAYOUTS, index, 4),
+                _cycle(nonfinite, index, 5),
+                tags=(f"{rank}d", parity, "correlate", f"boundary={boundary}"),
             )
+        )
     return cases
 
 
@@ -603,56 +604,56 @@ def _correlate_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
 _POLICIES = (("interpolate", False), ("interpolate", True), ("fill", False))
 
 
-def _missing_data_cases(count: int, dtypes: tuple[str, ...]) -> list[Case]:
-    """convolve_nd and correlate_nd with nan_policy "interpolate" (preserve_nan too) and
-    "fill", in every mode, rank 1-3, odd and even kernels, each boundary, batch axes that
-    broadcast and both operand orders in "valid"; in1 has NaN and inf, single or in holes
-    as wide as the kernel (windows without a finite sample).  "interpolate" draws
-    non-negative or small-integer kernels, so that "m (*) w is 0" is never a question of
-    rounding; "fill" sometimes has a NaN in in2, which propagates."""
+def _missing_data_cases(repeats: int, dtypes: tuple[str, ...]) -> list[Case]:
+    """convolve_nd and correlate_nd with each nan_policy ("interpolate" with and without
+    preserve_nan, "fill") × boundary (``repeats`` cases each per dtype), in every mode,
+    ranks 1-3, odd and even kernels, batch axes that broadcast and both operand orders in
+    "valid"; in1 has NaN and inf, single or in holes as wide as the kernel (windows
+    without a finite sample).  "interpolate" draws non-negative or small-integer
+    kernels, so that "m (*) w is 0" is never a question of rounding; "fill" sometimes
+    has a NaN in in2, which propagates."""
     cases = []
     swaps = itertools.cycle((False, True))
-    for dtype, rank in itertools.product(dtypes, (1, 2, 3)):
-        for i in range(count):
-            index = len(cases)
-            rng = np.random.default_rng(zlib.crc32(f"missing{dtype}{rank}{i}".encode()))
-            policy, preserve_nan = _cycle(_POLICIES, index, 1)
-            mode = "same" if preserve_nan else _cycle(("full", "same", "valid"), index, 2)
-            parity = _cycle(("odd", "even"), index, 3)
-            boundary, fillvalue = _cycle((("fill", 0), *_BOUNDARIES), index, 4)
-            batch = _cycle(("none", "in2", "none", "in1"), index, 5)
-            signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 7 if rank < 3 else 3)
-            if mode == "valid" and next(swaps):
-                signal, kernel = kernel, signal
-            first, second = _cycle(_NONFINITE, index, 6), _cycle(_NONFINITE, index + 1, 6)
-            holes = ((0, _cycle((0.0, 0.45, 0.8), index, 7), first), (0, 0.97, second))
-            if policy == "fill" and _cycle((False, True), index, 8):
-                holes += ((1, 0.5, math.nan),)
-            gap = _cycle((0, 1, max(kernel)), index, 9)
-            params = (
-                ("mode", mode),
-                ("axes", axes),
-                ("boundary", boundary),
-                ("fillvalue", fillvalue),
-                ("nan_policy", policy),
+    crossed = itertools.product(dtypes, _POLICIES, (("fill", 0), *_BOUNDARIES), range(repeats))
+    for dtype, (policy, preserve_nan), (boundary, fillvalue), repeat in crossed:
+        index = len(cases)
+        seed = f"missing{dtype}{policy}{preserve_nan}{boundary}{fillvalue}{repeat}"
+        rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        rank = _cycle((1, 2, 3), index, 1)
+        mode = "same" if preserve_nan else _cycle(("full", "same", "valid"), index, 2)
+        parity = _cycle(("odd", "even"), index, 3)
+        batch = _cycle(("none", "in2", "none", "in1"), index, 4)
+        signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 7 if rank < 3 else 3)
+        if mode == "valid" and next(swaps):
+            signal, kernel = kernel, signal
+        first, second = _cycle(_NONFINITE, index, 5), _cycle(_NONFINITE, index + 1, 5)
+        holes = ((0, _cycle((0.0, 0.45, 0.8), index, 6), first), (0, 0.97, second))
+        if policy == "fill" and _cycle((False, True), index, 7):
+            holes += ((1, 0.5, math.nan),)
+        params = (
+            ("mode", mode),
+            ("axes", axes),
+            ("boundary", boundary),
+            ("fillvalue", fillvalue),
+            ("nan_policy", policy),
+        )
+        cases.append(
+            Case(
+                _cycle(("convolve_nd", "correlate_nd"), index, 8),
+                (signal, kernel),
+                dtype,
+                (*params, ("preserve_nan", True)) if preserve_nan else params,
+                _cycle(LAYOUTS, index, 9),
+                holes,
+                gap=_cycle((0, 1, max(kernel)), index, 10),
+                kernel_values=(
+                    _cycle(("non-negative", "integers"), index, 11)
+                    if policy == "interpolate"
+                    else "normal"
+                ),
+                tags=(f"{rank}d", parity, f"nan_policy={policy}", f"boundary={boundary}"),
             )
-            cases.append(
-                Case(
-                    _cycle(("convolve_nd", "correlate_nd"), index, 10),
-                    (signal, kernel),
-                    dtype,
-                    (*params, ("preserve_nan", True)) if preserve_nan else params,
-                    _cycle(LAYOUTS, index, 11),
-                    holes,
-                    gap=gap,
-                    kernel_values=(
-                        _cycle(("non-negative", "integers"), index, 12)
-                        if policy == "interpolate"
-                        else "normal"
-                    ),
-                    tags=(f"{rank}d", parity, f"nan_policy={policy}", f"boundary={boundary}"),
-                )
-            )
+        )
     return cases
 
 
@@ -1016,6 +1017,7 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     if level not in ("fast", "full", "small"):
         raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
     per_group = 48 if level == "full" else 12
+    repeats = 3 if level == "full" else 1
     cases = (
         _conv_cases(per_group, dtypes)
         + _convolve_cases(per_group, dtypes)
@@ -1026,8 +1028,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         # Every fourth boundary, correlation and missing-data case at the small level
         # keeps simulator runs short.
         + _boundary_cases(dtypes)[:: 4 if level == "small" else 1]
-        + _correlate_cases(per_group // 3, dtypes)[:: 4 if level == "small" else 1]
-        + _missing_data_cases(per_group // 2, dtypes)[:: 4 if level == "small" else 1]
+        + _correlate_cases(repeats, dtypes)[:: 4 if level == "small" else 1]
+        + _missing_data_cases(repeats, dtypes)[:: 4 if level == "small" else 1]
     )
     if level == "full":
         cases += _large_cases(dtypes) + _large_signal_cases(dtypes)
