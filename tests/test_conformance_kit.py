@@ -1,5 +1,7 @@
 """The conformance kit catches wrong backends, says which case and by how much."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -180,3 +182,240 @@ def test_strategies_draw_valid_cases():
         assert check_case("scipy", case).status == "pass"
 
     draw()
+
+
+def test_cases_cover_the_signal_axes():
+    """Boundary, correlation and missing data: every value of each factor, both operations."""
+    convolve = [c for c in FAST if c.operation == "convolve_nd"]
+    correlate = [c for c in FAST if c.operation == "correlate_nd"]
+    missing = [c for c in FAST if "nan_policy" in c.kwargs]
+    boundaries = {"fill", "wrap", "symm", "mirror", "nearest"}
+    for group in (convolve, correlate):
+        assert {c.kwargs.get("boundary", "fill") for c in group} == boundaries
+        assert {c.kwargs["mode"] for c in group} == {"full", "same", "valid"}
+        assert {c.dtype for c in group} == {"float32", "float64", "complex64", "complex128"}
+        assert {len(c.shapes[0]) for c in group} >= {1, 2, 3}
+        assert any("even" in c.tags for c in group) and any("odd" in c.tags for c in group)
+    assert any(c.kwargs.get("fillvalue") not in (None, 0) for c in correlate)
+    # "valid" in either operand order, and "same" with a kernel longer than the signal.
+    for mode in ("valid", "same"):
+        orders = {c.shapes[0][-1] < c.shapes[1][-1] for c in correlate if c.kwargs["mode"] == mode}
+        assert orders == {False, True}
+    assert any(c.nonfinite and c.nonfinite[0][0] == 1 for c in correlate)
+
+    policies = {(c.kwargs["nan_policy"], c.kwargs.get("preserve_nan", False)) for c in missing}
+    assert policies == {("interpolate", False), ("interpolate", True), ("fill", False)}
+    assert {c.operation for c in missing} == {"convolve_nd", "correlate_nd"}
+    for policy in ("interpolate", "fill"):
+        chosen = [c for c in missing if c.kwargs["nan_policy"] == policy]
+        assert {c.kwargs["mode"] for c in chosen} == {"full", "same", "valid"}
+        assert {c.kwargs["boundary"] for c in chosen} == boundaries
+        assert {len(c.shapes[0]) for c in chosen} == {1, 2, 3}
+    interpolate = [c for c in missing if c.kwargs["nan_policy"] == "interpolate"]
+    assert {c.kernel_values for c in interpolate} == {"non-negative", "integers"}
+    assert all(operand == 0 for c in interpolate for operand, _, _ in c.nonfinite)
+    assert {v for c in interpolate for _, _, v in c.nonfinite} >= {float("inf"), float("-inf")}
+    assert any(c.gap >= max(c.shapes[1]) > 1 for c in interpolate)
+    assert any(c.kwargs["axes"] is not None for c in interpolate if c.kwargs.get("preserve_nan"))
+    full = generate_cases("full")
+    assert any("large" in c.tags and "nan_policy" in c.kwargs for c in full)
+    assert any("large" in c.tags and c.operation == "correlate_nd" for c in full)
+
+
+def test_interpolate_cases_leave_outputs_undefined_only_where_exact():
+    """Some windows hold no finite sample, some weights cancel to exactly 0, and every
+    other denominator is far from 0: which outputs are NaN never depends on rounding."""
+    from convkit.testing import normalized_convolve_nd, reverse_conjugate
+
+    empty = cancelled = 0
+    for case in FAST:
+        if case.kwargs.get("nan_policy") != "interpolate":
+            continue
+        first, second = case.arrays()
+        keywords = case.kwargs
+        kernel = second
+        if case.operation == "correlate_nd":
+            kernel = reverse_conjugate(second, keywords["axes"])
+        parts = normalized_convolve_nd(
+            first,
+            kernel,
+            keywords["mode"],
+            keywords["axes"],
+            keywords["boundary"],
+            keywords["fillvalue"],
+        )
+        empty += bool((parts.denominator_scale == 0).any())
+        cancelled += bool(((parts.denominator == 0) & (parts.denominator_scale > 0)).any())
+        defined = parts.denominator != 0
+        # far above the threshold under which a backend may count m (*) w as 0
+        assert (np.abs(parts.denominator) >= 1e-2 * parts.denominator_scale)[defined].all()
+    assert empty >= 5 and cancelled >= 2
+
+
+def _wrong_operation(name, change):
+    """Replace one operation the kit calls by a wrong variant of it."""
+
+    def wrong(first, second, **keywords):
+        return change(getattr(convkit, name), first, second, keywords)
+
+    return wrong
+
+
+def _ignore_preserve_nan(function, first, second, keywords):
+    keywords.pop("preserve_nan", None)
+    return function(first, second, **keywords)
+
+
+def _empty_windows_give_zero(function, first, second, keywords):
+    result = function(first, second, **keywords)
+    if keywords.get("nan_policy") == "interpolate" and not keywords.get("preserve_nan"):
+        return np.where(np.isnan(result), 0, result).astype(result.dtype)
+    return result
+
+
+def _mask_not_extended_by_fill(function, first, second, keywords):
+    """Interpolation whose mask continues with 0 past the signal, whatever the boundary."""
+    if keywords.get("nan_policy") != "interpolate" or keywords.get("preserve_nan"):
+        return function(first, second, **keywords)
+    keywords = dict(keywords, nan_policy="propagate")
+    finite = np.isfinite(first)
+    mask = finite.astype(np.finfo(first.dtype).dtype)
+    numerator = function(np.where(finite, first, 0), second, **keywords)
+    denominator = function(mask, second, **dict(keywords, fillvalue=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (numerator / denominator).astype(numerator.dtype)
+
+
+def _fill_with_zero(function, first, second, keywords):
+    if keywords.get("nan_policy") == "fill":
+        first = np.where(np.isfinite(first), first, 0)
+    return function(first, second, **keywords)
+
+
+def _not_conjugated(function, first, second, keywords):
+    return function(first, np.conj(second), **keywords)
+
+
+def _valid_order_ignored(function, first, second, keywords):
+    """``scipy.signal.correlate2d``-like: a swapped "valid" correlation comes out reversed."""
+    result = function(first, second, **keywords)
+    if keywords["mode"] == "valid" and first.size < second.size:
+        return np.ascontiguousarray(result[tuple(slice(None, None, -1) for _ in result.shape)])
+    return result
+
+
+@pytest.mark.parametrize(
+    "operation, change, expected",
+    [
+        ("convolve_nd", _ignore_preserve_nan, "non-finite outputs"),
+        ("correlate_nd", _empty_windows_give_zero, "non-finite outputs"),
+        ("convolve_nd", _mask_not_extended_by_fill, "outside the"),
+        ("correlate_nd", _fill_with_zero, "outside the"),
+        ("correlate_nd", _not_conjugated, "outside the"),
+        ("correlate_nd", _valid_order_ignored, "outside the"),
+    ],
+)
+def test_wrong_signal_rules_are_caught(monkeypatch, operation, change, expected):
+    from convkit.testing import _check
+
+    monkeypatch.setitem(_check._OPERATIONS, operation, _wrong_operation(operation, change))
+    chosen = [
+        c
+        for c in FAST
+        if c.operation == operation and ("nan_policy" in c.kwargs or operation == "correlate_nd")
+    ]
+    messages = []
+    for case in chosen:
+        result = check_case("scipy", case)
+        if result.status == "fail":
+            messages.append(result.message)
+            if expected in result.message:
+                break
+    assert messages and expected in messages[-1], messages[:3]
+
+
+def test_quotient_bound_holds_for_the_worst_errors_within_the_two_bounds():
+    from convkit.testing import quotient_bound
+
+    rng = np.random.default_rng(7)
+    for dtype in (np.float32, np.float64, np.complex64):
+        numerator = rng.standard_normal(2000) * 10.0 ** rng.integers(-3, 4, 2000)
+        denominator = rng.uniform(0.01, 5, 2000) * rng.choice([-1, 1], 2000)
+        numerator_bound = np.abs(rng.standard_normal(2000)) * 1e-3 * (1 + np.abs(numerator))
+        denominator_bound = rng.uniform(0, 0.5, 2000) * np.abs(denominator)
+        exact = numerator / denominator
+        bound = quotient_bound(exact, denominator, numerator_bound, denominator_bound, dtype)
+        for signs in itertools.product((-1, 1), repeat=2):
+            got_numerator = (numerator + signs[0] * numerator_bound).astype(dtype)
+            got_denominator = (denominator + signs[1] * denominator_bound).astype(dtype)
+            # rounding the operands to dtype is part of each convolution's own bound
+            slack = np.abs(got_numerator - (numerator + signs[0] * numerator_bound))
+            slack += np.abs(exact) * np.abs(
+                got_denominator - (denominator + signs[1] * denominator_bound)
+            )
+            result = got_numerator / got_denominator
+            assert (np.abs(result - exact) <= bound + 2 * slack / np.abs(denominator)).all()
+    # A denominator within twice its bound of 0 gets no claim.
+    assert (
+        quotient_bound(
+            np.array([1.0]), np.array([1e-6]), np.array([0.0]), np.array([1e-6]), np.float32
+        )[0]
+        == np.inf
+    )
+
+
+@pytest.mark.parametrize(
+    "boundary, fillvalue",
+    [("fill", 0), ("fill", 1.5), ("wrap", 0), ("symm", 0), ("mirror", 0), ("nearest", 0)],
+)
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_the_references_follow_the_definition_output_by_output(boundary, fillvalue, mode):
+    """extended_convolve_nd and normalized_convolve_nd against a literal sum over each
+    output's window of the extended signal (numpy.pad has its own tests of the rules)."""
+    from convkit.testing import extended_convolve_nd, normalized_convolve_nd
+
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal((7, 3))
+    signal[[0, 1, 4, 4], [0, 0, 1, 2]] = [np.nan, np.inf, np.nan, -np.inf]
+    kernel = rng.integers(-2, 3, (4, 2)).astype(float)
+    pad_mode = {
+        "fill": "constant",
+        "wrap": "wrap",
+        "symm": "symmetric",
+        "mirror": "reflect",
+        "nearest": "edge",
+    }[boundary]
+    reach = [m - 1 for m in kernel.shape]
+    options = {"constant_values": fillvalue} if pad_mode == "constant" else {}
+    finite = np.isfinite(signal)
+    widths = [(r, r) for r in reach]
+    values = np.pad(np.where(finite, signal, 0), widths, pad_mode, **options)
+    mask_options = {"constant_values": 1} if pad_mode == "constant" else {}
+    mask = np.pad(finite.astype(float), widths, pad_mode, **mask_options)
+    full_shape = tuple(n + m - 1 for n, m in zip(signal.shape, kernel.shape))
+    numerator, denominator = np.zeros(full_shape), np.zeros(full_shape)
+    for out in np.ndindex(full_shape):
+        for tap in np.ndindex(kernel.shape):
+            # output o reads the extended signal at o - k, shifted by the reach
+            position = tuple(o - k + r for o, k, r in zip(out, tap, reach))
+            numerator[out] += kernel[tap] * values[position]
+            denominator[out] += kernel[tap] * mask[position]
+    start = {"full": (0, 0), "same": tuple(r // 2 for r in reach), "valid": tuple(reach)}[mode]
+    size = {
+        "full": full_shape,
+        "same": signal.shape,
+        "valid": tuple(n - m + 1 for n, m in zip(signal.shape, kernel.shape)),
+    }[mode]
+    region = tuple(slice(s, s + n) for s, n in zip(start, size))
+    numerator, denominator = numerator[region], denominator[region]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(denominator == 0, np.nan, numerator / denominator)
+    parts = normalized_convolve_nd(signal, kernel, mode, None, boundary, fillvalue)
+    np.testing.assert_allclose(parts.result, expected, rtol=1e-12, atol=1e-12)
+    filled = np.where(finite, signal, 0)
+    np.testing.assert_allclose(
+        extended_convolve_nd(filled, kernel, mode, None, boundary, fillvalue),
+        numerator,
+        rtol=1e-12,
+        atol=1e-12,
+    )

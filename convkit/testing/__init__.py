@@ -9,10 +9,13 @@ or under pytest::
     pytest --pyargs convkit.testing --convkit-backend NAME [--convkit-full]
 
 or from Python with :func:`check_backend`.  The oracle is the float64 direct
-definition (:func:`direct_conv`, :func:`direct_convolve_nd`, and for the
+definition (:func:`direct_conv`, :func:`direct_convolve_nd`; with a boundary,
+:func:`extended_convolve_nd`; correlation through :func:`reverse_conjugate`;
+``nan_policy="interpolate"``, :func:`normalized_convolve_nd`; for the
 gradients every conv case also gives, :func:`direct_conv_grad_input` and
-:func:`direct_conv_grad_filters`); the tolerance is
-:func:`error_bound`; the cases come from :func:`generate_cases` and, for
+:func:`direct_conv_grad_filters`); the tolerance is :func:`error_bound` (and
+:func:`quotient_bound` for the interpolated quotient); the cases come from
+:func:`generate_cases` and, for
 property-based tests, :mod:`convkit.testing.strategies` (needs hypothesis).
 :func:`resolve_backend` gives a backend's object from its name, to call it
 directly in a test.
@@ -20,10 +23,17 @@ directly in a test.
 """
 
 from convkit.plugin import resolve_backend
-from convkit.testing._bound import BASE_TOLERANCE, error_bound
-from convkit.testing._cases import DTYPES, LAYOUTS, Case, generate_cases
+from convkit.testing._bound import BASE_TOLERANCE, error_bound, quotient_bound
+from convkit.testing._cases import DTYPES, KERNEL_VALUES, LAYOUTS, Case, generate_cases
 from convkit.testing._check import CaseResult, Report, check_backend, check_case
-from convkit.testing._direct import direct_conv, direct_convolve_nd
+from convkit.testing._direct import (
+    NormalizedConvolution,
+    direct_conv,
+    direct_convolve_nd,
+    extended_convolve_nd,
+    normalized_convolve_nd,
+    reverse_conjugate,
+)
 from convkit.testing._gradient_cases import (
     GRADIENT_OPERATIONS,
     direct_conv_grad_filters,
@@ -34,9 +44,11 @@ __all__ = [
     "BASE_TOLERANCE",
     "DTYPES",
     "GRADIENT_OPERATIONS",
+    "KERNEL_VALUES",
     "LAYOUTS",
     "Case",
     "CaseResult",
+    "NormalizedConvolution",
     "Report",
     "check_backend",
     "check_case",
@@ -45,6 +57,10 @@ __all__ = [
     "direct_conv_grad_input",
     "direct_convolve_nd",
     "error_bound",
+    "extended_convolve_nd",
     "generate_cases",
+    "normalized_convolve_nd",
+    "quotient_bound",
     "resolve_backend",
+    "reverse_conjugate",
 ]

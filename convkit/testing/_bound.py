@@ -18,6 +18,9 @@ and a strided layer keep only some of the positions, but the rounding of all
 of them spreads).  The FFT term is uniform because an FFT
 spreads its rounding over all outputs; on SciPy's float32 FFT the worst measured error is about 0.1 of it.
 Non-finite outputs are not bounded: they must match exactly.
+
+``nan_policy="interpolate"`` divides two results of the backend, each held to
+the bound above; :func:`quotient_bound` carries them through the division.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ import numpy as np
 
 from convkit.plugin import ConvolveProblem, ConvProblem, Problem, dilated_extent
 
-__all__ = ["BASE_TOLERANCE", "error_bound", "terms_per_output", "transform_points"]
+__all__ = [
+    "BASE_TOLERANCE",
+    "error_bound",
+    "quotient_bound",
+    "terms_per_output",
+    "transform_points",
+]
 
 BASE_TOLERANCE = {"float32": 1e-5, "float64": 1e-13}
 _TINY = {"float32": 1e-30, "float64": 1e-300}
@@ -95,3 +104,58 @@ def error_bound(
             spread_scale = float(scale.max()) if scale.size else 0.0
         bound = bound + spread * (scale + spread_scale)
     return bound
+
+
+def quotient_bound(
+    quotient: np.ndarray,
+    denominator: np.ndarray,
+    numerator_bound: np.ndarray,
+    denominator_bound: np.ndarray,
+    dtype: np.dtype,
+) -> np.ndarray:
+    """The elementwise bound on ``|y - N / D|`` for ``y`` the division, in ``dtype``,
+    of a backend's ``N'`` by its ``D'``.
+
+    Each of ``N'`` and ``D'`` is a convolution the backend computes, within
+    its own bound: ``|N' - N| <= bN``, ``|D' - D| <= bD`` (from
+    :func:`error_bound`).  With ``q = N / D``,
+
+    ``N' / D' - q = ((N' - N) - q (D' - D)) / D'`` and ``|D'| >= |D| - bD``, so
+    ``|N' / D' - q| <= E = (bN + |q| bD) / (|D| - bD)``, and the division in
+    ``dtype`` adds at most ``c eps |N' / D'| <= c eps (|q| + E)``, with ``c = 4``
+    (a complex division rounds a few times; a real one once).  The bound is
+    ``E (1 + c eps) + c eps |q| + tiny``.
+
+    It is claimed only where the denominator is well away from 0, ``|D| >= 2
+    bD`` (``D'`` then keeps at least half of ``D``); elsewhere a tiny
+    ``D`` amplifies the rounding of both convolutions without limit, and the
+    bound is infinite.  The kit's own cases keep ``|D|`` away from 0 wherever
+    it is not exactly 0 (non-negative or small-integer kernels).
+
+    Parameters
+    ----------
+    quotient, denominator : numpy.ndarray
+        ``q = N / D`` and ``D`` from the direct definition (float64 or complex128).
+    numerator_bound, denominator_bound : numpy.ndarray
+        ``bN`` and ``bD``: :func:`error_bound` of the two convolutions.
+    dtype : numpy.dtype
+        The dtype the backend computes and divides in.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from convkit.testing import quotient_bound
+    >>> bound = quotient_bound(
+    ...     np.array([2.0, 2.0]), np.array([1.0, 1e-5]), np.array([1e-5, 1e-5]),
+    ...     np.array([1e-5, 1e-5]), np.float32)
+    >>> bool(3e-5 < bound[0] < 3.2e-5), bool(np.isinf(bound[1]))
+    (True, True)
+    """
+    name = _real_name(dtype)
+    division = 4 * float(np.finfo(name).eps)
+    size = np.abs(quotient)
+    room = np.abs(denominator) - denominator_bound
+    with np.errstate(divide="ignore", invalid="ignore"):
+        propagated = (numerator_bound + size * denominator_bound) / room
+    bound = propagated * (1 + division) + division * size + _TINY[name]
+    return np.where(np.abs(denominator) >= 2 * denominator_bound, bound, np.inf)

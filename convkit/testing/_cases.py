@@ -16,12 +16,14 @@ import numpy as np
 
 from convkit.plugin import dilated_extent
 
-__all__ = ["DTYPES", "LAYOUTS", "Case", "generate_cases"]
+__all__ = ["DTYPES", "KERNEL_VALUES", "LAYOUTS", "Case", "generate_cases"]
 
 DTYPES = ("float32", "float64", "complex64", "complex128")
 # Largest operands (points) of the "small" level.
 SMALL_POINTS = (256, 64)
 LAYOUTS = ("contiguous", "non-contiguous", "negative-stride", "fortran")
+# How the values of the second operand are drawn (see Case.kernel_values).
+KERNEL_VALUES = ("normal", "non-negative", "integers")
 _NONFINITE = (np.nan, np.inf, -np.inf)
 
 
@@ -31,14 +33,18 @@ class Case:
 
     Attributes
     ----------
-    operation : {"conv", "convolve_nd", "conv_grad_input", "conv_grad_filters", "conv_transpose"}
+    operation : str
+        ``"conv"``, ``"convolve_nd"``, ``"correlate_nd"``, ``"conv_grad_input"``,
+        ``"conv_grad_filters"`` or ``"conv_transpose"``.
     shapes : tuple of two shapes
-        ``(input, filters)`` for conv, ``(in1, in2)`` for convolve_nd.
+        ``(input, filters)`` for conv, ``(in1, in2)`` for convolve_nd and
+        correlate_nd.
     dtype : str
         Both operands' dtype.
     params : tuple of (name, value)
         Keyword arguments of the call (border_mode, subsample, ... or mode,
-        axes; boundary and fillvalue where the case extends the signal).
+        axes; boundary and fillvalue where the case extends the signal;
+        nan_policy and preserve_nan where it has missing data).
     layout : str
         How the operands sit in memory: one of :data:`LAYOUTS`.
     nonfinite : tuple of (operand, position, value)
@@ -49,6 +55,18 @@ class Case:
         near the limits of the dtype's range; ``(0, 0)`` leaves them near 1.
     positive : bool
         Absolute values of the random numbers: no sum of them cancels.
+    gap : int
+        With ``gap > 0``, each non-finite value written into the first
+        operand fills a block of ``gap`` samples along every axis from its
+        position (clipped at the ends): holes that whole windows can fall in.
+    kernel_values : str
+        How the second operand's values are drawn, one of
+        :data:`KERNEL_VALUES`: ``"normal"`` as the first's;
+        ``"non-negative"`` their absolute values (real and imaginary parts);
+        ``"integers"`` integers from -2 to 2, zero included.  With the last
+        two, ``m (*) w`` of ``nan_policy="interpolate"`` is either exactly 0
+        or well away from it, so which outputs it leaves undefined is never
+        a matter of rounding.
     tags : tuple of str
         What the case exercises (``"large"``, ``"even-kernel"``, ...).
     """
@@ -61,6 +79,8 @@ class Case:
     nonfinite: tuple[tuple[int, float, float], ...] = ()
     exponents: tuple[int, int] = (0, 0)
     positive: bool = False
+    gap: int = 0
+    kernel_values: str = "normal"
     tags: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -80,6 +100,10 @@ class Case:
             extra.append("scale=" + "*".join(f"2^{exponent}" for exponent in self.exponents))
         if self.positive:
             extra.append("positive")
+        if self.gap:
+            extra.append(f"gap={self.gap}")
+        if self.kernel_values != "normal":
+            extra.append(f"in2={self.kernel_values}")
         return "-".join([self.operation, self.dtype, shapes, params, *extra])
 
     @property
@@ -90,18 +114,32 @@ class Case:
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Build the two operands (deterministic in the case's id)."""
         rng = np.random.default_rng(zlib.crc32(self.id.encode()))
+        if self.kernel_values not in KERNEL_VALUES:
+            raise ValueError(
+                f"kernel_values must be one of {KERNEL_VALUES}, got {self.kernel_values!r}"
+            )
         operands = []
-        for shape, exponent in zip(self.shapes, self.exponents):
+        for number, (shape, exponent) in enumerate(zip(self.shapes, self.exponents)):
             count = 2 if np.dtype(self.dtype).kind == "c" else 1
-            parts = [rng.standard_normal(shape) for _ in range(count)]
-            if self.positive:
+            kernel_values = self.kernel_values if number == 1 else "normal"
+            if kernel_values == "integers":
+                parts = [rng.integers(-2, 3, shape).astype(np.float64) for _ in range(count)]
+            else:
+                parts = [rng.standard_normal(shape) for _ in range(count)]
+            if self.positive or kernel_values == "non-negative":
                 parts = [np.abs(part) for part in parts]
             values = parts[0] if len(parts) == 1 else parts[0] + 1j * parts[1]
             operands.append((values * 2.0**exponent).astype(self.dtype))
         for operand, position, value in self.nonfinite:
-            flat = operands[operand].reshape(-1)
-            if flat.size:
-                flat[min(int(position * flat.size), flat.size - 1)] = value
+            array = operands[operand]
+            if not array.size:
+                continue
+            flat_index = min(int(position * array.size), array.size - 1)
+            if operand == 0 and self.gap and array.ndim:
+                corner = np.unravel_index(flat_index, array.shape)
+                array[tuple(slice(i, i + self.gap) for i in corner)] = value
+            else:
+                array.reshape(-1)[flat_index] = value
         return tuple(_lay_out(array, self.layout) for array in operands)  # type: ignore[return-value]
 
 
@@ -515,6 +553,155 @@ def _boundary_cases(dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+def _signal_shapes(
+    rng: np.random.Generator, rank: int, parity: str, batch: str, longer: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...] | None]:
+    """Shapes of a signal and a kernel, and the axes: every axis convolved, or with
+    ``batch`` set, axis 0 a batch axis on which ``batch`` ("in1" or "in2") has length 1."""
+    kernel = [int(rng.choice((1, 3, 5) if parity == "odd" else (2, 4))) for _ in range(rank)]
+    signal = [k + int(rng.integers(0, longer)) for k in kernel]
+    if batch == "none" or rank == 1:
+        return tuple(signal), tuple(kernel), None
+    count = int(rng.integers(2, 4))
+    signal[0], kernel[0] = (1, count) if batch == "in1" else (count, 1)
+    return tuple(signal), tuple(kernel), tuple(range(1, rank))
+
+
+def _correlate_cases(repeats: int, dtypes: tuple[str, ...]) -> list[Case]:
+    """correlate_nd in every mode × boundary (``repeats`` cases each per dtype), ranks
+    1-3, odd and even kernels, both operand orders in "valid" (and a kernel longer than
+    the signal in "same"), batch axes that broadcast, every layout, non-finite values in
+    either operand; complex dtypes check that in2 is conjugated."""
+    cases = []
+    nonfinite = ((), ((0, 0.3, math.nan),), ((1, 0.6, math.inf),), ((0, 0.0, -math.inf),))
+    swaps = itertools.cycle((False, True))
+    crossed = itertools.product(
+        dtypes, ("full", "same", "valid"), (("fill", 0), *_BOUNDARIES), range(repeats)
+    )
+    for dtype, mode, (boundary, fillvalue), repeat in crossed:
+        index = len(cases)  # the other factors cycle over the whole list
+        seed = f"correlate{dtype}{mode}{boundary}{fillvalue}{repeat}"
+        rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        rank = _cycle((1, 2, 3), index, 1)
+        parity = _cycle(("odd", "even"), index, 2)
+        batch = _cycle(("none", "in1", "none", "in2"), index, 3)
+        signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 8 if rank < 3 else 4)
+        if mode != "full" and next(swaps):
+            signal, kernel = kernel, signal
+        cases.append(
+            Case(
+                "correlate_nd",
+                (signal, kernel),
+                dtype,
+                (("mode", mode), ("axes", axes), ("boundary", boundary), ("fillvalue", fillvalue)),
+                _cycle(LAYOUTS, index, 4),
+                _cycle(nonfinite, index, 5),
+                tags=(f"{rank}d", parity, "correlate", f"boundary={boundary}"),
+            )
+        )
+    return cases
+
+
+# nan_policy keywords of the matrix: (nan_policy, preserve_nan).
+_POLICIES = (("interpolate", False), ("interpolate", True), ("fill", False))
+
+
+def _missing_data_cases(repeats: int, dtypes: tuple[str, ...]) -> list[Case]:
+    """convolve_nd and correlate_nd with each nan_policy ("interpolate" with and without
+    preserve_nan, "fill") × boundary (``repeats`` cases each per dtype), in every mode,
+    ranks 1-3, odd and even kernels, batch axes that broadcast and both operand orders in
+    "valid"; in1 has NaN and inf, single or in holes as wide as the kernel (windows
+    without a finite sample).  "interpolate" draws non-negative or small-integer
+    kernels, so that "m (*) w is 0" is never a question of rounding; "fill" sometimes
+    has a NaN in in2, which propagates."""
+    cases = []
+    swaps = itertools.cycle((False, True))
+    crossed = itertools.product(dtypes, _POLICIES, (("fill", 0), *_BOUNDARIES), range(repeats))
+    for dtype, (policy, preserve_nan), (boundary, fillvalue), repeat in crossed:
+        index = len(cases)
+        seed = f"missing{dtype}{policy}{preserve_nan}{boundary}{fillvalue}{repeat}"
+        rng = np.random.default_rng(zlib.crc32(seed.encode()))
+        rank = _cycle((1, 2, 3), index, 1)
+        mode = "same" if preserve_nan else _cycle(("full", "same", "valid"), index, 2)
+        parity = _cycle(("odd", "even"), index, 3)
+        batch = _cycle(("none", "in2", "none", "in1"), index, 4)
+        signal, kernel, axes = _signal_shapes(rng, rank, parity, batch, 7 if rank < 3 else 3)
+        if mode == "valid" and next(swaps):
+            signal, kernel = kernel, signal
+        first, second = _cycle(_NONFINITE, index, 5), _cycle(_NONFINITE, index + 1, 5)
+        holes = ((0, _cycle((0.0, 0.45, 0.8), index, 6), first), (0, 0.97, second))
+        if policy == "fill" and _cycle((False, True), index, 7):
+            holes += ((1, 0.5, math.nan),)
+        params = (
+            ("mode", mode),
+            ("axes", axes),
+            ("boundary", boundary),
+            ("fillvalue", fillvalue),
+            ("nan_policy", policy),
+        )
+        cases.append(
+            Case(
+                _cycle(("convolve_nd", "correlate_nd"), index, 8),
+                (signal, kernel),
+                dtype,
+                (*params, ("preserve_nan", True)) if preserve_nan else params,
+                _cycle(LAYOUTS, index, 9),
+                holes,
+                gap=_cycle((0, 1, max(kernel)), index, 10),
+                kernel_values=(
+                    _cycle(("non-negative", "integers"), index, 11)
+                    if policy == "interpolate"
+                    else "normal"
+                ),
+                tags=(f"{rank}d", parity, f"nan_policy={policy}", f"boundary={boundary}"),
+            )
+        )
+    return cases
+
+
+def _large_signal_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """correlate_nd and the missing-data policies at sizes that take FFT, overlap-add
+    and blocked paths, with each boundary."""
+    shapes = (
+        ((4096,), (33,), (0.1, 0.5, 0.93), 40),
+        ((160, 150), (9, 8), (0.0, 0.3, 0.7), 12),
+        ((40, 36, 30), (5, 4, 5), (0.2, 0.6, 0.99), 6),
+    )
+    cases = []
+    for dtype in dtypes:
+        if np.dtype(dtype).kind == "c":
+            continue
+        for index, ((signal, kernel, positions, gap), (boundary, fillvalue)) in enumerate(
+            itertools.product(shapes, _BOUNDARIES)
+        ):
+            holes = tuple(
+                (0, position, _NONFINITE[number % 3]) for number, position in enumerate(positions)
+            )
+            extra = (("boundary", boundary), ("fillvalue", fillvalue))
+            mode = _cycle(("same", "full", "valid"), index, 1)
+            cases += [
+                Case(
+                    "convolve_nd",
+                    (signal, kernel),
+                    dtype,
+                    (("mode", mode), ("axes", None), *extra, ("nan_policy", "interpolate")),
+                    nonfinite=holes,
+                    gap=gap,
+                    kernel_values="non-negative",
+                    tags=("large", "nan_policy=interpolate", f"boundary={boundary}"),
+                ),
+                Case(
+                    "correlate_nd",
+                    (signal, kernel) if index % 2 else (kernel, signal),
+                    dtype,
+                    (("mode", "valid" if index % 2 == 0 else mode), ("axes", None), *extra),
+                    nonfinite=holes[:1],
+                    tags=("large", "correlate", f"boundary={boundary}"),
+                ),
+            ]
+    return cases
+
+
 def _high_rank_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """convolve_nd over 4 and 5 axes, which backends with a rank limit run lowered
     (a sum of lower-rank problems), in every mode and both operand orders."""
@@ -832,6 +1019,7 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
     if level not in ("fast", "full", "small"):
         raise ValueError(f"level must be 'fast', 'full' or 'small', got {level!r}")
     per_group = 48 if level == "full" else 12
+    repeats = 3 if level == "full" else 1
     cases = (
         _conv_cases(per_group, dtypes)
         + _convolve_cases(per_group, dtypes)
@@ -839,11 +1027,14 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         + _without_terms_cases(per_group // 3, dtypes)
         + _near_limit_cases(dtypes)
         + _high_rank_cases(dtypes)
-        # Every fourth boundary case at the small level keeps simulator runs short.
+        # Every fourth boundary, correlation and missing-data case at the small level
+        # keeps simulator runs short.
         + _boundary_cases(dtypes)[:: 4 if level == "small" else 1]
+        + _correlate_cases(repeats, dtypes)[:: 4 if level == "small" else 1]
+        + _missing_data_cases(repeats, dtypes)[:: 4 if level == "small" else 1]
     )
     if level == "full":
-        cases += _large_cases(dtypes)
+        cases += _large_cases(dtypes) + _large_signal_cases(dtypes)
     if level == "small":
         cases = [
             case

@@ -13,7 +13,6 @@ import numpy as np
 import convkit
 from convkit.plugin import (
     Backend,
-    ConvolveProblem,
     ConvProblem,
     Problem,
     conv_output_length,
@@ -22,9 +21,17 @@ from convkit.plugin import (
     resolve_backend,
     why_cannot_run,
 )
-from convkit.testing._bound import error_bound
+from convkit.testing._bound import error_bound, quotient_bound
 from convkit.testing._cases import Case
-from convkit.testing._direct import conv_term_counts, direct_conv, direct_convolve_nd
+from convkit.testing._direct import (
+    PAD_MODES,
+    conv_term_counts,
+    direct_conv,
+    direct_convolve_nd,
+    extended_convolve_nd,
+    normalized_convolve_nd,
+    reverse_conjugate,
+)
 
 __all__ = ["CaseResult", "Report", "check_backend", "check_case", "to_numpy"]
 
@@ -39,7 +46,9 @@ class CaseResult:
     status : {"pass", "fail", "skip"}
         ``"skip"``: the backend declared it cannot do this problem.
     method : str
-        The rounding method the backend declared ("direct" or "fft").
+        The rounding method the backend declared ("direct" or "fft"); for
+        ``nan_policy="interpolate"``, ``"numerator/denominator"`` where the
+        two convolutions round differently.
     worst_ratio : float
         Largest ``|y - r| / bound`` over the finite outputs (<= 1 passes).
     max_error : float
@@ -65,60 +74,107 @@ def to_numpy(result: object) -> np.ndarray:
     return np.asarray(result)
 
 
-def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.ndarray:
-    params = case.kwargs
-    if case.operation == "convolve_nd":
-        return normalize_convolve(first, second, **params)
-    return normalize_conv(first, second, **params)
-
-
-# The numpy.pad mode of each boundary: the kit's own table, independent of the core's.
-_NUMPY_PAD_MODES = {
-    "fill": "constant",
-    "wrap": "wrap",
-    "symm": "symmetric",
-    "symmetric": "symmetric",
-    "mirror": "reflect",
-    "nearest": "edge",
+_OPERATIONS = {
+    "conv": convkit.conv,
+    "convolve_nd": convkit.convolve_nd,
+    "correlate_nd": convkit.correlate_nd,
 }
 
 
-def _reference(
-    case: Case, problem: Problem, first: np.ndarray, second: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The direct definition and its scale on absolute values, for ``case``.
+def _signal_keywords(case: Case) -> tuple[dict[str, object], str, bool]:
+    """convolve_nd's or correlate_nd's keywords without the missing-data policy, then it."""
+    params = case.kwargs
+    policy = str(params.pop("nan_policy", "propagate"))
+    return params, policy, bool(params.pop("preserve_nan", False))
 
-    With a boundary other than zero fill the signal is padded here with
-    numpy.pad and the zero-boundary problem computed on it: conv's padding
-    amounts filled by the rule, then "valid"; convolve_nd's "full" as "valid"
-    on the signal padded by ``m - 1`` on both sides of each convolved axis,
-    "same" its centred part.
-    """
-    direct = direct_convolve_nd if isinstance(problem, ConvolveProblem) else direct_conv
+
+def _problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.ndarray:
+    """The problem the backend receives: for "fill" and "interpolate", the one on the
+    signal with its non-finite samples replaced ("interpolate" also runs
+    :func:`_mask_problem`)."""
+    if case.operation == "conv":
+        return normalize_conv(first, second, **case.kwargs)
+    params, policy, _ = _signal_keywords(case)
+    if policy != "propagate":
+        replacement = params.get("fillvalue", 0) if policy == "fill" else 0
+        first = np.where(np.isfinite(first), first, replacement)
+    return normalize_convolve(first, second, **params, correlate=case.operation == "correlate_nd")
+
+
+def _mask_problem(case: Case, first: np.ndarray, second: np.ndarray) -> Problem | np.ndarray:
+    """The denominator of "interpolate": the mask of finite samples with the kernel
+    (the mask continues with 1 where the signal continues with fillvalue)."""
+    params, _, _ = _signal_keywords(case)
+    params["fillvalue"] = 1 if params.get("boundary", "fill") == "fill" else 0
+    mask = np.isfinite(first).astype(np.finfo(first.dtype).dtype)
+    return normalize_convolve(mask, second, **params, correlate=case.operation == "correlate_nd")
+
+
+def _conv_reference(
+    case: Case, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """conv's direct definition and its scale on absolute values; with a boundary other
+    than zero fill, on the input padded here with numpy.pad by border_mode's amounts."""
     params = case.kwargs
     boundary, fillvalue = params.pop("boundary", "fill"), params.pop("fillvalue", 0)
-    if (boundary == "fill" and fillvalue == 0) or params.get("mode") == "valid":
-        return direct(problem), direct(problem, absolute=True)
-    rule = _NUMPY_PAD_MODES[boundary]
+    problem = normalize_conv(first, second, **params)
+    if boundary == "fill" and fillvalue == 0:
+        return direct_conv(problem), direct_conv(problem, absolute=True)
+    rule = PAD_MODES[boundary]
     options = {"constant_values": fillvalue} if rule == "constant" else {}
-    if isinstance(problem, ConvProblem):
-        padding = normalize_conv(first, second, **params).padding
-        padded = np.pad(first, [(0, 0), (0, 0), *padding], mode=rule, **options)
-        reference = normalize_conv(padded, second, **{**params, "border_mode": "valid"})
-        return direct(reference), direct(reference, absolute=True)
-    axes = params["axes"]
-    axes = range(first.ndim) if axes is None else np.atleast_1d(axes) % first.ndim
-    reaches = [second.shape[axis] - 1 if axis in axes else 0 for axis in range(first.ndim)]
-    padded = np.pad(first, [(reach, reach) for reach in reaches], mode=rule, **options)
-    reference = normalize_convolve(padded, second, "valid", params["axes"])
-    full, scale = direct(reference), direct(reference, absolute=True)
-    if params["mode"] == "same":
-        centre = tuple(
-            slice(reach // 2, reach // 2 + size) if reach else slice(None)
-            for reach, size in zip(reaches, first.shape)
+    padded = np.pad(first, [(0, 0), (0, 0), *problem.padding], mode=rule, **options)
+    reference = normalize_conv(padded, second, **{**params, "border_mode": "valid"})
+    return direct_conv(reference), direct_conv(reference, absolute=True)
+
+
+def _method_bound(
+    problem: Problem, expected: np.ndarray, scale: np.ndarray, method: str
+) -> np.ndarray:
+    """:func:`error_bound` where ``expected`` is finite (1 elsewhere: not used)."""
+    finite = np.isfinite(expected)
+    scale = np.where(finite & np.isfinite(scale), scale, 0.0)
+    bound = error_bound(problem, scale, method, _spread_scale(problem, method))
+    return np.where(finite, bound, 1.0)
+
+
+def _expectation(
+    engine: Backend, case: Case, problem: Problem, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """The direct definition of ``case``, the elementwise bound on the error of the
+    backend's result (where the definition is finite) and the method(s) it rounds by.
+
+    The signal is extended here (numpy.pad), correlation is convolution with
+    :func:`reverse_conjugate` of in2, nan_policy "fill" replaces the signal's
+    non-finite samples, and "interpolate" is :func:`normalized_convolve_nd`,
+    held to :func:`quotient_bound` of the bounds of its two convolutions.
+    """
+    method = engine.method(problem)
+    if case.operation == "conv":
+        expected, scale = _conv_reference(case, first, second)
+        return expected, _method_bound(problem, expected, scale, method), method
+    params, policy, preserve_nan = _signal_keywords(case)
+    mode, axes = params["mode"], params["axes"]
+    boundary, fillvalue = params.get("boundary", "fill"), params.get("fillvalue", 0)
+    kernel = reverse_conjugate(second, axes) if case.operation == "correlate_nd" else second
+    if policy == "interpolate":
+        parts = normalized_convolve_nd(first, kernel, mode, axes, boundary, fillvalue, preserve_nan)
+        mask_problem = _mask_problem(case, first, second)
+        mask_method = engine.method(mask_problem)
+        bound = quotient_bound(
+            parts.result,
+            parts.denominator,
+            _method_bound(problem, parts.numerator, parts.numerator_scale, method),
+            _method_bound(mask_problem, parts.denominator, parts.denominator_scale, mask_method),
+            problem.dtype,
         )
-        full, scale = full[centre], scale[centre]
-    return full, scale
+        bound = np.where(np.isfinite(parts.result), bound, 1.0)
+        return parts.result, bound, method if mask_method == method else f"{method}/{mask_method}"
+    signal = first
+    if policy == "fill":
+        signal = np.where(np.isfinite(first), first, fillvalue)
+    expected = extended_convolve_nd(signal, kernel, mode, axes, boundary, fillvalue)
+    scale = extended_convolve_nd(signal, kernel, mode, axes, boundary, fillvalue, absolute=True)
+    return expected, _method_bound(problem, expected, scale, method), method
 
 
 def _spread_scale(problem: Problem, method: str) -> float | None:
@@ -199,7 +255,13 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     The result must have the right shape and dtype, non-finite outputs
     exactly where the direct definition has them, exact zeros where its sum
     has no terms, and every finite output within
-    :func:`convkit.testing.error_bound`; the inputs must be unchanged.
+    :func:`convkit.testing.error_bound` (for ``nan_policy="interpolate"``,
+    :func:`convkit.testing.quotient_bound` of the bounds of its two
+    convolutions); the inputs must be unchanged.  A case is skipped when the
+    backend declares it cannot do a problem the call needs: the case's own,
+    or another one the core runs for it (a missing-data policy runs more
+    than one, and the core refuses the call with
+    :class:`convkit.BackendUnavailableError`).
     """
     if case.operation in ("conv_grad_input", "conv_grad_filters", "conv_transpose"):
         from convkit.testing._gradient_cases import check_gradient_case
@@ -212,17 +274,19 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     if isinstance(problem, np.ndarray):
         return CaseResult(case, "pass", message="trivial: solved by the core")
     reason = why_cannot_run(engine, problem)
+    if not reason and dict(case.params).get("nan_policy") == "interpolate":
+        reason = why_cannot_run(engine, _mask_problem(case, first, second))
     if reason:
         return CaseResult(case, "skip", message=reason)
-    method = engine.method(problem)
-    call = convkit.convolve_nd if case.operation == "convolve_nd" else convkit.conv
     try:
-        result = to_numpy(call(first, second, **case.kwargs, backend=engine))
+        result = to_numpy(_OPERATIONS[case.operation](first, second, **case.kwargs, backend=engine))
+    except convkit.BackendUnavailableError as error:
+        return CaseResult(case, "skip", message=f"the call needs a problem it cannot do: {error}")
     except Exception as error:  # noqa: BLE001 - any exception is a finding to report
         return CaseResult(
             case,
             "fail",
-            method,
+            engine.method(problem),
             float("inf"),
             float("inf"),
             f"raised {type(error).__name__}: {error}",
@@ -231,7 +295,10 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
         np.array_equal(first, before[0], equal_nan=True)
         and np.array_equal(second, before[1], equal_nan=True)
     ):
-        return CaseResult(case, "fail", method, float("inf"), float("inf"), "modified its inputs")
+        return CaseResult(
+            case, "fail", engine.method(problem), float("inf"), float("inf"), "modified its inputs"
+        )
+    expected, bound, method = _expectation(engine, case, problem, first, second)
     if result.shape != problem.output_shape or result.dtype != problem.dtype:
         return CaseResult(
             case,
@@ -242,7 +309,6 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
             f"returned shape {result.shape} dtype {result.dtype}, expected "
             f"{problem.output_shape} {problem.dtype}",
         )
-    expected, scale = _reference(case, problem, first, second)
     mismatch = _nonfinite_mismatch(result, expected)
     if mismatch:
         return CaseResult(
@@ -254,10 +320,6 @@ def check_case(backend: str | Backend, case: Case) -> CaseResult:
     finite = np.isfinite(expected)
     if not finite.any():
         return CaseResult(case, "pass", method)
-    scale = np.where(np.isfinite(scale), scale, 0.0)
-    bound = error_bound(
-        problem, np.where(finite, scale, 0.0), method, _spread_scale(problem, method)
-    )
     with np.errstate(invalid="ignore"):
         error = np.where(finite, np.abs(result.astype(expected.dtype) - expected), 0.0)
     ratio = error / bound
