@@ -90,7 +90,9 @@ def test_convolve_nd_extends_the_rule(rule, mode, shape1, shape2, axes):
 
 @pytest.mark.parametrize("rule", RULES)
 def test_convolve_nd_float32_wide_rows(rule):
-    """Rows longer than one block of the vectorized pass, float32."""
+    """Rows longer than one block of the vectorized pass, float32: the outputs near the row
+    ends are scalar sums through the index table (the short rows above copy their source
+    rows into an extended scratch instead)."""
     from convkit_numba._backend import NumbaBackend
 
     rng = np.random.default_rng(3)
@@ -108,11 +110,13 @@ def test_convolve_nd_nonfinite_at_the_edges_reaches_every_copy(rule):
     from convkit_numba._backend import NumbaBackend
 
     rng = np.random.default_rng(5)
-    in1 = rng.standard_normal((9, 11))
-    in1[0, 0], in1[-1, 4], in1[3, -1], in1[4, 5] = np.nan, np.inf, -np.inf, np.nan
-    for in2, mode in itertools.product(
-        (rng.standard_normal((3, 4)), rng.standard_normal((12, 2))), ("full", "same")
-    ):
+    short = rng.standard_normal((9, 11))
+    wide = rng.standard_normal((4, 1500))  # scalar sums at the row ends, not a scratch
+    for in1 in (short, wide):
+        in1[0, 0], in1[-1, 4], in1[3, -1], in1[2, 5] = np.nan, np.inf, -np.inf, np.nan
+    cases = [(short, rng.standard_normal((3, 4))), (short, rng.standard_normal((12, 2)))]
+    cases += [(wide, rng.standard_normal((3, 5))), (wide, rng.standard_normal((2, 4)))]
+    for (in1, in2), mode in itertools.product(cases, ("full", "same")):
         problem = normalize_convolve(in1, in2, mode, boundary=rule)
         _assert_matches(NumbaBackend().convolve_nd(problem), problem)
 

@@ -174,6 +174,31 @@ def _apply_taps(row, rows, tap_row, tap_offset, tap_weight, count, block, block_
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _apply_inside(row, rows, tap_row, tap_offset, tap_weight, count, block, block_end):
+    """``_apply_taps`` where every tap reads inside its row for every output of the block."""
+    o = tap_offset
+    r = tap_row
+    t = 0
+    while t + 8 <= count:
+        _axpy8(
+            row[block:block_end],
+            rows[r[t]][block + o[t] : block_end + o[t]],
+            rows[r[t + 1]][block + o[t + 1] : block_end + o[t + 1]],
+            rows[r[t + 2]][block + o[t + 2] : block_end + o[t + 2]],
+            rows[r[t + 3]][block + o[t + 3] : block_end + o[t + 3]],
+            rows[r[t + 4]][block + o[t + 4] : block_end + o[t + 4]],
+            rows[r[t + 5]][block + o[t + 5] : block_end + o[t + 5]],
+            rows[r[t + 6]][block + o[t + 6] : block_end + o[t + 6]],
+            rows[r[t + 7]][block + o[t + 7] : block_end + o[t + 7]],
+            tap_weight[t : t + 8],
+        )
+        t += 8
+    while t < count:
+        _axpy(row[block:block_end], rows[r[t]][block + o[t] : block_end + o[t]], tap_weight[t])
+        t += 1
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
 def _extended_ends(row, rows, tap_row, tap_offset, tap_weight, count, table, first, low, high):
     """row[o] += sum_t tap_weight[t] * rows[tap_row[t], table[o + tap_offset[t] - first]]
     for the o outside [low, high): the outputs some of whose taps read the extension."""
@@ -200,6 +225,12 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, rule, out, 
     start: (3,) offsets of the output region in the full convolution; the
     rows are numbered over (B, Do, Ho).  ``rule``: a code of ``RULE_CODES``,
     how the signal continues past its ends.
+
+    Under a rule, when the outputs near the row ends would cost more as scalar
+    sums than copying the source rows, each output row first copies its
+    source rows, extended along x, into a scratch of ``Wo + w - 1`` columns:
+    then every tap is inside for every output (the padded copy's speed, for
+    the rows of one output row at a time).
     """
     depth_out, height_out, width_out = out.shape[1], out.shape[2], out.shape[3]
     depth, height, width = signal.shape[1], signal.shape[2], signal.shape[3]
@@ -214,6 +245,13 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, rule, out, 
         low = min(width_out, max(0, kernel_width - 1 - start_x))
         high = max(low, min(width_out, width - start_x))
         table = _extension_table(first, width_out + kernel_width - 1, width, rule)
+    # A scalar term at the ends costs about as much as copying eight samples.
+    span = width_out + kernel_width - 1
+    ends = (width_out - (high - low)) * most_taps
+    extended_rows = rule != FILL and kernel_depth * kernel_height * span < 8 * ends
+    scratch = np.empty((kernel_depth * kernel_height if extended_rows else 0, span), out.dtype)
+    inside_low = min(span, max(0, -first))  # the scratch columns that are inside the row
+    inside_high = max(inside_low, min(span, width - first))
     for row_number in range(begin, end):
         b = row_number // (depth_out * height_out)
         rest = row_number % (depth_out * height_out)
@@ -235,13 +273,42 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, rule, out, 
                 source_y = extended_index(iy - jy, height, rule)
                 if source_y < 0:
                     continue
+                source_row = source_z * height + source_y
+                if extended_rows:
+                    source = sources[source_row]
+                    target = scratch[jz * kernel_height + jy]
+                    _copy(
+                        target[inside_low:inside_high],
+                        source[inside_low + first : inside_high + first],
+                    )
+                    for k in range(inside_low):
+                        target[k] = source[table[k]]
+                    for k in range(inside_high, span):
+                        target[k] = source[table[k]]
                 for jx in range(kernel_width):
-                    tap_row[count] = source_z * height + source_y
+                    tap_row[count] = source_row
                     tap_offset[count] = start_x - jx
                     tap_weight[count] = taps[jz, jy, jx]
                     count += 1
         row = out[b, oz, oy]
         row[:] = 0
+        if extended_rows:
+            # Scratch row jz * h + jy holds the positions first, first + 1, ...
+            for t in range(count):
+                tap_row[t] = t // kernel_width
+                tap_offset[t] += -first
+            for block in range(0, width_out, ROW_BLOCK):
+                _apply_inside(
+                    row,
+                    scratch,
+                    tap_row,
+                    tap_offset,
+                    tap_weight,
+                    count,
+                    block,
+                    min(width_out, block + ROW_BLOCK),
+                )
+            continue
         for block in range(low, high, ROW_BLOCK):
             _apply_taps(
                 row,
