@@ -49,7 +49,12 @@ class NumbaBackend(Backend):
     """Parallel CPU kernels compiled by Numba (direct, and im2col + BLAS GEMM)."""
 
     name = "numba"
-    capabilities = Capabilities(dtypes=ALL_DTYPES, max_spatial_dims=SPATIAL)
+    # Every rule is extended natively: the kernels read the extension by index, no padded copy.
+    capabilities = Capabilities(
+        dtypes=ALL_DTYPES,
+        max_spatial_dims=SPATIAL,
+        boundaries=frozenset({"wrap", "symm", "mirror", "nearest"}),
+    )
     priority = 10
 
     def availability(self) -> Availability:
@@ -96,8 +101,13 @@ class NumbaBackend(Backend):
         return not depthwise and problem.multiply_adds > DIRECT_MULTIPLY_ADDS
 
     def conv(self, problem: ConvProblem) -> np.ndarray:
+        # Under a boundary rule the padding holds samples, not zeros: no weight meets a
+        # padded zero, so the paths that pad need no finite filters then.
+        fill = problem.boundary == "fill"
         if not self._uses_gemm(problem):
-            if all(step == 1 for step in problem.stride) and np.isfinite(problem.filters).all():
+            if all(step == 1 for step in problem.stride) and (
+                not fill or np.isfinite(problem.filters).all()
+            ):
                 return _conv_padded_planes(problem)
             return _conv_direct(problem)
         from convkit_numba import _winograd
@@ -105,7 +115,7 @@ class NumbaBackend(Backend):
         if _winograd.applies(problem) and _winograd.finite(problem):
             return _winograd.conv_winograd(problem)
         padded = any(before or after for before, after in problem.padding)
-        if padded and not np.isfinite(problem.filters).all():
+        if fill and padded and not np.isfinite(problem.filters).all():
             # Unfolding writes padding as zeros, and 0 * inf is NaN where the
             # direct definition has no term: protect only this case.
             return with_local_nonfinite(problem, _conv_gemm).astype(problem.dtype)
@@ -116,7 +126,7 @@ class NumbaBackend(Backend):
 
 
 def _conv_direct(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import conv_direct, conv_direct_strided
+    from convkit_numba._kernels import RULE_CODES, conv_direct, conv_direct_strided
 
     spatial = problem.spatial_dims
     out = np.empty(
@@ -131,6 +141,7 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
         _lift(problem.stride, spatial, 1),
         _lift(problem.dilation, spatial, 1),
         problem.groups,
+        RULE_CODES[problem.boundary],
         out,
         tasks=math.prod(out.shape[:3]),
         work=problem.multiply_adds,
@@ -139,7 +150,7 @@ def _conv_direct(problem: ConvProblem) -> np.ndarray:
 
 
 def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import conv_padded_planes
+    from convkit_numba._kernels import RULE_CODES, conv_padded_planes
 
     spatial = problem.spatial_dims
     out = np.empty(
@@ -155,6 +166,7 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
         padding,
         _lift(problem.dilation, spatial, 1),
         problem.groups,
+        RULE_CODES[problem.boundary],
         out,
         tasks=math.prod(out.shape[:2]),
         work=problem.multiply_adds,
@@ -163,8 +175,9 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
 
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import im2col
+    from convkit_numba._kernels import RULE_CODES, im2col
 
+    rule = RULE_CODES[problem.boundary]
     spatial = problem.spatial_dims
     x = _lift_array(problem.input, 2)
     batch, _channels = x.shape[:2]
@@ -196,6 +209,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                     stride,
                     dilation,
                     output_spatial,
+                    rule,
                     columns,
                     0,
                     taps,
@@ -230,6 +244,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                     stride,
                     dilation,
                     output_spatial,
+                    rule,
                     columns,
                     tasks=taps * count,
                 )
@@ -250,14 +265,16 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
 
 def _convolve(problem: ConvolveProblem) -> np.ndarray:
     """Map the problem onto convolve_rows: a batch of 3-axis convolutions."""
-    from convkit_numba._kernels import convolve_rows
+    from convkit_numba._kernels import RULE_CODES, convolve_rows
 
     axes = problem.axes
     ndim = problem.in1.ndim
     others = [axis for axis in range(ndim) if axis not in axes]
     signal, kernel = problem.in1, problem.in2
-    if kernel_operand(signal.shape, kernel.shape, axes) == 0:
-        signal, kernel = kernel, signal  # convolution commutes: loop over the smaller one's taps
+    # Convolution commutes: loop over the smaller operand's taps.  Not under a boundary
+    # rule, which extends in1 only.
+    if problem.boundary == "fill" and kernel_operand(signal.shape, kernel.shape, axes) == 0:
+        signal, kernel = kernel, signal
     order = others + list(axes)
     signal, kernel = signal.transpose(order), kernel.transpose(order)
     batch_rank = len(others)
@@ -295,6 +312,7 @@ def _convolve(problem: ConvolveProblem) -> np.ndarray:
         signal_index,
         kernel_index,
         start,
+        RULE_CODES[problem.boundary],
         out,
         tasks=math.prod(out.shape[:3]),
         work=problem.multiply_adds,

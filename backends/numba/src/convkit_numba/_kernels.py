@@ -1,7 +1,8 @@
 """The compiled kernels.  Each works on arrays lifted to three spatial axes.
 
 Every kernel accumulates only the terms that exist (input positions inside
-the input), so NaN and inf stay local without extra work.  ``fastmath``
+the input, or, under a boundary rule, the extension's samples those
+positions read), so NaN and inf stay local without extra work.  ``fastmath``
 allows contraction into FMA and reassociation, never ``nnan``/``ninf``,
 which would break the non-finite rules.
 
@@ -18,6 +19,13 @@ the backend spreads those ranges over its worker threads.  Numba's
 ``parallel=True`` would spread them itself, but compiling a kernel's parallel
 form takes about twice as long (bench/NOTES.md, "First call"), and the first
 call of every operation and dtype pays it.
+
+A boundary rule (wrap, symm, mirror, nearest) arrives as an int code at run
+time, so one compiled kernel serves every rule (each specialization would
+cost seconds on a first call).  The signal is never copied whole: rows
+outside it are the rows the rule names, and along the last axis the outputs
+whose taps all fall inside a row keep the vectorized pass while the few near
+its ends read the extension through a table of indices built once per call.
 """
 
 from __future__ import annotations
@@ -25,12 +33,58 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["conv_direct", "conv_direct_strided", "conv_padded_planes", "convolve_rows", "im2col"]
+__all__ = [
+    "RULE_CODES",
+    "conv_direct",
+    "conv_direct_strided",
+    "conv_padded_planes",
+    "convolve_rows",
+    "extended_index",
+    "im2col",
+]
 
 FASTMATH = {"contract", "reassoc"}
 # Outputs per block along the last axis: a block of the output row and the
 # source rows it reads stay in L1 while the taps pass over it.
 ROW_BLOCK = 1024
+# How a signal continues past its ends, as the kernels take it.
+FILL, WRAP, SYMM, MIRROR, NEAREST = 0, 1, 2, 3, 4
+RULE_CODES = {"fill": FILL, "wrap": WRAP, "symm": SYMM, "mirror": MIRROR, "nearest": NEAREST}
+
+
+@numba.njit(cache=True, inline="always")
+def extended_index(position, size, rule):
+    """The sample of an axis of length ``size`` that ``position`` reads under ``rule``.
+
+    ``convkit.plugin.extension_index`` for one position (any distance from
+    the axis); -1 for a position outside the axis under zero fill, where the
+    direct definition has no term.
+    """
+    if 0 <= position < size:
+        return position
+    if rule == WRAP:
+        return position % size
+    if rule == SYMM:
+        folded = position % (2 * size)
+        return folded if folded < size else 2 * size - 1 - folded
+    if rule == MIRROR:
+        if size == 1:
+            return 0
+        folded = position % (2 * size - 2)
+        return folded if folded < size else 2 * size - 2 - folded
+    if rule == NEAREST:
+        return 0 if position < 0 else size - 1
+    return -1
+
+
+@numba.njit(cache=True, inline="always")
+def _extension_table(first, count, size, rule):
+    """``extended_index`` of the positions ``first`` to ``first + count - 1``: no division
+    per sample in the loops that read the extension."""
+    table = np.empty(count, dtype=np.int64)
+    for k in range(count):
+        table[k] = extended_index(first + k, size, rule)
+    return table
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, inline="always")
@@ -119,19 +173,85 @@ def _apply_taps(row, rows, tap_row, tap_offset, tap_weight, count, block, block_
         t += 1
 
 
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _apply_inside(row, rows, tap_row, tap_offset, tap_weight, count, block, block_end):
+    """``_apply_taps`` where every tap reads inside its row for every output of the block."""
+    o = tap_offset
+    r = tap_row
+    t = 0
+    while t + 8 <= count:
+        _axpy8(
+            row[block:block_end],
+            rows[r[t]][block + o[t] : block_end + o[t]],
+            rows[r[t + 1]][block + o[t + 1] : block_end + o[t + 1]],
+            rows[r[t + 2]][block + o[t + 2] : block_end + o[t + 2]],
+            rows[r[t + 3]][block + o[t + 3] : block_end + o[t + 3]],
+            rows[r[t + 4]][block + o[t + 4] : block_end + o[t + 4]],
+            rows[r[t + 5]][block + o[t + 5] : block_end + o[t + 5]],
+            rows[r[t + 6]][block + o[t + 6] : block_end + o[t + 6]],
+            rows[r[t + 7]][block + o[t + 7] : block_end + o[t + 7]],
+            tap_weight[t : t + 8],
+        )
+        t += 8
+    while t < count:
+        _axpy(row[block:block_end], rows[r[t]][block + o[t] : block_end + o[t]], tap_weight[t])
+        t += 1
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _extended_ends(row, rows, tap_row, tap_offset, tap_weight, count, table, first, low, high):
+    """row[o] += sum_t tap_weight[t] * rows[tap_row[t], table[o + tap_offset[t] - first]]
+    for the o outside [low, high): the outputs some of whose taps read the extension."""
+    for o in range(low):
+        _extended_output(row, o, rows, tap_row, tap_offset, tap_weight, count, table, first)
+    for o in range(high, row.size):
+        _extended_output(row, o, rows, tap_row, tap_offset, tap_weight, count, table, first)
+
+
+@numba.njit(cache=True, fastmath=FASTMATH, inline="always")
+def _extended_output(row, o, rows, tap_row, tap_offset, tap_weight, count, table, first):
+    """Output ``o`` of ``_extended_ends``."""
+    total = row[o]
+    for t in range(count):
+        total += tap_weight[t] * rows[tap_row[t], table[o + tap_offset[t] - first]]
+    row[o] = total
+
+
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
-def convolve_rows(signal, kernel, signal_index, kernel_index, start, out, begin, end):
+def convolve_rows(signal, kernel, signal_index, kernel_index, start, rule, out, begin, end):
     """``out[b] = full(signal[signal_index[b]] (*) kernel[kernel_index[b]])[start:]``, rows ``begin:end``.
 
     signal: (B1, D, H, W); kernel: (B2, d, h, w); out: (B, Do, Ho, Wo);
     start: (3,) offsets of the output region in the full convolution; the
-    rows are numbered over (B, Do, Ho).
+    rows are numbered over (B, Do, Ho).  ``rule``: a code of ``RULE_CODES``,
+    how the signal continues past its ends.
+
+    Under a rule, when the outputs near the row ends would cost more as scalar
+    sums than copying the source rows, each output row first copies its
+    source rows, extended along x, into a scratch of ``Wo + w - 1`` columns:
+    then every tap is inside for every output (the padded copy's speed, for
+    the rows of one output row at a time).
     """
     depth_out, height_out, width_out = out.shape[1], out.shape[2], out.shape[3]
     depth, height, width = signal.shape[1], signal.shape[2], signal.shape[3]
     kernel_depth, kernel_height, kernel_width = kernel.shape[1], kernel.shape[2], kernel.shape[3]
     start_z, start_y, start_x = start[0], start[1], start[2]
     most_taps = kernel_depth * kernel_height * kernel_width
+    # Output o reads the positions o + start_x - jx: all inside the row for o in [low, high).
+    low, high = np.int64(0), width_out
+    first = start_x - kernel_width + 1
+    table = np.empty(0, dtype=np.int64)
+    if rule != FILL:
+        low = min(width_out, max(0, kernel_width - 1 - start_x))
+        high = max(low, min(width_out, width - start_x))
+        table = _extension_table(first, width_out + kernel_width - 1, width, rule)
+    # A scalar term at the ends costs about as much as copying eight samples.
+    span = width_out + kernel_width - 1
+    ends = (width_out - (high - low)) * most_taps
+    extended_rows = rule != FILL and kernel_depth * kernel_height * span < 8 * ends
+    scratch = np.empty((kernel_depth * kernel_height if extended_rows else 0, span), out.dtype)
+    inside_low = min(span, max(0, -first))  # the scratch columns that are inside the row
+    inside_high = max(inside_low, min(span, width - first))
     for row_number in range(begin, end):
         b = row_number // (depth_out * height_out)
         rest = row_number % (depth_out * height_out)
@@ -145,16 +265,51 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, out, begin,
         count = np.int64(0)  # not the literal 0: _apply_taps would be compiled for it too
         iz = oz + start_z
         iy = oy + start_y
-        for jz in range(max(0, iz - depth + 1), min(kernel_depth - 1, iz) + 1):
-            for jy in range(max(0, iy - height + 1), min(kernel_height - 1, iy) + 1):
+        for jz in range(kernel_depth):
+            source_z = extended_index(iz - jz, depth, rule)
+            if source_z < 0:
+                continue
+            for jy in range(kernel_height):
+                source_y = extended_index(iy - jy, height, rule)
+                if source_y < 0:
+                    continue
+                source_row = source_z * height + source_y
+                if extended_rows:
+                    source = sources[source_row]
+                    target = scratch[jz * kernel_height + jy]
+                    _copy(
+                        target[inside_low:inside_high],
+                        source[inside_low + first : inside_high + first],
+                    )
+                    for k in range(inside_low):
+                        target[k] = source[table[k]]
+                    for k in range(inside_high, span):
+                        target[k] = source[table[k]]
                 for jx in range(kernel_width):
-                    tap_row[count] = (iz - jz) * height + (iy - jy)
+                    tap_row[count] = source_row
                     tap_offset[count] = start_x - jx
                     tap_weight[count] = taps[jz, jy, jx]
                     count += 1
         row = out[b, oz, oy]
         row[:] = 0
-        for block in range(0, width_out, ROW_BLOCK):
+        if extended_rows:
+            # Scratch row jz * h + jy holds the positions first, first + 1, ...
+            for t in range(count):
+                tap_row[t] = t // kernel_width
+                tap_offset[t] += -first
+            for block in range(0, width_out, ROW_BLOCK):
+                _apply_inside(
+                    row,
+                    scratch,
+                    tap_row,
+                    tap_offset,
+                    tap_weight,
+                    count,
+                    block,
+                    min(width_out, block + ROW_BLOCK),
+                )
+            continue
+        for block in range(low, high, ROW_BLOCK):
             _apply_taps(
                 row,
                 sources,
@@ -163,17 +318,22 @@ def convolve_rows(signal, kernel, signal_index, kernel_index, start, out, begin,
                 tap_weight,
                 count,
                 block,
-                min(width_out, block + ROW_BLOCK),
+                min(high, block + ROW_BLOCK),
+            )
+        if rule != FILL:
+            _extended_ends(
+                row, sources, tap_row, tap_offset, tap_weight, count, table, first, low, high
             )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
-def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
+def conv_direct(x, w, padding, stride, dilation, groups, rule, out, begin, end):
     """Direct CNN convolution (cross-correlation with the given filters), stride 1 along W.
 
     x: (N, C, D, H, W); w: (F, C // groups, KD, KH, KW); out: (N, F, Do, Ho, Wo);
-    padding, stride, dilation: (3,) each (padding = before); tasks ``begin:end``
-    numbered over (N, F, Do).
+    padding, stride, dilation: (3,) each (padding = before); ``rule``: a code
+    of ``RULE_CODES``, what the padding reads; tasks ``begin:end`` numbered
+    over (N, F, Do).
     """
     channels = x.shape[1]
     depth, height, width = x.shape[2], x.shape[3], x.shape[4]
@@ -185,6 +345,14 @@ def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
     stride_z, stride_y = stride[0], stride[1]
     dil_z, dil_y, dil_x = dilation[0], dilation[1], dilation[2]
     most_taps = group_channels * kernel_depth * kernel_height * kernel_width
+    # Output o reads the positions o - pad_x + kx * dil_x: all inside the row for o in [low, high).
+    reach = (kernel_width - 1) * dil_x
+    low, high = np.int64(0), width_out
+    table = np.empty(0, dtype=np.int64)
+    if rule != FILL:
+        low = min(width_out, pad_x)
+        high = max(low, min(width_out, width + pad_x - reach))
+        table = _extension_table(-pad_x, width_out + reach, width, rule)
     for task in range(begin, end):
         n = task // (filters * depth_out)
         rest = task % (filters * depth_out)
@@ -202,12 +370,12 @@ def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
             count = np.int64(0)  # not the literal 0: _apply_taps would be compiled for it too
             for c in range(group_channels):
                 for kz in range(kernel_depth):
-                    iz = oz * stride_z - pad_z + kz * dil_z
-                    if iz < 0 or iz >= depth:
+                    iz = extended_index(oz * stride_z - pad_z + kz * dil_z, depth, rule)
+                    if iz < 0:
                         continue
                     for ky in range(kernel_height):
-                        iy = oy * stride_y - pad_y + ky * dil_y
-                        if iy < 0 or iy >= height:
+                        iy = extended_index(oy * stride_y - pad_y + ky * dil_y, height, rule)
+                        if iy < 0:
                             continue
                         source_row = ((first_channel + c) * depth + iz) * height + iy
                         for kx in range(kernel_width):
@@ -216,13 +384,25 @@ def conv_direct(x, w, padding, stride, dilation, groups, out, begin, end):
                             tap_weight[count] = w[f, c, kz, ky, kx]
                             count += 1
             if count:
-                _apply_taps(
-                    row, sources, tap_row, tap_offset, tap_weight, count, np.int64(0), width_out
+                for block in range(low, high, ROW_BLOCK):
+                    _apply_taps(
+                        row,
+                        sources,
+                        tap_row,
+                        tap_offset,
+                        tap_weight,
+                        count,
+                        block,
+                        min(high, block + ROW_BLOCK),
+                    )
+            if rule != FILL:
+                _extended_ends(
+                    row, sources, tap_row, tap_offset, tap_weight, count, table, -pad_x, low, high
                 )
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
-def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end):
+def conv_direct_strided(x, w, padding, stride, dilation, groups, rule, out, begin, end):
     """``conv_direct`` for a stride above 1 along W: each tap adds a strided slice of its row.
 
     A kernel of its own, so that a strided layer compiles only this loop.
@@ -235,6 +415,11 @@ def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end
     pad_z, pad_y, pad_x = padding[0], padding[1], padding[2]
     stride_z, stride_y, stride_x = stride[0], stride[1], stride[2]
     dil_z, dil_y, dil_x = dilation[0], dilation[1], dilation[2]
+    table = np.empty(0, dtype=np.int64)
+    if rule != FILL:  # the positions o * stride_x - pad_x + kx * dil_x
+        table = _extension_table(
+            -pad_x, (width_out - 1) * stride_x + (kernel_width - 1) * dil_x + 1, width, rule
+        )
     for task in range(begin, end):
         n = task // (filters * depth_out)
         rest = task % (filters * depth_out)
@@ -247,18 +432,20 @@ def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end
             row[:] = 0
             for c in range(group_channels):
                 for kz in range(kernel_depth):
-                    iz = oz * stride_z - pad_z + kz * dil_z
-                    if iz < 0 or iz >= depth:
+                    iz = extended_index(oz * stride_z - pad_z + kz * dil_z, depth, rule)
+                    if iz < 0:
                         continue
                     for ky in range(kernel_height):
-                        iy = oy * stride_y - pad_y + ky * dil_y
-                        if iy < 0 or iy >= height:
+                        iy = extended_index(oy * stride_y - pad_y + ky * dil_y, height, rule)
+                        if iy < 0:
                             continue
                         source = x[n, first_channel + c, iz, iy]
                         for kx in range(kernel_width):
+                            weight = w[f, c, kz, ky, kx]
                             shift = kx * dil_x - pad_x
-                            low = max(0, -(shift // stride_x))
-                            high = min(width_out, (width - 1 - shift) // stride_x + 1)
+                            # The outputs [low, high) read inside the row.
+                            low = min(width_out, max(0, -(shift // stride_x)))
+                            high = max(low, min(width_out, (width - 1 - shift) // stride_x + 1))
                             if low < high:
                                 first = low * stride_x + shift
                                 _axpy(
@@ -266,19 +453,26 @@ def conv_direct_strided(x, w, padding, stride, dilation, groups, out, begin, end
                                     source[
                                         first : first + (high - low - 1) * stride_x + 1 : stride_x
                                     ],
-                                    w[f, c, kz, ky, kx],
+                                    weight,
                                 )
+                            if rule != FILL:
+                                for o in range(low):
+                                    row[o] += weight * source[table[o * stride_x + shift + pad_x]]
+                                for o in range(high, width_out):
+                                    row[o] += weight * source[table[o * stride_x + shift + pad_x]]
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
-def conv_padded_planes(x, w, padding, dilation, groups, out, begin, end):
-    """Stride-1 direct convolution, one (image, filter) plane at a time, for finite filters.
+def conv_padded_planes(x, w, padding, dilation, groups, rule, out, begin, end):
+    """Stride-1 direct convolution, one (image, filter) plane at a time.
 
-    Each input plane the filter reads is copied into a zero-padded scratch of
-    row pitch ``width + pad_before + pad_after``; on that grid every tap is a
-    constant shift, so the whole output plane is one long pass per eight taps
-    instead of per-row work.  Padded zeros meet the weights, which is why the
-    filters must be finite (the caller checks).
+    Each input plane the filter reads is copied into a padded scratch of row
+    pitch ``width + pad_before + pad_after``, its border zero or, under a
+    boundary rule (``rule``, a code of ``RULE_CODES``), the samples the rule
+    names; on that grid every tap is a constant shift, so the whole output
+    plane is one long pass per eight taps instead of per-row work.  Padded
+    zeros meet the weights, which is why under zero fill the filters must be
+    finite (the caller checks).
 
     x: (N, C, D, H, W); w: (F, C // groups, KD, KH, KW); out: (N, F, Do, Ho, Wo);
     padding: (3, 2) before/after; dilation: (3,); tasks ``begin:end`` numbered
@@ -289,25 +483,43 @@ def conv_padded_planes(x, w, padding, dilation, groups, out, begin, end):
     kernel_depth, kernel_height, kernel_width = w.shape[2], w.shape[3], w.shape[4]
     depth_out, height_out, width_out = out.shape[2], out.shape[3], out.shape[4]
     group_filters = filters // groups
-    padded_depth = depth + padding[0, 0] + padding[0, 1]
-    padded_height = height + padding[1, 0] + padding[1, 1]
-    padded_width = width + padding[2, 0] + padding[2, 1]
+    pad_z, pad_y, pad_x = padding[0, 0], padding[1, 0], padding[2, 0]
+    padded_depth = depth + pad_z + padding[0, 1]
+    padded_height = height + pad_y + padding[1, 1]
+    padded_width = width + pad_x + padding[2, 1]
     plane = padded_depth * padded_height * padded_width
     # The output grid keeps the padded pitch; its last valid point bounds the pass.
     grid = ((depth_out - 1) * padded_height + height_out - 1) * padded_width + width_out
     taps = group_channels * kernel_depth * kernel_height * kernel_width
+    table = np.empty(0, dtype=np.int64)
+    if rule != FILL:
+        table = _extension_table(-pad_x, padded_width, width, rule)
     for task in range(begin, end):
         n = task // filters
         f = task % filters
         first_channel = (f // group_filters) * group_channels
-        padded = np.zeros((group_channels, plane), dtype=out.dtype)
-        for c in range(group_channels):
-            for z in range(depth):
-                for y in range(height):
-                    start = (
-                        (z + padding[0, 0]) * padded_height + y + padding[1, 0]
-                    ) * padded_width + padding[2, 0]
-                    _copy(padded[c, start : start + width], x[n, first_channel + c, z, y])
+        if rule == FILL:
+            padded = np.zeros((group_channels, plane), dtype=out.dtype)
+            for c in range(group_channels):
+                for z in range(depth):
+                    for y in range(height):
+                        start = ((z + pad_z) * padded_height + y + pad_y) * padded_width + pad_x
+                        _copy(padded[c, start : start + width], x[n, first_channel + c, z, y])
+        else:
+            padded = np.empty((group_channels, plane), dtype=out.dtype)
+            for c in range(group_channels):
+                for z in range(padded_depth):
+                    source_z = extended_index(z - pad_z, depth, rule)
+                    for y in range(padded_height):
+                        source_y = extended_index(y - pad_y, height, rule)
+                        source = x[n, first_channel + c, source_z, source_y]
+                        start = (z * padded_height + y) * padded_width
+                        target = padded[c, start : start + padded_width]
+                        _copy(target[pad_x : pad_x + width], source)
+                        for k in range(pad_x):
+                            target[k] = source[table[k]]
+                        for k in range(pad_x + width, padded_width):
+                            target[k] = source[table[k]]
         tap_row = np.empty(taps, dtype=np.int64)
         tap_offset = np.empty(taps, dtype=np.int64)
         tap_weight = np.empty(taps, dtype=out.dtype)
@@ -348,7 +560,17 @@ def _copy(destination, source):
 
 @numba.njit(cache=True, inline="always")
 def _unfold_row(
-    x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r
+    x,
+    first_channel,
+    kernel_shape,
+    padding,
+    stride,
+    dilation,
+    output_spatial,
+    rule,
+    table,
+    columns,
+    r,
 ):
     """Row ``r // batch`` of the columns, for image ``r % batch`` (see ``im2col``)."""
     batch = x.shape[0]
@@ -366,18 +588,28 @@ def _unfold_row(
     kx = tap % kernel_width
     target = columns[row_index, n * positions : (n + 1) * positions]
     shift_x = kx * dilation[2] - padding[2]
-    low = max(0, -(shift_x // stride[2]))
+    # The outputs [low, high) of a row read inside the input row.
+    low = min(width_out, max(0, -(shift_x // stride[2])))
     high = max(low, min(width_out, (width - 1 - shift_x) // stride[2] + 1))
     for oz in range(depth_out):
-        iz = oz * stride[0] - padding[0] + kz * dilation[0]
+        iz = extended_index(oz * stride[0] - padding[0] + kz * dilation[0], depth, rule)
         for oy in range(height_out):
-            iy = oy * stride[1] - padding[1] + ky * dilation[1]
+            iy = extended_index(oy * stride[1] - padding[1] + ky * dilation[1], height, rule)
             base = (oz * height_out + oy) * width_out
-            if iz < 0 or iz >= depth or iy < 0 or iy >= height or low >= high:
+            if iz < 0 or iy < 0:
                 target[base : base + width_out] = 0
                 continue
-            target[base : base + low] = 0
             source = x[n, first_channel + c, iz, iy]
+            if rule == FILL:
+                target[base : base + low] = 0
+                target[base + high : base + width_out] = 0
+            else:  # table[k] reads position k - padding[2]
+                for o in range(low):
+                    target[base + o] = source[table[o * stride[2] + kx * dilation[2]]]
+                for o in range(high, width_out):
+                    target[base + o] = source[table[o * stride[2] + kx * dilation[2]]]
+            if low == high:
+                continue
             first = low * stride[2] + shift_x
             if stride[2] == 1:
                 _copy(target[base + low : base + high], source[first : first + high - low])
@@ -386,20 +618,48 @@ def _unfold_row(
                     target[base + low : base + high],
                     source[first : first + (high - low - 1) * stride[2] + 1 : stride[2]],
                 )
-            target[base + high : base + width_out] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def im2col(
-    x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, begin, end
+    x,
+    first_channel,
+    kernel_shape,
+    padding,
+    stride,
+    dilation,
+    output_spatial,
+    rule,
+    columns,
+    begin,
+    end,
 ):
     """Unfold ``x[:, first_channel : first_channel + Cg]`` into GEMM columns (rows ``begin:end``).
 
-    x: (N, C, D, H, W); columns: (Cg * KD * KH * KW, N * Do * Ho * Wo), zero
-    where a tap falls into the padding; the rows are numbered over
+    x: (N, C, D, H, W); columns: (Cg * KD * KH * KW, N * Do * Ho * Wo); where a
+    tap falls into the padding, zero under zero fill, else the sample that
+    ``rule`` (a code of ``RULE_CODES``) names.  The rows are numbered over
     (column row, image).
     """
+    table = np.empty(0, dtype=np.int64)
+    if rule != FILL:
+        table = _extension_table(
+            -padding[2],
+            (output_spatial[2] - 1) * stride[2] + (kernel_shape[2] - 1) * dilation[2] + 1,
+            x.shape[4],
+            rule,
+        )
     for r in range(begin, end):
         _unfold_row(
-            x, first_channel, kernel_shape, padding, stride, dilation, output_spatial, columns, r
+            x,
+            first_channel,
+            kernel_shape,
+            padding,
+            stride,
+            dilation,
+            output_spatial,
+            rule,
+            table,
+            columns,
+            r,
         )

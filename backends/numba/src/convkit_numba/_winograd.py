@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from convkit.plugin import ConvProblem, all_finite
+from convkit_numba._kernels import FILL, RULE_CODES, extended_index
 from convkit_numba._threads import on_workers, thread_buffer
 
 __all__ = [
@@ -50,31 +51,38 @@ def filter_transform(filters: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
-def input_transform(x, top, left, first_row, tile_rows, tiles_x, v):
+def input_transform(x, top, left, first_row, tile_rows, tiles_x, rule, v):
     """``V`` (16, C, tile_rows * tiles_x): ``B^T d B`` of a band of one image's tiles.
 
     x: (C, H, W); the patch of tile (ty, tx) starts at (2 ty - top, 2 tx - left)
-    and is zero outside ``x``; the band is tile rows ``first_row`` on.
-    Per tile row, the four input rows are copied into a zero-padded scratch
+    and is zero outside ``x``, or under a boundary rule (``rule``, a code of
+    ``convkit_numba._kernels.RULE_CODES``) the samples the rule names there;
+    the band is tile rows ``first_row`` on.
+    Per tile row, the four input rows are copied into a padded scratch
     and combined (``B^T d``) as whole rows; the column step (``.. B``) then
     reads them at stride 2 and writes each of the 16 outputs along the tiles:
     no branch inside the loops, which the compiler vectorizes.
     """
     channels, height, width = x.shape
     span = 2 * tiles_x + 2
-    low = max(0, left)  # the first scratch column that holds input
-    high = min(span, width + left)
+    low = min(span, max(0, left))  # the scratch columns [low, high) hold input
+    high = max(low, min(span, width + left))
     rows = np.zeros((4, span), dtype=x.dtype)
     combined = np.empty((4, span), dtype=x.dtype)
     for c in range(channels):
         plane = x[c]
         for row in range(tile_rows):
             for k in range(4):
-                y = 2 * (first_row + row) - top + k
-                if 0 <= y < height and low < high:
-                    rows[k, low:high] = plane[y, low - left : high - left]
-                else:
+                y = extended_index(2 * (first_row + row) - top + k, height, rule)
+                if y < 0:
                     rows[k, low:high] = 0
+                    continue
+                rows[k, low:high] = plane[y, low - left : high - left]
+                if rule != FILL:
+                    for j in range(low):
+                        rows[k, j] = plane[y, extended_index(j - left, width, rule)]
+                    for j in range(high, span):
+                        rows[k, j] = plane[y, extended_index(j - left, width, rule)]
             for j in range(span):  # B^T d: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
                 combined[0, j] = rows[0, j] - rows[2, j]
                 combined[1, j] = rows[1, j] + rows[2, j]
@@ -163,6 +171,7 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
     height, width = problem.output_shape[2:]
     tiles_y, tiles_x = math.ceil(height / 2), math.ceil(width / 2)
     top, left = problem.padding[0][0], problem.padding[1][0]
+    rule = RULE_CODES[problem.boundary]
     u = filter_transform(problem.filters)
     out = np.empty(problem.output_shape, dtype=dtype)
     per_row = 16 * (channels + filters) * tiles_x * dtype.itemsize
@@ -173,7 +182,7 @@ def conv_winograd(problem: ConvProblem) -> np.ndarray:
             for first_row in range(0, tiles_y, band):
                 rows = min(band, tiles_y - first_row)
                 v, m = _buffers(channels, filters, rows * tiles_x, dtype)
-                input_transform(x[n], top, left, first_row, rows, tiles_x, v)
+                input_transform(x[n], top, left, first_row, rows, tiles_x, rule, v)
                 np.matmul(u, v, out=m)
                 output_transform(m, first_row, rows, tiles_x, out[n])
 
