@@ -41,6 +41,10 @@ __all__ = [
 #: The rules other than zero fill, and the numpy.pad mode of each.
 PAD_MODES = {"wrap": "wrap", "symm": "symmetric", "mirror": "reflect", "nearest": "edge"}
 RULES = frozenset(PAD_MODES)
+# What the padded copy costs "auto": bytes read plus written per second, as numpy.pad made a
+# 4100^2 float32 copy (64 MiB each way) in about 11 ms on the 2-core VM (bench/NOTES.md,
+# "Boundaries").
+COPY_BYTES_PER_SECOND = 12e9
 
 
 def extension_index(positions: np.ndarray, size: int, boundary: str) -> np.ndarray:
@@ -164,29 +168,34 @@ def _shape_only(problem: Problem) -> Problem:
     return _padded(problem, np.broadcast_to(np.zeros((), dtype=signal.dtype), shape))
 
 
+def _padded_bytes(problem: Problem) -> int:
+    """The size of the padded copy of ``problem``'s signal."""
+    padded = _shape_only(problem)
+    signal = padded.input if isinstance(padded, ConvProblem) else padded.in1
+    return math.prod(signal.shape) * padded.dtype.itemsize
+
+
 class Extended(Delegating):
     """A backend that does not extend the problem's boundary itself, run on a padded copy.
 
     What it says about a problem is what the backend says about the padded
-    one; its working set grows by the padded copy.
+    one; its working set grows by the padded copy, and its time by making it.
     """
 
     def why_not(self, problem: Problem) -> str | None:
         return self.backend.why_not(_shape_only(problem))
 
     def working_set_bytes(self, problem: Problem) -> int:
-        padded = _shape_only(problem)
-        signal = padded.input if isinstance(padded, ConvProblem) else padded.in1
-        return (
-            reported_working_set(self.backend, padded)
-            + math.prod(signal.shape) * padded.dtype.itemsize
-        )
+        return reported_working_set(self.backend, _shape_only(problem)) + _padded_bytes(problem)
 
     def method(self, problem: Problem) -> str:
         return self.backend.method(_shape_only(problem))
 
     def estimate_seconds(self, problem: Problem) -> float | None:
-        return self.backend.estimate_seconds(_shape_only(problem))
+        estimate = self.backend.estimate_seconds(_shape_only(problem))
+        if estimate is None:
+            return None
+        return estimate + 2 * _padded_bytes(problem) / COPY_BYTES_PER_SECOND
 
     def conv(self, problem: ConvProblem) -> np.ndarray:
         return self.backend.conv(explicit_boundary(problem))
