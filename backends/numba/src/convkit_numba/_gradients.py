@@ -21,11 +21,15 @@ terms of the direct definition (a column entry for a padding position,
 ``inf * 0`` included, is never added), and so does the forward conv.  The
 filter gradient's columns hold zeros at padding positions, which meet the
 output gradient in the GEMM: with padding and a non-finite output gradient
-it runs under ``with_local_nonfinite``.
+it runs under ``with_local_nonfinite``.  So do both gradients for complex
+operands with a non-finite value: OpenBLAS's complex GEMM does not multiply
+as the direct definition does (``(inf+0j) * (1+2j) + (1+1j) * (1+1j)``
+comes out with a NaN real part, where the terms' real parts are inf and 0).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
@@ -76,7 +80,17 @@ def _add(destination, source):
 
 @numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def col2im(
-    columns, out, n, first_channel, kernel_shape, padding, stride, dilation, output_spatial, begin, end
+    columns,
+    out,
+    n,
+    first_channel,
+    kernel_shape,
+    padding,
+    stride,
+    dilation,
+    output_spatial,
+    begin,
+    end,
 ):
     """Add one image's columns onto its input gradient, for channels ``begin:end`` of the group.
 
@@ -124,6 +138,14 @@ def col2im(
                             plane[iz, iy, first : last : stride[2]],
                             source[base + low : base + high],
                         )
+
+
+def _quiet():
+    """NaN and inf operands give NaN and inf sums, as in the direct definition: no warning.
+
+    (numpy's error state is per thread: each worker enters it itself.)
+    """
+    return np.errstate(invalid="ignore", over="ignore")
 
 
 def _group_views(problem, data: np.ndarray):
@@ -226,6 +248,18 @@ def conv_grad_input(backend, problem: ConvGradInputProblem) -> np.ndarray:
     numpy.ndarray
         Of shape ``problem.output_shape`` and dtype ``problem.dtype``.
     """
+    if problem.dtype.kind == "c" and not _finite(problem):
+        return with_local_nonfinite(problem, lambda part: _grad_input(backend, part)).astype(
+            problem.dtype
+        )
+    return _grad_input(backend, problem)
+
+
+def _finite(problem) -> bool:
+    return all(all_finite(operand) for operand in problem.operands)
+
+
+def _grad_input(backend, problem: ConvGradInputProblem) -> np.ndarray:
     if _pointwise(problem):
         return _grad_input_pointwise(problem)
     if _runs_as_conv(problem):
@@ -239,7 +273,7 @@ def _grad_input_pointwise(problem: ConvGradInputProblem) -> np.ndarray:
     weights = problem.filters.reshape(groups, group_filters, -1)
     out = np.empty(problem.output_shape, dtype=problem.dtype)
     grouped_out = _group_views(problem, out)
-    with blas_limits(max(1, get_num_threads())):
+    with blas_limits(max(1, get_num_threads())), _quiet():
         for g in range(groups):
             np.matmul(weights[g].T, grad[:, g], out=grouped_out[:, g])
     return out
@@ -264,35 +298,45 @@ def _grad_input_columns(problem: ConvGradInputProblem) -> np.ndarray:
     if batch >= max(1, get_num_threads()):
 
         def work(images: range) -> None:
-            for n in images:
-                for g in range(groups):
-                    columns = thread_buffer("columns", (taps, positions), problem.dtype)
+            for n, g in itertools.product(images, range(groups)):
+                columns = thread_buffer("columns", (taps, positions), problem.dtype)
+                with _quiet():
                     np.matmul(weights[g].T, grad[n, g], out=columns)
-                    col2im(
-                        columns,
-                        out,
-                        n,
-                        first_channels[g],
-                        kernel,
-                        padding,
-                        stride,
-                        dilation,
-                        output_spatial,
-                        0,
-                        group_channels,
-                    )
+                col2im(
+                    columns,
+                    out,
+                    n,
+                    first_channels[g],
+                    kernel,
+                    padding,
+                    stride,
+                    dilation,
+                    output_spatial,
+                    0,
+                    group_channels,
+                )
 
         on_workers(work, batch)
     else:
         with blas_limits(max(1, get_num_threads())):
-            for n in range(batch):
-                for g in range(groups):
-                    columns = thread_buffer("columns", (taps, positions), problem.dtype)
+            for n, g in itertools.product(range(batch), range(groups)):
+                columns = thread_buffer("columns", (taps, positions), problem.dtype)
+                with _quiet():
                     np.matmul(weights[g].T, grad[n, g], out=columns)
-                    run_parallel(
-                        col2im, columns, out, n, g * group_channels, kernel, padding, stride,
-                        dilation, output_spatial, tasks=group_channels, work=taps * positions,
-                    )
+                run_parallel(
+                    col2im,
+                    columns,
+                    out,
+                    n,
+                    first_channels[g],
+                    kernel,
+                    padding,
+                    stride,
+                    dilation,
+                    output_spatial,
+                    tasks=group_channels,
+                    work=taps * positions,
+                )
     return out.reshape(problem.output_shape)
 
 
@@ -308,8 +352,11 @@ def conv_grad_filters(problem: ConvGradFiltersProblem) -> np.ndarray:
     numpy.ndarray
         Of shape ``problem.output_shape`` and dtype ``problem.dtype``.
     """
-    if _reads_padding(problem) and not all_finite(problem.output_grad):
-        # The columns hold 0 at padding positions: 0 * inf would be NaN where no term exists.
+    if (
+        problem.dtype.kind == "c" and not _finite(problem)
+    ) or (  # the columns hold 0 at padding positions: 0 * inf would be NaN where no term exists
+        _reads_padding(problem) and not all_finite(problem.output_grad)
+    ):
         return with_local_nonfinite(problem, _grad_filters_columns).astype(problem.dtype)
     return _grad_filters_columns(problem)
 
@@ -386,10 +433,10 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
     def work(indices: range) -> None:
         total = np.zeros((groups, group_filters, taps), dtype=problem.dtype)
         product = np.empty((group_filters, taps), dtype=problem.dtype)
-        for index in indices:
+        for index, g in itertools.product(indices, range(groups)):
             first, count = chunks[index]
-            for g in range(groups):
-                columns = columns_of(first, count, g)
+            columns = columns_of(first, count, g)
+            with _quiet():
                 np.matmul(rows_of(first, count, g), columns.T, out=product)
                 total[g] += product
         partials.append(total)
