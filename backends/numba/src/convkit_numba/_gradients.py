@@ -43,7 +43,8 @@ from convkit.plugin import (
     get_num_threads,
     with_local_nonfinite,
 )
-from convkit_numba._threads import blas_limits, on_workers, run_parallel, thread_buffer
+from convkit_numba._kernels import im2col
+from convkit_numba._threads import blas_limits, on_workers, thread_buffer
 
 __all__ = [
     "col2im",
@@ -55,7 +56,7 @@ __all__ = [
 
 SPATIAL = 3
 # Images with fewer output positions share one GEMM, side by side, up to this many columns.
-GEMM_COLUMNS = 2048
+GEMM_COLUMNS = 512
 # Upper bound of one worker's column buffer, before a chunk is cut to fewer images.
 COLUMN_BYTES = 64 * 2**20
 FASTMATH = {"contract", "reassoc"}
@@ -295,48 +296,26 @@ def _grad_input_columns(problem: ConvGradInputProblem) -> np.ndarray:
     )
     first_channels = [g * group_channels for g in range(groups)]
 
-    if batch >= max(1, get_num_threads()):
+    def work(images: range) -> None:
+        for n, g in itertools.product(images, range(groups)):
+            columns = thread_buffer("columns", (taps, positions), problem.dtype)
+            with _quiet():
+                np.matmul(weights[g].T, grad[n, g], out=columns)
+            col2im(
+                columns,
+                out,
+                n,
+                first_channels[g],
+                kernel,
+                padding,
+                stride,
+                dilation,
+                output_spatial,
+                0,
+                group_channels,
+            )
 
-        def work(images: range) -> None:
-            for n, g in itertools.product(images, range(groups)):
-                columns = thread_buffer("columns", (taps, positions), problem.dtype)
-                with _quiet():
-                    np.matmul(weights[g].T, grad[n, g], out=columns)
-                col2im(
-                    columns,
-                    out,
-                    n,
-                    first_channels[g],
-                    kernel,
-                    padding,
-                    stride,
-                    dilation,
-                    output_spatial,
-                    0,
-                    group_channels,
-                )
-
-        on_workers(work, batch)
-    else:
-        with blas_limits(max(1, get_num_threads())):
-            for n, g in itertools.product(range(batch), range(groups)):
-                columns = thread_buffer("columns", (taps, positions), problem.dtype)
-                with _quiet():
-                    np.matmul(weights[g].T, grad[n, g], out=columns)
-                run_parallel(
-                    col2im,
-                    columns,
-                    out,
-                    n,
-                    first_channels[g],
-                    kernel,
-                    padding,
-                    stride,
-                    dilation,
-                    output_spatial,
-                    tasks=group_channels,
-                    work=taps * positions,
-                )
+    on_workers(work, batch)
     return out.reshape(problem.output_shape)
 
 
@@ -376,17 +355,21 @@ def _reads_padding(problem: ConvGradFiltersProblem) -> bool:
     return False
 
 
-def _chunk_images(problem, taps: int, positions: int) -> int:
-    """Images side by side in one GEMM: enough columns for BLAS, within the column budget."""
+def _chunks(problem, taps: int, positions: int) -> list[tuple[int, int]]:
+    """``(first image, count)`` of each GEMM: images side by side up to ``GEMM_COLUMNS``
+    columns and ``COLUMN_BYTES`` of columns, in a multiple of the threads' count of chunks."""
     batch = problem.input.shape[0]
-    wanted = max(1, -(-GEMM_COLUMNS // positions))
-    affordable = max(1, COLUMN_BYTES // max(1, taps * positions * problem.dtype.itemsize))
-    return min(batch, wanted, affordable)
+    threads = max(1, get_num_threads())
+    per_chunk = min(
+        max(1, -(-GEMM_COLUMNS // positions)),
+        max(1, COLUMN_BYTES // max(1, taps * positions * problem.dtype.itemsize)),
+    )
+    count = min(batch, threads * -(-batch // (threads * per_chunk)))
+    bounds = [batch * k // count for k in range(count + 1)]
+    return [(bounds[k], bounds[k + 1] - bounds[k]) for k in range(count)]
 
 
 def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
-    from convkit_numba._kernels import im2col
-
     data = _lift_array(problem.input)
     grad = _group_views(problem, problem.output_grad)
     batch, groups, group_filters, positions = grad.shape
@@ -397,10 +380,7 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
     )
     pointwise = _pointwise(problem)
     inputs = _group_views(problem, problem.input)
-    chunk = 1 if pointwise else _chunk_images(problem, taps, positions)
-    chunks = [(first, min(chunk, batch - first)) for first in range(0, batch, chunk)]
-    threads = max(1, get_num_threads())
-    parallel_unfold = len(chunks) < threads
+    chunks = [(n, 1) for n in range(batch)] if pointwise else _chunks(problem, taps, positions)
     partials = []
 
     def columns_of(first: int, count: int, g: int) -> np.ndarray:
@@ -417,10 +397,7 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
             output_spatial,
             columns,
         )
-        if parallel_unfold:
-            run_parallel(im2col, *arguments, tasks=taps * count)
-        else:
-            im2col(*arguments, 0, taps * count)
+        im2col(*arguments, 0, taps * count)
         return columns
 
     def rows_of(first: int, count: int, g: int) -> np.ndarray:
@@ -441,11 +418,7 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
                 total[g] += product
         partials.append(total)
 
-    if parallel_unfold:
-        with blas_limits(threads):
-            work(range(len(chunks)))
-    else:
-        on_workers(work, len(chunks))
+    on_workers(work, len(chunks))
     return sum(partials[1:], partials[0]).reshape(problem.output_shape)
 
 
@@ -458,7 +431,7 @@ def _column_bytes(problem) -> int:
         taps = problem.filters.shape[1] * math.prod(problem.kernel_shape)
         return taps * positions * problem.dtype.itemsize
     taps = problem.output_shape[1] * math.prod(problem.kernel_shape)
-    count = _chunk_images(problem, taps, positions)
+    count = max(count for _, count in _chunks(problem, taps, positions))
     rows = problem.output_grad.shape[1] // problem.groups if count > 1 else 0
     return (taps + rows) * count * positions * problem.dtype.itemsize
 
