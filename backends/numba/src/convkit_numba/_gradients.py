@@ -44,7 +44,7 @@ from convkit.plugin import (
     with_local_nonfinite,
 )
 from convkit_numba._kernels import im2col
-from convkit_numba._threads import blas_limits, on_workers, thread_buffer
+from convkit_numba._threads import SERIAL_WORK, blas_limits, on_workers, thread_buffer
 
 __all__ = [
     "col2im",
@@ -147,6 +147,15 @@ def _quiet():
     (numpy's error state is per thread: each worker enters it itself.)
     """
     return np.errstate(invalid="ignore", over="ignore")
+
+
+def _run(work, items: int, problem) -> None:
+    """``work`` over ``range(items)`` on convkit's threads, or on the calling thread alone for a
+    problem too small to pay for waking them (as the forward's kernels do)."""
+    if problem.multiply_adds < SERIAL_WORK:
+        work(range(items))
+    else:
+        on_workers(work, items)
 
 
 def _group_views(problem, data: np.ndarray):
@@ -315,7 +324,7 @@ def _grad_input_columns(problem: ConvGradInputProblem) -> np.ndarray:
                 group_channels,
             )
 
-    on_workers(work, batch)
+    _run(work, batch, problem)
     return out.reshape(problem.output_shape)
 
 
@@ -418,7 +427,7 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
                 total[g] += product
         partials.append(total)
 
-    on_workers(work, len(chunks))
+    _run(work, len(chunks), problem)
     return sum(partials[1:], partials[0]).reshape(problem.output_shape)
 
 
