@@ -104,6 +104,71 @@ def _single_channel(workload: Workload) -> bool:
     )
 
 
+def _torch_padding(workload: Workload, kernel: tuple[int, ...]):
+    """torch's ``padding`` for the workload's border mode, or None where torch has none."""
+    border = workload.params.get("border_mode", "valid")
+    if border == "half":
+        return tuple(k // 2 for k in kernel)
+    if border == "valid":
+        return 0
+    if isinstance(border, int):
+        return border
+    return None
+
+
+def _torch_gradient_peers(workload: Workload, first, second) -> dict[str, Peer]:
+    """torch's autograd backward of the same layer, for one operand.
+
+    The graph (``y = conv(x, w)`` with only the differentiated operand
+    requiring a gradient) is built once, outside the timing; each call runs
+    ``torch.autograd.grad(y, that operand, output_grad, retain_graph=True)``,
+    that is torch's backward-data or backward-weights kernel alone (oneDNN on
+    CPU).  convkit's filters are flipped against torch's (``filter_flip``), so
+    the filter gradient is flipped back, inside the timed call.
+    """
+    import torch
+    from torch.nn import functional
+
+    p = workload.params
+    if workload.kind == "conv_grad_input":
+        grad, filters = first, second
+        input_shape, filter_shape = p["input_shape"], filters.shape
+    else:
+        data, grad = first, second
+        input_shape, filter_shape = data.shape, p["filter_shape"]
+    spatial = len(input_shape) - 2
+    padding = _torch_padding(workload, tuple(filter_shape[2:]))
+    if spatial not in (1, 2, 3) or padding is None:
+        return {}
+    flip = (Ellipsis,) + (slice(None, None, -1),) * spatial if p.get("filter_flip", True) else ()
+    function = (functional.conv1d, functional.conv2d, functional.conv3d)[spatial - 1]
+    options = {
+        "stride": p.get("subsample", 1),
+        "padding": padding,
+        "groups": p.get("num_groups", 1),
+    }
+    output_grad = torch.from_numpy(np.ascontiguousarray(grad))
+    if workload.kind == "conv_grad_input":
+        x = torch.zeros(input_shape, dtype=output_grad.dtype, requires_grad=True)
+        w = torch.from_numpy(filters[flip].copy())  # a copy: torch refuses negative strides
+        y = function(x, w, **options)
+
+        def input_gradient():
+            (result,) = torch.autograd.grad(y, x, output_grad, retain_graph=True)
+            return result.numpy()
+
+        return {"torch autograd": input_gradient}
+    x = torch.from_numpy(np.ascontiguousarray(data))
+    w = torch.zeros(filter_shape, dtype=output_grad.dtype, requires_grad=True)
+    y = function(x, w, **options)
+
+    def filter_gradient():
+        (result,) = torch.autograd.grad(y, w, output_grad, retain_graph=True)
+        return result.numpy()[flip].copy()
+
+    return {"torch autograd": filter_gradient}
+
+
 def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, Peer]:
     try:
         import torch
@@ -111,20 +176,16 @@ def _torch_peers(workload: Workload, first, second, threads: int) -> dict[str, P
     except ImportError:
         return {}
     torch.set_num_threads(threads)
+    if workload.forward is not None:
+        return _torch_gradient_peers(workload, first, second)
     if workload.kind == "conv":
         spatial = first.ndim - 2
         if spatial not in (1, 2, 3):
             return {}
         p = workload.params
-        border = p.get("border_mode", "valid")
         kernel = second.shape[2:]
-        if border == "half":
-            padding = tuple(k // 2 for k in kernel)
-        elif border == "valid":
-            padding = 0
-        elif isinstance(border, int):
-            padding = border
-        else:
+        padding = _torch_padding(workload, kernel)
+        if padding is None:
             return {}
         x = torch.from_numpy(np.ascontiguousarray(first))
         w = torch.from_numpy(second[(Ellipsis,) + (slice(None, None, -1),) * spatial].copy())

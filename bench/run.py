@@ -11,6 +11,7 @@ and results.png to --out (default bench/results/<timestamp>).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ from peers import peers_for
 from workloads import FULL, Workload, quick
 
 import convkit
+from convkit.plugin import resolve_backend
 
 ROOT = Path(__file__).resolve().parent
 
@@ -108,6 +110,25 @@ def warm_first_call(backend: str) -> float | None:
     return seconds
 
 
+def hiding_gradients(name: str, call):
+    """``call`` with backend ``name`` offering only conv and convolve_nd, so the core lowers the
+    gradients to its conv: the generic path, timed in the same run as the native one (the
+    backend object itself, so its operands are not copied as a third-party wrapper's would be)."""
+    engine = resolve_backend(name)
+    forward_only = dataclasses.replace(
+        engine.capabilities, operations=frozenset({"conv", "convolve_nd"})
+    )
+
+    def lowered():
+        engine.capabilities = forward_only
+        try:
+            return call()
+        finally:
+            del engine.capabilities
+
+    return lowered
+
+
 def run_workload(
     workload: Workload, threads: int, budget: float, max_repeat: int, ceiling: float
 ) -> dict:
@@ -122,6 +143,10 @@ def run_workload(
             )
     # What a user gets without naming a backend: the cost model's choice.
     candidates["convkit[auto]"] = lambda: workload.call(convkit, first, second, "auto")
+    if workload.forward is not None and "convkit[numba]" in candidates:
+        candidates["convkit[numba-lowered]"] = hiding_gradients(
+            "numba", candidates["convkit[numba]"]
+        )
     peers = peers_for(workload, first, second, threads)
     for label, call in [*candidates.items(), *peers.items()]:
         kind = "convkit" if label.startswith("convkit") else "peer"

@@ -13,8 +13,10 @@ import numpy as np
 class Workload:
     """One benchmark problem.
 
-    ``kind`` is "conv" (CNN layer, arguments of convkit.conv) or
-    "convolve_nd" (arguments of convkit.convolve_nd).
+    ``kind`` is "conv" (CNN layer, arguments of convkit.conv), "convolve_nd"
+    (arguments of convkit.convolve_nd), or "conv_grad_input" /
+    "conv_grad_filters" (a gradient of the conv ``forward``; ``shapes`` are
+    the call's two operands, ``params`` its other arguments).
     """
 
     name: str
@@ -24,6 +26,7 @@ class Workload:
     params: dict = field(default_factory=dict)
     target: str = ""
     missing: float = 0.0
+    forward: Workload | None = None
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Standard normal operands; with ``missing``, that fraction of in1 is NaN and the
@@ -40,12 +43,23 @@ class Workload:
     def call(self, convkit, first, second, backend):
         if self.kind == "conv":
             return convkit.conv(first, second, backend=backend, **self.params)
+        if self.kind in GRADIENTS:
+            return getattr(convkit, self.kind)(first, second, backend=backend, **self.params)
         return convkit.convolve_nd(first, second, backend=backend, **self.params)
 
     def problem(self):
-        from convkit.plugin import normalize_conv, normalize_convolve
+        from convkit.plugin import (
+            normalize_conv,
+            normalize_conv_grad_filters,
+            normalize_conv_grad_input,
+            normalize_convolve,
+        )
 
         first, second = (np.empty(shape, self.dtype) for shape in self.shapes)
+        if self.kind == "conv_grad_input":
+            return normalize_conv_grad_input(first, second, **self.params)
+        if self.kind == "conv_grad_filters":
+            return normalize_conv_grad_filters(first, second, **self.params)
         if self.kind == "conv":
             p = {
                 "border_mode": "valid",
@@ -83,6 +97,47 @@ class Workload:
         return itemsize * (
             sum(math.prod(shape) for shape in self.shapes) + math.prod(problem.output_shape)
         )
+
+
+GRADIENTS = ("conv_grad_input", "conv_grad_filters")
+
+
+def gradients(forward: Workload) -> list[Workload]:
+    """The two gradient rows of a conv row: ``grad_input NAME`` and ``grad_filters NAME``."""
+    from convkit.plugin import conv_output_shape
+
+    input_shape, filter_shape = forward.shapes
+    params = forward.params
+    spatial = conv_output_shape(
+        input_shape[2:],
+        filter_shape[2:],
+        params.get("border_mode", "valid"),
+        params.get("subsample", 1),
+        params.get("filter_dilation", 1),
+    )
+    output_shape = (input_shape[0], filter_shape[0], *spatial)
+    layer = forward.name.replace(" conv ", " ", 1)
+    target = "numba <= 1.5x torch's time; numba-lowered <= 3x numba's"
+    return [
+        Workload(
+            f"grad_input {layer}",
+            "conv_grad_input",
+            (output_shape, filter_shape),
+            forward.dtype,
+            {"input_shape": input_shape, **params},
+            target,
+            forward=forward,
+        ),
+        Workload(
+            f"grad_filters {layer}",
+            "conv_grad_filters",
+            (input_shape, output_shape),
+            forward.dtype,
+            {"filter_shape": filter_shape, **params},
+            target,
+            forward=forward,
+        ),
+    ]
 
 
 FULL = [
@@ -255,8 +310,20 @@ FULL = [
 ]
 
 
+# The gradients of the CNN layers C2-C5: select them with --only grad.
+FULL += [
+    row
+    for forward in FULL
+    if forward.name[:2] in ("C2", "C3", "C4", "C5")
+    for row in gradients(forward)
+]
+
+
 def quick(workload: Workload) -> Workload:
     """A tiny twin of ``workload`` with the same structure (for --quick and the tests)."""
+    if workload.forward is not None:
+        twin = gradients(quick(workload.forward))
+        return twin[GRADIENTS.index(workload.kind)]
     first, second = workload.shapes
     if workload.kind == "conv":
         groups = workload.params.get("num_groups", 1)

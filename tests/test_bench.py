@@ -142,3 +142,39 @@ def test_missing_data_rows_race_peers_that_treat_nan_the_same_way(monkeypatch):
         assert "scipy.ndimage.convolve" in peers or "scipy.ndimage normalized" in peers
         for name, call in peers.items():
             np.testing.assert_allclose(call(), ours, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_gradient_rows_race_torch_backward_and_the_lowered_path(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import numpy as np
+    from peers import peers_for
+    from run import hiding_gradients
+    from workloads import FULL, quick
+
+    from convkit.plugin import resolve_backend
+
+    rows = [w for w in FULL if w.forward is not None]
+    assert sorted(w.name.split()[:2] for w in rows) == sorted(
+        [kind, layer]
+        for kind in ("grad_filters", "grad_input")
+        for layer in ("C2", "C3", "C4", "C5")
+    )
+    numba = "numba" in {info.name for info in convkit.list_backends() if info.available}
+    for workload in rows:
+        small = quick(workload)
+        first, second = small.arrays()
+        ours = small.call(convkit, first, second, "scipy")
+        for name, call in peers_for(small, first, second, 1).items():
+            np.testing.assert_allclose(call(), ours, rtol=1e-4, atol=1e-4, err_msg=name)
+        if numba:
+            engine = resolve_backend("numba")
+            native = getattr(type(engine), small.kind)
+            called = []
+            monkeypatch.setattr(
+                type(engine), small.kind, lambda self, p: called.append(p) or native(self, p)
+            )
+            lowered = hiding_gradients("numba", lambda: small.call(convkit, first, second, "numba"))
+            np.testing.assert_allclose(lowered(), ours, rtol=1e-4, atol=1e-4)
+            assert not called and engine.capabilities.operations is None
+            monkeypatch.undo()
+            monkeypatch.syspath_prepend(str(ROOT / "bench"))

@@ -12,6 +12,8 @@ from convkit.plugin import (
     Availability,
     Backend,
     Capabilities,
+    ConvGradFiltersProblem,
+    ConvGradInputProblem,
     ConvolveProblem,
     ConvProblem,
     Problem,
@@ -32,6 +34,8 @@ DIRECT_MULTIPLY_ADDS = 2**21
 PER_IMAGE_GEMM_POSITIONS = 2048
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
+# The gradients, computed natively by convkit_numba._gradients.
+GRADIENTS = frozenset({"conv_grad_input", "conv_grad_filters"})
 
 
 def _lift(values: tuple, spatial: int, fill: int) -> np.ndarray:
@@ -70,8 +74,10 @@ class NumbaBackend(Backend):
         """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
         59-256 GFLOP/s (100 typical), Winograd ~190 (direct-method flops), direct conv ~30,
         direct convolve_nd 50-120."""
-        from convkit_numba import _winograd
+        from convkit_numba import _gradients, _winograd
 
+        if problem.operation in GRADIENTS:
+            return _gradients.estimate_seconds(self, problem)
         flops = 2.0 * problem.multiply_adds
         if isinstance(problem, ConvProblem):
             if self._uses_gemm(problem) and _winograd.applies(problem):
@@ -82,6 +88,10 @@ class NumbaBackend(Backend):
         return 20e-6 + flops / 60e9
 
     def working_set_bytes(self, problem: Problem) -> int:
+        if problem.operation in GRADIENTS:
+            from convkit_numba import _gradients
+
+            return _gradients.working_set_bytes(self, problem)
         base = super().working_set_bytes(problem)
         if isinstance(problem, ConvProblem) and self._uses_gemm(problem):
             return base + min(
@@ -123,6 +133,16 @@ class NumbaBackend(Backend):
 
     def convolve_nd(self, problem: ConvolveProblem) -> np.ndarray:
         return _convolve(problem)
+
+    def conv_grad_input(self, problem: ConvGradInputProblem) -> np.ndarray:
+        from convkit_numba import _gradients
+
+        return _gradients.conv_grad_input(self, problem)
+
+    def conv_grad_filters(self, problem: ConvGradFiltersProblem) -> np.ndarray:
+        from convkit_numba import _gradients
+
+        return _gradients.conv_grad_filters(problem)
 
 
 def _conv_direct(problem: ConvProblem) -> np.ndarray:
