@@ -43,7 +43,7 @@ from convkit.plugin import (
     get_num_threads,
     with_local_nonfinite,
 )
-from convkit_numba._kernels import im2col
+from convkit_numba._kernels import RULE_CODES, im2col
 from convkit_numba._threads import SERIAL_WORK, blas_limits, on_workers, thread_buffer
 
 __all__ = [
@@ -404,6 +404,7 @@ def _grad_filters_columns(problem: ConvGradFiltersProblem) -> np.ndarray:
             stride,
             dilation,
             output_spatial,
+            RULE_CODES["fill"],  # gradient problems always come with zero fill
             columns,
         )
         im2col(*arguments, 0, taps * count)
