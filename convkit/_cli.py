@@ -309,6 +309,18 @@ WARMUP_CALLS = (
         "convolve_nd rows, axes=-1",
         lambda x: convkit.convolve_nd(x((8, 512)), x((1, 31)), mode="same", axes=-1),
     ),
+    (
+        "conv2d input gradient, stride 2",
+        lambda x: convkit.conv_grad_input(
+            x((4, 8, 8, 8)), x((8, 8, 3, 3)), (4, 8, 16, 16), "half", 2
+        ),
+    ),
+    (
+        "conv2d filter gradient, stride 2",
+        lambda x: convkit.conv_grad_filters(
+            x((4, 8, 16, 16)), x((4, 8, 8, 8)), (8, 8, 3, 3), "half", 2
+        ),
+    ),
 )
 WARMUP_DTYPES = ("float32", "float64", "complex64", "complex128")
 

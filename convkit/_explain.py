@@ -8,12 +8,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convkit import _api
+from convkit import _api, _gradients
+from convkit._adjoint import LoweredGradient, lowered_problems
 from convkit._auto import Candidate, get_autotune, rank
 from convkit._backend import Backend
 from convkit._boundary import Extended
 from convkit._discovery import resolve
 from convkit._errors import BackendError
+from convkit._gradient_problems import (
+    GradientProblem,
+    prepare_conv_grad_filters,
+    prepare_conv_grad_input,
+)
 from convkit._lowering import Lowered
 from convkit._problems import Problem
 from convkit._selection import decide
@@ -29,7 +35,16 @@ _FUNCTIONS: dict[str, int | None] = {
     "conv1d": 1,
     "conv2d": 2,
     "conv3d": 3,
+    "conv_grad_input": None,
+    "conv_grad_filters": None,
+    "conv_transpose": None,
 }
+_GRADIENTS = ("conv_grad_input", "conv_grad_filters", "conv_transpose")
+
+
+def _public(name: str) -> Callable:
+    """The public function of that name."""
+    return getattr(_gradients if name in _GRADIENTS else _api, name)
 
 
 @dataclass(frozen=True)
@@ -87,6 +102,8 @@ class Explanation:
 
 
 def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
+    if name in _GRADIENTS:
+        return _gradient_problem(name, arguments)
     if name in ("convolve_nd", "correlate_nd"):
         return normalize_convolve(
             arguments["in1"],
@@ -112,6 +129,26 @@ def _problem(name: str, arguments: dict) -> Problem | np.ndarray:
     )
 
 
+def _gradient_problem(name: str, arguments: dict) -> GradientProblem | np.ndarray:
+    """The problem a gradient call hands its backend (``conv_transpose`` is an input gradient)."""
+    shared = (
+        arguments["border_mode"],
+        arguments["input_dilation" if name == "conv_transpose" else "subsample"],
+        arguments["filter_flip"],
+        arguments["filter_dilation"],
+        arguments["num_groups"],
+        arguments["boundary"],
+    )
+    if name == "conv_grad_filters":
+        operands = (arguments["input"], arguments["output_grad"], arguments["filter_shape"])
+        return prepare_conv_grad_filters(*operands, *shared)[0]
+    if name == "conv_transpose":
+        operands = (arguments["input"], arguments["filters"], arguments["output_shape"])
+    else:
+        operands = (arguments["output_grad"], arguments["filters"], arguments["input_shape"])
+    return prepare_conv_grad_input(*operands, *shared, function=name)[0]
+
+
 def _missing_data(arguments: dict) -> str:
     policy = arguments.get("nan_policy", "propagate")
     if policy == "interpolate":
@@ -130,8 +167,9 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     Parameters
     ----------
     function : str or callable
-        The operation: ``"convolve_nd"``, ``"conv"``, ``"conv1d"``,
-        ``"conv2d"``, ``"conv3d"``, or the function itself
+        The operation: ``"convolve_nd"``, ``"correlate_nd"``, ``"conv"``,
+        ``"conv1d"``, ``"conv2d"``, ``"conv3d"``, ``"conv_grad_input"``,
+        ``"conv_grad_filters"``, ``"conv_transpose"``, or the function itself
         (``convkit.conv2d``).
     *args, **kwargs
         The call's arguments, ``backend=`` included, exactly as for the
@@ -167,15 +205,13 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     ...
     """
     name = function if isinstance(function, str) else getattr(function, "__name__", None)
-    if name not in _FUNCTIONS or (
-        not isinstance(function, str) and function is not getattr(_api, name)
-    ):
+    if name not in _FUNCTIONS or (not isinstance(function, str) and function is not _public(name)):
         raise TypeError(
             f"explain: function must be one of {sorted(_FUNCTIONS)} or the convkit function of "
             f"that name, got {function!r}"
         )
     try:
-        bound = inspect.signature(getattr(_api, name)).bind(*args, **kwargs)
+        bound = inspect.signature(_public(name)).bind(*args, **kwargs)
     except TypeError as error:
         raise TypeError(f"explain({name!r}, ...): {error}") from None
     bound.apply_defaults()
@@ -227,6 +263,14 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
 def _how_it_runs(backend, problem) -> str:
     """What the core does around the backend for ``problem``: a padded copy, a lowering."""
     said = []
+    if isinstance(backend, LoweredGradient):
+        parts = len(lowered_problems(problem))
+        return (
+            f"{backend.name} does not implement {problem.operation}: it runs as {parts} forward "
+            f"conv problem{'s' if parts > 1 else ''}"
+        )
+    if problem.operation in ("conv_grad_input", "conv_grad_filters"):
+        return f"{backend.name} implements {problem.operation} itself"
     if isinstance(backend, Extended):
         said.append(backend.describe(problem))
         backend = backend.backend

@@ -558,3 +558,19 @@ def test_against_torch_gradients_and_conv_transpose():
         want = transpose(tg, tw, None, stride, padding, extra, groups, dilation).numpy()
         got = convkit.conv_transpose(g, w, x.shape, padding, stride, False, dilation, groups)
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_explain_takes_the_gradients_and_says_how_they_run():
+    x, w = np.ones((2, 3, 16, 16)), np.ones((4, 3, 3, 3))
+    g = np.ones((2, 4, 8, 8))
+    lowered = convkit.explain(convkit.conv_grad_input, g, w, x.shape, "half", 2, backend="scipy")
+    assert lowered.backend == "scipy" and lowered.function == "conv_grad_input"
+    assert "does not implement conv_grad_input: it runs as 4 forward conv problems" in str(lowered)
+    filters = convkit.explain("conv_grad_filters", x, g, w.shape, "half", 2, backend="scipy")
+    assert "runs as 1 forward conv problem" in filters.detail
+    transpose = convkit.explain(
+        "conv_transpose", g, w, x.shape, "half", input_dilation=2, boundary="symm", backend="fftw"
+    )
+    assert transpose.backend == "fftw" and "conv_grad_input" in transpose.detail
+    with pytest.raises(ValueError, match="conv_transpose"):
+        convkit.explain("conv_transpose", g, w, (2, 3, 40, 40), "half", input_dilation=2)
