@@ -851,6 +851,55 @@ def _near_limit_cases(dtypes: tuple[str, ...]) -> list[Case]:
     return cases
 
 
+def _complex_nonfinite_layer_cases(dtypes: tuple[str, ...]) -> list[Case]:
+    """Complex layers with NaN or inf, each above 2**21 multiply-adds.
+
+    Layers that size take the GEMM paths of im2col backends (images side by
+    side, one per GEMM, 1x1 layers as one matmul), where a BLAS's complex
+    multiply can give NaN parts where the direct definition's products give
+    inf; the smaller cases above stay on direct kernels.
+    """
+    layers = (
+        ("complex64", ((2, 16, 24, 24), (16, 16, 3, 3)), "valid", ((1, 0.4, math.inf),)),
+        (
+            "complex64",
+            ((2, 64, 20, 20), (64, 64, 1, 1)),
+            "valid",
+            ((0, 0.6, -math.inf), (1, 0.3, math.nan)),
+        ),
+        (
+            "complex128",
+            ((2, 8, 48, 48), (8, 8, 3, 3)),
+            "half",
+            ((0, 0.3, math.inf), (0, 0.7, -math.inf), (1, 0.2, 0.0)),
+        ),
+        (
+            "complex128",
+            ((1, 16, 48, 48), (16, 16, 3, 3)),
+            "valid",
+            ((1, 0.5, -math.inf), (0, 0.8, math.nan)),
+        ),
+    )
+    return [
+        Case(
+            "conv",
+            shapes,
+            dtype,
+            (
+                ("border_mode", border),
+                ("subsample", 1),
+                ("filter_flip", True),
+                ("filter_dilation", 1),
+                ("num_groups", 1),
+            ),
+            nonfinite=nonfinite,
+            tags=("nonfinite", "gemm-size"),
+        )
+        for dtype, shapes, border, nonfinite in layers
+        if dtype in dtypes
+    ]
+
+
 def _large_cases(dtypes: tuple[str, ...]) -> list[Case]:
     """Sizes that take FFT, overlap-add and blocked paths in real backends."""
     cases = []
@@ -999,7 +1048,8 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         or border mode x stride x dilation x groups x kernel parity x layout)
         in a few hundred small cases, plus edge and non-finite cases, layers
         with outputs whose sums have no terms, operands near the top of
-        the dtype's range, and convolve_nd over 4 and 5 axes;
+        the dtype's range, convolve_nd over 4 and 5 axes, and a few complex
+        layers with NaN or inf large enough for a backend's GEMM paths;
         ``"full"`` crosses them more densely and adds large sizes that take
         FFT and blocked paths; ``"small"`` is the fast matrix without its
         larger operands (at most 256 and 64 points), for slow targets such as
@@ -1028,6 +1078,7 @@ def generate_cases(level: str = "fast", dtypes: tuple[str, ...] = DTYPES) -> lis
         + _without_terms_cases(per_group // 3, dtypes)
         + _near_limit_cases(dtypes)
         + _high_rank_cases(dtypes)
+        + _complex_nonfinite_layer_cases(dtypes)
         # Every fourth boundary, correlation and missing-data case at the small level
         # keeps simulator runs short.
         + _boundary_cases(dtypes)[:: 4 if level == "small" else 1]
