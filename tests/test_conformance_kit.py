@@ -79,7 +79,9 @@ def _raises(problem, result):
     ],
 )
 def test_broken_backends_are_caught(fault, expected):
-    report = check_backend(Tampered("broken", fault), FAST)
+    # Every sixth fast case still holds each kind of case many times over (strided, non-finite,
+    # every operation), at a sixth of the time.
+    report = check_backend(Tampered("broken", fault), FAST[::6])
     assert not report.ok
     messages = " | ".join(r.message for r in report.failures)
     assert expected in messages, messages[:2000]
