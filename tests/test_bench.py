@@ -87,6 +87,7 @@ def test_gpu_profile_says_what_it_needs_where_the_gpu_libraries_are_missing():
     assert done.returncode == 2 and "needs a GPU with CuPy and PyTorch" in done.stderr
 
 
+@pytest.mark.slow  # with CUDA's compilers installed (torch's CUDA wheels bring them) it compiles
 def test_cuda_kernel_report_says_what_it_needs_when_the_compilers_are_missing():
     pytest.importorskip("convkit_cuda")
     environment = {key: value for key, value in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
