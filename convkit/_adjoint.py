@@ -76,7 +76,9 @@ def _axis_phases(
     """The phases of one axis that have terms (the others are 0)."""
     common = math.gcd(stride, dilation)
     phases = []
-    for residue in range(stride):
+    # Only the residues some tap lands on have terms: at most ``kernel`` of them,
+    # however large the stride (a loop over every residue would not end).
+    for residue in sorted({k * dilation % stride for k in range(kernel)}):
         taps = [k for k in range(kernel) if (k * dilation - residue) % stride == 0]
         first = -((residue - pad_before) // stride)
         last = (length - 1 + pad_before - residue) // stride
