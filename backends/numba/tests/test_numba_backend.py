@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -275,3 +276,17 @@ def test_numba_warmup_fills_the_cache_that_later_processes_load(tmp_path):
     )
     assert later.returncode == 0, later.stderr[-3000:]
     assert later.stdout.strip() == "{}", later.stdout  # nothing compiled: all loaded from the cache
+
+
+def test_gemm_path_gives_nan_from_opposite_infinities_without_a_warning():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 32, 22, 22))
+    w = np.abs(rng.standard_normal((32, 32, 3, 3)))
+    x[0, 0, 5, 5], x[0, 0, 5, 6] = np.inf, -np.inf  # an output that meets both sums inf - inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = convkit.conv2d(x, w, backend="numba")
+    expected = convkit.conv2d(x, w, backend="scipy")
+    assert np.isnan(result[0, :, 4, 4]).all()
+    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))

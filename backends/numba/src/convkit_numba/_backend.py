@@ -211,6 +211,11 @@ def _conv_padded_planes(problem: ConvProblem) -> np.ndarray:
     return out.reshape(problem.output_shape)
 
 
+def _quiet():
+    """NaN and inf operands give NaN and inf sums, as in the direct definition: no warning."""
+    return np.errstate(invalid="ignore", over="ignore")
+
+
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     from convkit_numba._kernels import RULE_CODES, im2col
 
@@ -236,6 +241,10 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         # Wide images: each worker unfolds its own images and runs their GEMMs (single-threaded
         # BLAS), so Numba's and the BLAS's thread pools never hand the cores to each other.
         def work(images: range) -> None:
+            with _quiet():  # numpy's error state is per thread
+                _unfold_and_multiply(images)
+
+        def _unfold_and_multiply(images: range) -> None:
             for n in images:
                 columns = thread_buffer("columns", (taps, positions), problem.dtype)
                 im2col(
@@ -256,7 +265,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         on_workers(work, batch)
         return out.reshape(problem.output_shape)
     chunk = max(1, min(batch, COLUMN_BYTES // max(per_image, 1)))
-    with blas_limits(max(1, get_num_threads())):
+    with blas_limits(max(1, get_num_threads())), _quiet():
         for g in range(groups):
             channel_slice = slice(g * group_channels, (g + 1) * group_channels)
             filter_slice = slice(g * group_filters, (g + 1) * group_filters)
