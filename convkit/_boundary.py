@@ -122,7 +122,7 @@ def _padded(problem: Problem, signal: np.ndarray) -> Problem:
     return dataclasses.replace(problem, in1=signal, output_start=start, boundary="fill")
 
 
-def explicit_boundary(problem: Problem) -> Problem:
+def explicit_boundary(problem: Problem, *, shape_only: bool = False) -> Problem:
     """``problem`` on a padded copy of its signal, with zero fill: what any backend can run.
 
     The signal (``in1``, or a conv's ``input``) is extended by the rule as
@@ -134,6 +134,10 @@ def explicit_boundary(problem: Problem) -> Problem:
     ----------
     problem : ConvProblem or ConvolveProblem
         A normalized host problem.
+    shape_only : bool
+        Give the padded problem with a read-only stand-in signal of the padded
+        shape that takes no memory (no copy is made): for questions answered
+        from shapes, such as a backend's memory or time estimate.
 
     Returns
     -------
@@ -151,26 +155,18 @@ def explicit_boundary(problem: Problem) -> Problem:
     if problem.boundary == "fill":
         return problem
     signal = problem.input if isinstance(problem, ConvProblem) else problem.in1
-    padded = np.pad(signal, _widths(problem), mode=PAD_MODES[problem.boundary])
+    widths = _widths(problem)
+    if shape_only:
+        shape = tuple(size + before + after for size, (before, after) in zip(signal.shape, widths))
+        return _padded(problem, np.broadcast_to(np.zeros((), dtype=signal.dtype), shape))
+    padded = np.pad(signal, widths, mode=PAD_MODES[problem.boundary])
     padded.flags.writeable = False
     return _padded(problem, padded)
 
 
-def _shape_only(problem: Problem) -> Problem:
-    """The padded problem with a stand-in signal of the padded shape (no memory): for
-    questions answered from shapes (why not, memory, time, method)."""
-    if problem.boundary == "fill":
-        return problem
-    signal = problem.input if isinstance(problem, ConvProblem) else problem.in1
-    shape = tuple(
-        size + before + after for size, (before, after) in zip(signal.shape, _widths(problem))
-    )
-    return _padded(problem, np.broadcast_to(np.zeros((), dtype=signal.dtype), shape))
-
-
 def _padded_bytes(problem: Problem) -> int:
     """The size of the padded copy of ``problem``'s signal."""
-    padded = _shape_only(problem)
+    padded = explicit_boundary(problem, shape_only=True)
     signal = padded.input if isinstance(padded, ConvProblem) else padded.in1
     return math.prod(signal.shape) * padded.dtype.itemsize
 
@@ -183,16 +179,18 @@ class Extended(Delegating):
     """
 
     def why_not(self, problem: Problem) -> str | None:
-        return self.backend.why_not(_shape_only(problem))
+        return self.backend.why_not(explicit_boundary(problem, shape_only=True))
 
     def working_set_bytes(self, problem: Problem) -> int:
-        return reported_working_set(self.backend, _shape_only(problem)) + _padded_bytes(problem)
+        return reported_working_set(
+            self.backend, explicit_boundary(problem, shape_only=True)
+        ) + _padded_bytes(problem)
 
     def method(self, problem: Problem) -> str:
-        return self.backend.method(_shape_only(problem))
+        return self.backend.method(explicit_boundary(problem, shape_only=True))
 
     def estimate_seconds(self, problem: Problem) -> float | None:
-        estimate = self.backend.estimate_seconds(_shape_only(problem))
+        estimate = self.backend.estimate_seconds(explicit_boundary(problem, shape_only=True))
         if estimate is None:
             return None
         return estimate + 2 * _padded_bytes(problem) / COPY_BYTES_PER_SECOND

@@ -254,7 +254,44 @@ class Conv(_ConvParameters):
         return self.pullback(inputs, outputs, output_grads)
 
 
-class ConvGradInput(_ConvParameters):
+class _Gradient(_ConvParameters):
+    """What the two gradient Ops share: applied to ``(operand, output_grad, shape)``, where
+    ``shape`` is the full shape of the result; subclasses name the operand and compute."""
+
+    #: The name of the first input, in messages.
+    operand = ""
+    #: The name of the shape input, in messages.
+    shape_name = ""
+
+    def compute(self, operand, output_grad, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def make_node(self, operand, output_grad, shape) -> Apply:
+        rank = self.spatial_dims + 2
+        operand = self._tensor(operand, rank, self.operand)
+        output_grad = self._tensor(output_grad, rank, "output_grad")
+        shape = self._shape_vector(shape, self.shape_name)
+        dtype = _result_dtype(f"convkit.pytensor.{type(self).__name__}", operand, output_grad)
+        output = pt.tensor(dtype=dtype, shape=self._static_shape(shape))
+        return Apply(self, [operand, output_grad, shape], [output])
+
+    def perform(self, node, inputs, output_storage):
+        operand, output_grad, shape = inputs
+        result = self.compute(operand, output_grad, tuple(int(length) for length in shape))
+        output_storage[0][0] = np.asarray(result, dtype=node.outputs[0].dtype)
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        shape = node.inputs[2]
+        return [tuple(shape[axis] for axis in range(self.spatial_dims + 2))]
+
+    def connection_pattern(self, node):
+        return [[True], [True], [False]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return self.pullback(inputs, outputs, output_grads)
+
+
+class ConvGradInput(_Gradient):
     """The gradient of :class:`Conv` with respect to its input, as a PyTensor Op.
 
     Applied to ``(filters, output_grad, input_shape)`` (Theano's order), it
@@ -272,28 +309,10 @@ class ConvGradInput(_ConvParameters):
     array([[[2., 3., 3., 1.]]])
     """
 
-    def make_node(self, filters, output_grad, input_shape) -> Apply:
-        rank = self.spatial_dims + 2
-        filters = self._tensor(filters, rank, "filters")
-        output_grad = self._tensor(output_grad, rank, "output_grad")
-        input_shape = self._shape_vector(input_shape, "input_shape")
-        dtype = _result_dtype(f"convkit.pytensor.{type(self).__name__}", filters, output_grad)
-        output = pt.tensor(dtype=dtype, shape=self._static_shape(input_shape))
-        return Apply(self, [filters, output_grad, input_shape], [output])
+    operand, shape_name = "filters", "input_shape"
 
-    def perform(self, node, inputs, output_storage):
-        filters, output_grad, input_shape = inputs
-        result = convkit.conv_grad_input(
-            output_grad, filters, tuple(int(length) for length in input_shape), **self._keywords()
-        )
-        output_storage[0][0] = np.asarray(result, dtype=node.outputs[0].dtype)
-
-    def infer_shape(self, fgraph, node, input_shapes):
-        input_shape = node.inputs[2]
-        return [tuple(input_shape[axis] for axis in range(self.spatial_dims + 2))]
-
-    def connection_pattern(self, node):
-        return [[True], [True], [False]]
+    def compute(self, filters, output_grad, input_shape):
+        return convkit.conv_grad_input(output_grad, filters, input_shape, **self._keywords())
 
     def pullback(self, inputs, outputs, cotangents):
         # The operation is bilinear in (filters, output_grad):
@@ -309,11 +328,8 @@ class ConvGradInput(_ConvParameters):
             DisconnectedType()(),
         ]
 
-    def L_op(self, inputs, outputs, output_grads):
-        return self.pullback(inputs, outputs, output_grads)
 
-
-class ConvGradFilters(_ConvParameters):
+class ConvGradFilters(_Gradient):
     """The gradient of :class:`Conv` with respect to its filters, as a PyTensor Op.
 
     Applied to ``(input, output_grad, filter_shape)`` (Theano's order), it
@@ -331,28 +347,10 @@ class ConvGradFilters(_ConvParameters):
     array([[[3., 5.]]])
     """
 
-    def make_node(self, input, output_grad, filter_shape) -> Apply:
-        rank = self.spatial_dims + 2
-        input = self._tensor(input, rank, "input")
-        output_grad = self._tensor(output_grad, rank, "output_grad")
-        filter_shape = self._shape_vector(filter_shape, "filter_shape")
-        dtype = _result_dtype(f"convkit.pytensor.{type(self).__name__}", input, output_grad)
-        output = pt.tensor(dtype=dtype, shape=self._static_shape(filter_shape))
-        return Apply(self, [input, output_grad, filter_shape], [output])
+    operand, shape_name = "input", "filter_shape"
 
-    def perform(self, node, inputs, output_storage):
-        input, output_grad, filter_shape = inputs
-        result = convkit.conv_grad_filters(
-            input, output_grad, tuple(int(length) for length in filter_shape), **self._keywords()
-        )
-        output_storage[0][0] = np.asarray(result, dtype=node.outputs[0].dtype)
-
-    def infer_shape(self, fgraph, node, input_shapes):
-        filter_shape = node.inputs[2]
-        return [tuple(filter_shape[axis] for axis in range(self.spatial_dims + 2))]
-
-    def connection_pattern(self, node):
-        return [[True], [True], [False]]
+    def compute(self, input, output_grad, filter_shape):
+        return convkit.conv_grad_filters(input, output_grad, filter_shape, **self._keywords())
 
     def pullback(self, inputs, outputs, cotangents):
         # Bilinear in (input, output_grad):
@@ -367,9 +365,6 @@ class ConvGradFilters(_ConvParameters):
             _like(output_grad_grad, output_grad),
             DisconnectedType()(),
         ]
-
-    def L_op(self, inputs, outputs, output_grads):
-        return self.pullback(inputs, outputs, output_grads)
 
 
 def _like(gradient: pt.TensorVariable, variable: pt.TensorVariable) -> pt.TensorVariable:

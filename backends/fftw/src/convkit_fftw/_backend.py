@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -51,30 +50,6 @@ COPY_SECONDS_PER_BYTE = 0.2e-9
 PADDED_ROUTE_FACTOR = 1.5
 
 
-def _padded_stand_in(problem: Problem) -> Problem:
-    """The problem the padded route runs (zero fill on the signal extended by the rule),
-    with a stand-in signal of that shape that takes no memory: for sizes and costs."""
-    if isinstance(problem, ConvProblem):
-        signal = problem.input
-        widths = [(0, 0), (0, 0), *problem.padding]
-    else:
-        signal = problem.in1
-        widths = [(0, 0)] * signal.ndim
-        for axis in problem.axes:
-            # Output i reads the extension at i - j for the taps j < m.
-            first = problem.output_start[axis] - (problem.in2.shape[axis] - 1)
-            last = problem.output_start[axis] + problem.output_shape[axis] - 1
-            widths[axis] = (max(0, -first), max(0, last - (signal.shape[axis] - 1)))
-    shape = tuple(size + before + after for size, (before, after) in zip(signal.shape, widths))
-    stand_in = np.broadcast_to(np.zeros((), dtype=signal.dtype), shape)
-    if isinstance(problem, ConvProblem):
-        return dataclasses.replace(
-            problem, input=stand_in, padding=((0, 0),) * len(problem.padding), boundary="fill"
-        )
-    start = tuple(start + before for start, (before, _) in zip(problem.output_start, widths))
-    return dataclasses.replace(problem, in1=stand_in, output_start=start, boundary="fill")
-
-
 def _workspace_budget(problem: Problem) -> int:
     """convkit's memory budget less what the operands and the result take."""
     output = math.prod(problem.output_shape) * problem.dtype.itemsize
@@ -104,7 +79,7 @@ class FftwBackend(Backend):
 
     def working_set_bytes(self, problem: Problem) -> int:
         if problem.boundary == "wrap" and not self.circular(problem):
-            padded = _padded_stand_in(problem)
+            padded = explicit_boundary(problem, shape_only=True)
             signal = padded.input if isinstance(padded, ConvProblem) else padded.in1
             return self._working_set(padded) + math.prod(signal.shape) * padded.dtype.itemsize
         return self._working_set(problem)
@@ -150,7 +125,7 @@ class FftwBackend(Backend):
 
     def _padded_seconds(self, problem: Problem) -> float:
         """Predicted seconds of zero fill on the padded copy of a "wrap" ``problem``."""
-        return PADDED_ROUTE_FACTOR * self._seconds(_padded_stand_in(problem))
+        return PADDED_ROUTE_FACTOR * self._seconds(explicit_boundary(problem, shape_only=True))
 
     @staticmethod
     def _convolve_bytes(problem: ConvolveProblem, budget: int) -> int:
