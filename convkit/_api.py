@@ -96,9 +96,11 @@ def convolve_nd(
 
     Parameters
     ----------
-    in1, in2 : array_like
+    in1, in2 : array_like or dask.array.Array
         The inputs, with the same number of dimensions.  Axes not in ``axes``
-        broadcast (equal lengths, or one of them 1).
+        broadcast (equal lengths, or one of them 1).  A Dask array gives a
+        lazy result (see Returns); ``in2`` must then fit in memory (a Dask
+        ``in2`` is computed once).
     mode : {"full", "valid", "same"}
         ``"full"``: the whole linear convolution (length ``M + m - 1``);
         ``"valid"``: only outputs that don't rely on zero padding (length
@@ -143,11 +145,18 @@ def convolve_nd(
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         The result, of dtype float32 for float32 (and float16) inputs,
         float64 for float64, integer and bool inputs, complex64 and
         complex128 for complex ones (mixed inputs promote first).  0-d
-        inputs multiply; an empty input gives an empty (0,) array.
+        inputs multiply; an empty input gives an empty (0,) array.  With a
+        Dask operand, a Dask array of the same values that computes nothing
+        until asked: each output block is one task (the block plus the
+        samples the kernel reaches, any number of chunks deep, or for a
+        kernel longer than the chunks the sum of per-chunk convolutions),
+        run through this same dispatch with the backend choice in force
+        now, wherever the task runs.  Along the convolved axes the output
+        chunks follow ``in1``'s (identical in ``"same"`` mode).
 
     Raises
     ------
@@ -241,9 +250,10 @@ def correlate_nd(
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         The result, with the dtype rule of :func:`convolve_nd`; 0-d inputs
-        give ``in1 * conj(in2)``.
+        give ``in1 * conj(in2)``.  Dask operands give a lazy result, as for
+        :func:`convolve_nd`.
 
     Raises
     ------
@@ -320,10 +330,15 @@ def conv(
 
     Parameters
     ----------
-    input : array_like
-        ``(N, C, *spatial)``: batch, channels, one or more spatial axes.
+    input : array_like or dask.array.Array
+        ``(N, C, *spatial)``: batch, channels, one or more spatial axes.  A
+        Dask array gives a lazy result, chunked along the batch axis as the
+        input is and along each spatial axis in blocks of about the input's
+        chunk length divided by the stride; each task reads every channel of
+        its block and the samples the kernel reaches.
     filters : array_like
-        ``(F, C // num_groups, *kernel)``.
+        ``(F, C // num_groups, *kernel)``; in memory (a Dask array is
+        computed once).
     border_mode : str, int or tuple
         ``"valid"`` (no padding), ``"full"`` (``dilation * (k - 1)`` each
         side), ``"half"`` (``(dilation * (k - 1) + 1) // 2`` each side),
@@ -353,7 +368,7 @@ def conv(
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         ``(N, F, *out)`` where ``out = (in + before + after - dilation * (k - 1) - 1)
         // stride + 1`` per axis; dtype by the rule of :func:`convolve_nd`.
 

@@ -38,7 +38,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
 
@@ -46,7 +46,7 @@ import numpy as np
 
 from convkit._boundary import extension_index
 from convkit._config import _cores, explicit_num_threads, get_memory_limit, threads_in_this_thread
-from convkit._device import stand_in
+from convkit._device import is_dask_array, stand_in
 from convkit._errors import WorkingSetTooLargeError
 from convkit._validation import normalize_conv, normalize_convolve, readable_bytes
 
@@ -64,17 +64,6 @@ STRATEGIES = ("halo", "overlap_add")
 _forced_strategy: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "convkit_dask_strategy", default=None
 )
-
-
-def is_dask_array(value: object) -> bool:
-    """True for a Dask array (or any collection with Dask's array protocol), by duck typing."""
-    return (
-        not isinstance(value, np.ndarray)
-        and hasattr(value, "__dask_graph__")
-        and hasattr(value, "chunks")
-        and hasattr(value, "shape")
-        and hasattr(value, "dtype")
-    )
 
 
 @contextlib.contextmanager
@@ -235,28 +224,40 @@ def _gather_plan(
     per_axis_bounds: Sequence[np.ndarray],
     dtype: np.dtype,
     fill: object,
-    chunk_key: object,
+    chunk_key: Callable[[tuple[int, ...]], tuple],
+    graph: dict,
+    part_key: Callable[[int], tuple],
 ) -> tuple[_Gather, list]:
     """The plan that gathers an array whose index ``i`` along axis ``a`` reads sample
-    ``per_axis_sources[a][i]`` of the Dask array (-1: ``fill``), and the chunk keys it reads."""
+    ``per_axis_sources[a][i]`` of the Dask array (-1: ``fill``), and the keys it reads.
+
+    A piece that needs a whole chunk reads the chunk; a part of a chunk (a halo's sliver)
+    is cut out by a task of its own, added to ``graph`` under ``part_key(i)``, so that only
+    the sliver travels to the worker that gathers, and only it is held there.
+    """
     runs = [
         _axis_runs(sources, bounds) for sources, bounds in zip(per_axis_sources, per_axis_bounds)
     ]
     keys: list = []
-    arguments: dict[tuple[int, ...], int] = {}
+    arguments: dict[object, int] = {}
     pieces = []
     for combination in product(*runs):
         index = tuple(chunk for chunk, _, _ in combination)
-        if index not in arguments:
-            arguments[index] = len(keys)
-            keys.append(chunk_key(index))
-        pieces.append(
-            _Piece(
-                arguments[index],
-                tuple(target for _, target, _ in combination),
-                tuple(source for _, _, source in combination),
-            )
+        target = tuple(target for _, target, _ in combination)
+        source = tuple(source for _, _, source in combination)
+        whole = all(
+            (part.start, part.stop, part.step) == (0, int(bounds[chunk + 1] - bounds[chunk]), 1)
+            for (chunk, _, part), bounds in zip(combination, per_axis_bounds)
         )
+        if whole:
+            name = chunk_key(index)
+        else:
+            name = part_key(len(keys))
+            graph[name] = (_take, chunk_key(index), source)
+        if name not in arguments:
+            arguments[name] = len(keys)
+            keys.append(name)
+        pieces.append(_Piece(arguments[name], target, (slice(None),) * len(target)))
     missing = any(bool(np.any(sources < 0)) for sources in per_axis_sources)
     shape = tuple(len(sources) for sources in per_axis_sources)
     return _Gather(shape, np.dtype(dtype), fill if missing else None, tuple(pieces)), keys
@@ -573,7 +574,15 @@ class _ConvolveLayout:
                 # in the full convolution of the gathered array start at begin + start - low.
                 first = begin + self.start[axis] - low_kept
                 region.append(slice(first, first + end - begin))
-            plan, keys = _gather_plan(sources, self.bounds, self.dtype, self.fill, self._key)
+            plan, keys = _gather_plan(
+                sources,
+                self.bounds,
+                self.dtype,
+                self.fill,
+                self._key,
+                graph,
+                lambda part, block=block: (name + "-halo", *block, part),
+            )
             mode = "full" if clipped else "valid"
             if not clipped:
                 region = [slice(None)] * len(region)
@@ -652,7 +661,15 @@ class _ConvolveLayout:
                         sources.append(samples)
                         kernel_slices.append(kernel_slice)
                         extent.append(self.out_chunks[axis][index])
-                plan, keys = _gather_plan(sources, self.bounds, self.dtype, self.fill, self._key)
+                plan, keys = _gather_plan(
+                    sources,
+                    self.bounds,
+                    self.dtype,
+                    self.fill,
+                    self._key,
+                    graph,
+                    lambda part, combination=combination: (name + "-piece", *combination, part),
+                )
                 task = _PartialTask(plan, call, tuple(kernel_slices), nonfinite_value)
                 key = (partial_name, *combination)
                 graph[key] = (_partial_block, task, kernel_key, *keys)
@@ -758,8 +775,8 @@ def _finite(data: np.ndarray, value: object) -> np.ndarray:
     return np.where(np.isfinite(data), data, value).astype(data.dtype, copy=False)
 
 
-def _take(partial: np.ndarray, source: tuple[slice, ...]) -> np.ndarray:
-    return partial[source]
+def _take(array: np.ndarray, part: tuple[slice, ...]) -> np.ndarray:
+    return array[part]
 
 
 def _sum_parts(
@@ -882,7 +899,15 @@ def conv_lazily(
         if empty:  # every window lies in the zero padding: no terms at all
             graph[(name, *block)] = (np.zeros, shape, dtype)
             continue
-        plan, keys = _gather_plan(sources, bounds, dtype, fill, lambda index: (data.name, *index))
+        plan, keys = _gather_plan(
+            sources,
+            bounds,
+            dtype,
+            fill,
+            lambda index: (data.name, *index),
+            graph,
+            lambda part, block=block: (name + "-halo", *block, part),
+        )
         task = _ConvTask(plan, call, tuple(border))
         graph[(name, *block)] = (_conv_block, task, kernel_key, *keys)
         largest = max(largest, math.prod(plan.shape) + 2 * math.prod(shape))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["describe", "is_device_array", "stand_in"]
+__all__ = ["describe", "is_dask_array", "is_device_array", "stand_in"]
 
 
 def is_device_array(value: object) -> bool:
@@ -23,6 +23,21 @@ def is_device_array(value: object) -> bool:
         return True
     return all(
         hasattr(value, name) for name in ("copy_to_host", "shape", "dtype", "is_c_contiguous")
+    )
+
+
+def is_dask_array(value: object) -> bool:
+    """True for a Dask array (any object with Dask's collection and array protocols).
+
+    Recognized by duck typing, so that ``import convkit`` imports no Dask; its
+    data lives in a graph, and is never read by the core either.
+    """
+    return (
+        not isinstance(value, np.ndarray)
+        and hasattr(value, "__dask_graph__")
+        and hasattr(value, "chunks")
+        and hasattr(value, "shape")
+        and hasattr(value, "dtype")
     )
 
 

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 
 from convkit._config import get_memory_limit
-from convkit._device import describe, is_device_array, stand_in
+from convkit._device import describe, is_dask_array, is_device_array, stand_in
 from convkit._errors import WorkingSetTooLargeError
 from convkit._geometry import (
     MAX_LENGTH,
@@ -65,6 +65,13 @@ def to_operand(value: object, function: str, argument: str) -> np.ndarray:
     """Turn an array-like into an ndarray, with errors that name ``argument``."""
     if value is None:
         raise TypeError(f"{function}: {argument} must be an array, got None")
+    if is_dask_array(value):
+        # np.asarray would compute the whole graph into memory, unasked.
+        raise TypeError(
+            f"{function}: {argument} is a Dask array, which {function} does not stream; "
+            f"pass {argument}.compute() if it fits in memory (convolve_nd, correlate_nd and "
+            "conv take Dask arrays and return lazy results)"
+        )
     try:
         array = np.asarray(value)
     except (ValueError, TypeError) as error:
