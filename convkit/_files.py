@@ -298,15 +298,58 @@ def _regular_chunks(array):
     return array if regular else array.rechunk(tuple(max(sizes) for sizes in array.chunks))
 
 
+def _compute(stored, workers: int | None, threads: int | None, progress: bool) -> None:
+    """Run the graph ``stored``; when this returns or raises, no task of it runs any more."""
+    import dask
+
+    if workers is not None:
+        import logging
+
+        from distributed import Client, LocalCluster
+        from distributed import progress as distributed_progress
+
+        # The cluster's own INFO lines would bury the progress bar and the summary.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            ) as cluster,
+            Client(cluster) as client,
+        ):  # leaving it stops the worker processes, their running tasks too
+            future = client.compute(stored)
+            if progress:
+                with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout
+                    distributed_progress(future)
+                print(file=sys.stderr)
+            future.result()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dask.diagnostics import ProgressBar
+
+    pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
+    try:
+        bar = ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext()
+        with bar, dask.config.set(num_workers=pool._max_workers):
+            dask.compute(stored, scheduler="threads", pool=pool)
+    finally:
+        # On Ctrl-C or an error, the running tasks finish and the queued ones are dropped.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def write_output(
     result,
     path: str | os.PathLike,
     kind: str,
     *,
     zarr_format: int = 3,
-    client=None,
-    progress: bool = True,
+    workers: int | None = None,
     threads: int | None = None,
+    progress: bool = True,
 ) -> None:
     """Compute ``result`` chunk by chunk into OUTPUT, through a temporary sibling path.
 
@@ -320,20 +363,22 @@ def write_output(
         The format to write.
     zarr_format : {2, 3}
         The zarr format of a zarr OUTPUT.
-    client : distributed.Client or None
-        Compute on this cluster; None: Dask's threaded scheduler.
-    progress : bool
-        Show a progress bar on stderr.
+    workers : int or None
+        Compute on a local distributed cluster of this many single-threaded
+        worker processes, started here and closed before returning; None:
+        Dask's threaded scheduler in this process.
     threads : int or None
         Threads of the threaded scheduler (default: the CPU count).
+    progress : bool
+        Show a progress bar on stderr.
 
     Notes
     -----
     The temporary ``.NAME.partial-PID`` is removed on any failure, Ctrl-C
-    included, after the tasks writing into it have stopped; OUTPUT appears
-    (or replaces the old one) only by a rename once every chunk is written.
+    included, once no task writes into it any more (the pool or the
+    cluster is shut down first); OUTPUT appears, or replaces the old one,
+    only by a rename once every chunk is written.
     """
-    import dask
     import dask.array as da
 
     path = Path(path)
@@ -351,57 +396,11 @@ def write_output(
                 mode="w",
                 zarr_format=zarr_format,
             )
-        if client is not None:
-            from distributed import progress as distributed_progress
-
-            future = client.compute(stored)
-            if progress:
-                with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout
-                    distributed_progress(future)
-                print(file=sys.stderr)
-            future.result()
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from dask.diagnostics import ProgressBar
-
-            pool = ThreadPoolExecutor(threads or os.cpu_count() or 1)
-            try:
-                bar = ProgressBar(out=sys.stderr) if progress else contextlib.nullcontext()
-                with bar, dask.config.set(num_workers=pool._max_workers):
-                    dask.compute(stored, scheduler="threads", pool=pool)
-            finally:
-                # Running tasks finish before the temporary goes, so that none writes after.
-                pool.shutdown(wait=True, cancel_futures=True)
+        _compute(stored, workers, threads, progress)
         _put_in_place(partial, path)
     except BaseException:
         _remove(partial)
         raise
-
-
-@contextlib.contextmanager
-def _scheduler(workers: int | None):
-    """None, or a distributed Client on a fresh LocalCluster of ``workers`` processes."""
-    if workers is None:
-        yield None
-        return
-    import logging
-
-    from distributed import Client, LocalCluster
-
-    # The cluster's own INFO lines would bury the progress bar and the summary.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.WARNING,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
 
 
 def _backend_summary(backend: str | None, in1, in2, operation: str, options: dict) -> str:
@@ -466,10 +465,9 @@ def convolve_files(
     except (TypeError, ValueError) as error:
         raise CommandError(str(error)) from None
     chosen = _backend_summary(backend, in1, in2, operation, options)
-    with _scheduler(workers) as client:
-        write_output(
-            result, output_path, kind, zarr_format=zarr_format, client=client, progress=progress
-        )
+    write_output(
+        result, output_path, kind, zarr_format=zarr_format, workers=workers, progress=progress
+    )
     seconds = time.perf_counter() - start
     where = f"{workers} worker processes" if workers else f"{os.cpu_count()} threads"
     return (

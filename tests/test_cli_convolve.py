@@ -276,3 +276,42 @@ def test_the_command_line_imports_dask_only_when_convolving():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+SLOW_WRITE = """
+import sys, time
+import dask.array as da
+from convkit import _files
+
+def slow(block):
+    time.sleep(0.2)
+    return block
+
+array = da.ones((40, 40), chunks=4).map_blocks(slow, dtype=float)
+workers = int(sys.argv[3]) if len(sys.argv) > 3 else None
+_files.write_output(array, sys.argv[1], sys.argv[2], workers=workers, progress=False)
+"""
+
+
+@pytest.mark.parametrize(("kind", "workers"), [("npy", None), ("zarr", None), ("zarr", 2)])
+def test_ctrl_c_while_writing_leaves_nothing(tmp_path, kind, workers):
+    import signal
+    import time
+
+    target = tmp_path / f"out.{kind}"
+    command = [sys.executable, "-c", SLOW_WRITE, str(target), kind]
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        command + ([str(workers)] if workers else []), stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not os.listdir(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.listdir(tmp_path), "the temporary never appeared"
+        time.sleep(2 if workers else 0.5)  # some chunks are written
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode != 0, process.stderr.read()
+    assert os.listdir(tmp_path) == []
