@@ -125,7 +125,7 @@ class NpyFile:
 
     def __init__(self, path: Path) -> None:
         mapped = np.load(path, mmap_mode="r", allow_pickle=False)
-        self.path = str(path)
+        self.path = str(Path(path).resolve())  # worker processes may run elsewhere
         self.shape, self.dtype, self.ndim = mapped.shape, mapped.dtype, mapped.ndim
 
     def __getitem__(self, key):
@@ -136,7 +136,7 @@ class NpyTarget:
     """A ``.npy`` file written region by region by ``dask.array.store``, from any process."""
 
     def __init__(self, path: Path) -> None:
-        self.path = str(path)
+        self.path = str(Path(path).resolve())
 
     def __setitem__(self, key, value) -> None:
         mapped = np.load(self.path, mmap_mode="r+", allow_pickle=False)
@@ -194,7 +194,7 @@ def open_input(path: str | os.PathLike, chunks: str | None = None):
     import zarr
 
     try:
-        stored = zarr.open_array(str(path), mode="r")
+        stored = zarr.open_array(str(path.resolve()), mode="r")
     except Exception as error:  # noqa: BLE001 - zarr raises many types for what is not an array
         kind = "a zarr group" if _is_group(path) else "not a zarr array"
         raise CommandError(
@@ -381,7 +381,7 @@ def write_output(
     """
     import dask.array as da
 
-    path = Path(path)
+    path = Path(path).resolve()
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     _remove(partial)  # a leftover of an earlier run of a process with the same id
     try:
