@@ -315,7 +315,9 @@ def _compute(stored, workers: int | None, threads: int | None, progress: bool) -
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # No dashboard; the scheduler's HTTP server on a free port, not a busy 8787.
+                dashboard_address=":0",
+                scheduler_kwargs={"dashboard": False},
                 silence_logs=logging.WARNING,
             ) as cluster,
             Client(cluster) as client,
@@ -411,8 +413,7 @@ def _backend_summary(backend: str | None, in1, in2, operation: str, options: dic
         decision = convkit.explain(operation, block, in2, backend=backend, **options)
     except (TypeError, ValueError):  # a block smaller than the kernel in "valid" mode
         return f"backend {backend or 'as configured'}"
-    chosen = decision.backend or "none"
-    return f"backend {decision.rule}: {chosen} on {block_shape} blocks"
+    return f"backend {decision.backend} (chosen by {decision.rule}) on {block_shape} blocks"
 
 
 def convolve_files(

@@ -315,3 +315,30 @@ def test_ctrl_c_while_writing_leaves_nothing(tmp_path, kind, workers):
         process.kill()
     assert process.returncode != 0, process.stderr.read()
     assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_in_the_command_exits_130_and_writes_nothing(files):
+    import signal
+    import time
+
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "convkit", "convolve", "volume.npy", "kernel.npy", "out.zarr"]
+        + ["--chunks", "2", "--backend", "scipy", "--quiet"],  # 1080 small tasks: seconds
+        cwd=files,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not leftovers(files) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert leftovers(files), "the temporary never appeared"
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "interrupted: OUTPUT 'out.zarr' not written"
+    assert stdout == "" and not (files / "out.zarr").exists() and leftovers(files) == []
