@@ -298,8 +298,11 @@ def _regular_chunks(array):
     return array if regular else array.rechunk(tuple(max(sizes) for sizes in array.chunks))
 
 
-def _compute(stored, workers: int | None, threads: int | None, progress: bool) -> None:
-    """Run the graph ``stored``; when this returns or raises, no task of it runs any more."""
+def _compute(stored, workers: int | None, threads: int | None, progress: bool) -> float:
+    """Run the graph ``stored``; when this returns or raises, no task of it runs any more.
+
+    Returns the seconds spent starting a cluster (0 on the threaded scheduler).
+    """
     import dask
 
     if workers is not None:
@@ -310,6 +313,7 @@ def _compute(stored, workers: int | None, threads: int | None, progress: bool) -
 
         # The cluster's own INFO lines would bury the progress bar and the summary.
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        start = time.perf_counter()
         with (
             LocalCluster(
                 n_workers=workers,
@@ -322,13 +326,14 @@ def _compute(stored, workers: int | None, threads: int | None, progress: bool) -
             ) as cluster,
             Client(cluster) as client,
         ):  # leaving it stops the worker processes, their running tasks too
+            starting = time.perf_counter() - start
             future = client.compute(stored)
             if progress:
                 with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout
                     distributed_progress(future)
                 print(file=sys.stderr)
             future.result()
-        return
+        return starting
     from concurrent.futures import ThreadPoolExecutor
 
     from dask.diagnostics import ProgressBar
@@ -341,6 +346,7 @@ def _compute(stored, workers: int | None, threads: int | None, progress: bool) -
     finally:
         # On Ctrl-C or an error, the running tasks finish and the queued ones are dropped.
         pool.shutdown(wait=True, cancel_futures=True)
+    return 0.0
 
 
 def write_output(
@@ -352,7 +358,7 @@ def write_output(
     workers: int | None = None,
     threads: int | None = None,
     progress: bool = True,
-) -> None:
+) -> float:
     """Compute ``result`` chunk by chunk into OUTPUT, through a temporary sibling path.
 
     Parameters
@@ -373,6 +379,11 @@ def write_output(
         Threads of the threaded scheduler (default: the CPU count).
     progress : bool
         Show a progress bar on stderr.
+
+    Returns
+    -------
+    float
+        The seconds spent starting the cluster (0 without ``workers``).
 
     Notes
     -----
@@ -398,11 +409,12 @@ def write_output(
                 mode="w",
                 zarr_format=zarr_format,
             )
-        _compute(stored, workers, threads, progress)
+        starting = _compute(stored, workers, threads, progress)
         _put_in_place(partial, path)
     except BaseException:
         _remove(partial)
         raise
+    return starting
 
 
 def _backend_summary(backend: str | None, in1, in2, operation: str, options: dict) -> str:
@@ -466,11 +478,15 @@ def convolve_files(
     except (TypeError, ValueError) as error:
         raise CommandError(str(error)) from None
     chosen = _backend_summary(backend, in1, in2, operation, options)
-    write_output(
+    starting = write_output(
         result, output_path, kind, zarr_format=zarr_format, workers=workers, progress=progress
     )
     seconds = time.perf_counter() - start
-    where = f"{workers} worker processes" if workers else f"{os.cpu_count()} threads"
+    where = (
+        f"{workers} worker processes (started in {starting:.1f} s)"
+        if workers
+        else f"{os.cpu_count()} threads"
+    )
     return (
         f"{output_path}: {result.shape} {result.dtype} ({kind}) = {operation}({input_path} "
         f"{in1.shape} {in1.dtype}, {kernel_path} {in2.shape} {in2.dtype}, mode={mode!r}); "
