@@ -1,4 +1,5 @@
-"""``python -m convkit``: ``info`` (the backend table), ``demo`` (the seed comparison), ``check``, ``warmup``."""
+"""``python -m convkit``: ``info`` (the backend table), ``demo`` (the seed comparison), ``check``, ``warmup``,
+``convolve`` (files larger than memory, through Dask)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 import convkit
 from convkit._environment import EnvironmentVariableError, environment_problems
+from convkit._files import add_convolve_command, run_convolve_command
 
 __all__ = ["main"]
 
@@ -442,7 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=WARMUP_DTYPES,
         help="warm this dtype (repeatable); default: float32 and float64",
     )
+    add_convolve_command(commands)
     arguments = parser.parse_args(argv)
+    if arguments.command == "convolve":
+        return run_convolve_command(arguments)
     if arguments.command == "info":
         print(info())
         return 1 if environment_problems() else 0
