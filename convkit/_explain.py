@@ -206,9 +206,14 @@ def explain(function: str | Callable, /, *args, **kwargs) -> Explanation:
     """
     name = function if isinstance(function, str) else getattr(function, "__name__", None)
     if name not in _FUNCTIONS or (not isinstance(function, str) and function is not _public(name)):
+        given = (
+            repr(function)
+            if isinstance(function, str) or callable(function)
+            else f"a {type(function).__name__} (the function comes first: explain(function, ...))"
+        )
         raise TypeError(
             f"explain: function must be one of {sorted(_FUNCTIONS)} or the convkit function of "
-            f"that name, got {function!r}"
+            f"that name, got {given}"
         )
     try:
         bound = inspect.signature(_public(name)).bind(*args, **kwargs)
