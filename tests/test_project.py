@@ -33,7 +33,8 @@ def test_ci_runs_every_test_level_the_readme_lists():
     assert ci.index(levels[0]) > ci.index("python -m pytest")  # after the quick loop
 
 
-def test_readme_python_examples_run():
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
     blocks = _blocks("python")
     assert len(blocks) >= 4
     for block in blocks:
