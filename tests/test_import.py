@@ -47,3 +47,19 @@ def test_the_autograd_bridges_are_imported_only_by_name():
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False", "False"], done.stdout
+
+
+def test_import_convkit_imports_no_dask():
+    """Dask arrays are recognized by their ``__dask_graph__``, without importing dask: not
+    on import, nor when a call gets NumPy arrays (on the reference backend: pyFFTW's
+    interfaces import dask themselves when it is installed)."""
+    script = (
+        "import sys, convkit\n"
+        "convkit.convolve_nd([1.0, 2.0, 3.0], [1.0, 1.0], 'same', backend='scipy')\n"
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('dask', 'distributed', 'zarr', 'toolz', 'cloudpickle')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
