@@ -10,6 +10,7 @@ from numpy.typing import ArrayLike
 
 from convkit._backend import Backend, reported_working_set
 from convkit._config import get_memory_limit
+from convkit._dask import conv_lazily, convolve_lazily, is_dask_array
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._missing import check_nan_policy, with_nan_policy
 from convkit._problems import Problem
@@ -287,6 +288,10 @@ def _along_axes(
     are bound: a missing-data policy other than "propagate" runs it on finite arrays."""
     name = function.__name__
     check_nan_policy(nan_policy, preserve_nan, mode, name)
+    if is_dask_array(in1) or is_dask_array(in2):
+        return convolve_lazily(
+            name, in1, in2, mode, axes, boundary, fillvalue, nan_policy, preserve_nan, backend
+        )
     if nan_policy != "propagate":
         keywords = dict(axes=axes, boundary=boundary, fillvalue=fillvalue, backend=backend)
         return with_nan_policy(function, name, in1, in2, mode, nan_policy, preserve_nan, **keywords)
@@ -376,6 +381,21 @@ def conv(
     >>> convkit.conv([[[1.0, 2.0, 3.0]]], [[[1.0, 1.0, 1.0]]], border_mode="half", boundary="nearest")
     array([[[4., 6., 8.]]])
     """
+    if is_dask_array(input) or is_dask_array(filters):
+        return conv_lazily(
+            "conv",
+            input,
+            filters,
+            border_mode,
+            subsample,
+            filter_flip,
+            filter_dilation,
+            num_groups,
+            None,
+            boundary,
+            fillvalue,
+            backend,
+        )
     problem = normalize_conv(
         input,
         filters,
@@ -408,6 +428,21 @@ def _fixed_rank(spatial_dims: int, function: str):
         fillvalue: complex = 0,
         backend: BackendChoice = None,
     ) -> np.ndarray:
+        if is_dask_array(input) or is_dask_array(filters):
+            return conv_lazily(
+                function,
+                input,
+                filters,
+                border_mode,
+                subsample,
+                filter_flip,
+                filter_dilation,
+                num_groups,
+                spatial_dims,
+                boundary,
+                fillvalue,
+                backend,
+            )
         problem = normalize_conv(
             input,
             filters,

@@ -6,10 +6,12 @@ Both are read at call time, so that ``CONVKIT_NUM_THREADS`` and
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -76,7 +78,8 @@ def get_num_threads() -> int:
     """Return the number of threads backends use for the next call.
 
     The value set by :func:`set_num_threads`, else ``CONVKIT_NUM_THREADS``,
-    else the number of cores this process may run on.
+    else the number of cores this process may run on; inside a task of a
+    Dask array computation, else that task's share of the cores.
 
     Raises
     ------
@@ -90,10 +93,36 @@ def get_num_threads() -> int:
     >>> convkit.get_num_threads() >= 1
     True
     """
+    explicit = explicit_num_threads()
+    if explicit is not None:
+        return explicit
+    in_task = getattr(_task_budget, "threads", None)
+    return _cores() if in_task is None else in_task
+
+
+def explicit_num_threads() -> int | None:
+    """The thread count the user chose (:func:`set_num_threads`, else
+    ``CONVKIT_NUM_THREADS``), or None when they chose none."""
     if _num_threads is not None:
         return _num_threads
-    from_environment = read_num_threads()
-    return _cores() if from_environment is None else from_environment
+    return read_num_threads()
+
+
+# Per thread, not per process: a task of a Dask worker's thread pool runs convkit with the
+# share of the cores that its pool leaves it (see convkit._dask.task_threads).
+_task_budget = threading.local()
+
+
+@contextlib.contextmanager
+def threads_in_this_thread(threads: int) -> Iterator[None]:
+    """Calls made from this thread use ``threads`` threads, unless the user chose a
+    count (an explicit choice wins)."""
+    previous = getattr(_task_budget, "threads", None)
+    _task_budget.threads = threads
+    try:
+        yield
+    finally:
+        _task_budget.threads = previous
 
 
 _MEMINFO_SECONDS = 0.5

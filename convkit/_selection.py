@@ -25,7 +25,14 @@ from convkit._environment import read_backend_choice
 from convkit._errors import BackendUnavailableError, UnknownBackendError
 from convkit._problems import Problem
 
-__all__ = ["Decision", "decide", "select_backend", "set_backend", "use_backend"]
+__all__ = [
+    "Decision",
+    "current_choice",
+    "decide",
+    "select_backend",
+    "set_backend",
+    "use_backend",
+]
 
 Choice = str | Backend | Sequence[str | Backend]
 
@@ -233,3 +240,42 @@ def select_backend(problem: Problem, explicit: str | Backend | None) -> Backend:
             decision.describe(),
         )
     return decision.backend
+
+
+def current_choice(explicit: str | Backend | None) -> tuple[tuple[str | Backend, ...], bool]:
+    """The choice a call made now would follow, frozen: ``(items, strict)``.
+
+    ``strict`` is True for ``backend=`` (one backend, no fallback); otherwise
+    ``items`` is the priority list in force (:func:`use_backend`,
+    :func:`set_backend`, ``CONVKIT_BACKEND``, else ``("auto",)``), to be
+    replayed with :func:`use_backend` where the work runs: in another
+    thread or process, which sees neither this context nor this process's
+    settings.  Names are checked now, so that an unknown one fails here.
+    """
+    if explicit is not None:
+        if isinstance(explicit, str):
+            if "," in explicit:
+                raise ValueError(
+                    f"backend={explicit!r}: backend= takes one name (it is strict); use "
+                    "convkit.use_backend or CONVKIT_BACKEND for a priority list"
+                )
+            name = explicit.strip().lower()
+            if name != AUTO:
+                _registry.slot(name)
+            return (name,), name != AUTO
+        if not isinstance(explicit, Backend):
+            raise TypeError(
+                f"backend must be a backend name or a convkit.plugin.Backend, got "
+                f"{type(explicit).__name__}"
+            )
+        return (explicit,), True
+    choice = _context_choice.get()
+    if choice is not None:
+        return choice, False
+    if _process_choice is not None:
+        return _process_choice, False
+    environment = read_backend_choice()
+    if environment is not None:
+        rule = f"CONVKIT_BACKEND={environment!r}"
+        return _parse_choice(environment, f"environment variable {rule}"), False
+    return (AUTO,), False

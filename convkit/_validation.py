@@ -334,6 +334,7 @@ def normalize_convolve(
     fillvalue: object = 0,
     *,
     correlate: bool = False,
+    geometry_only: bool = False,
 ) -> ConvolveProblem | np.ndarray:
     """Check the arguments of ``convolve_nd`` and build its normalized problem.
 
@@ -441,12 +442,13 @@ def normalize_convolve(
         output_shape = convolve_output_region(padded_shape, second.shape, "valid", axes_tuple)[1]
         # Whichever backend runs, the padded copy may be made (by the core, for a backend
         # that does not extend the rule itself): it counts toward the budget.
-        _check_budget(function, (first, second), dtype, output_shape, padded_shape)
-        if pad_mode == "constant":
+        if not geometry_only:
+            _check_budget(function, (first, second), dtype, output_shape, padded_shape)
+        if pad_mode != "constant":
+            rule = _RULE_OF_PAD_MODE[pad_mode]
+        elif not geometry_only:
             first = _padded_signal(first, widths, pad_mode, fillvalue, dtype)
             mode = "valid"
-        else:
-            rule = _RULE_OF_PAD_MODE[pad_mode]
 
     if mode == "valid":
         try:
@@ -476,11 +478,17 @@ def normalize_convolve(
         else:
             rule = "fill"  # a kernel of length 1 everywhere reaches no extension
 
-    if devices is None:
+    if devices is None and not geometry_only:
         _check_budget(function, (first, second), dtype, output_shape)
+    if geometry_only:
+        operands = (first, _readonly_contiguous(second, dtype))
+    elif devices is None:
+        operands = (_readonly_contiguous(first, dtype), _readonly_contiguous(second, dtype))
+    else:
+        operands = devices
     return ConvolveProblem(
-        in1=_readonly_contiguous(first, dtype) if devices is None else devices[0],
-        in2=_readonly_contiguous(second, dtype) if devices is None else devices[1],
+        in1=operands[0],
+        in2=operands[1],
         axes=axes_tuple,
         output_start=tuple(output_start),
         output_shape=tuple(output_shape),
@@ -511,6 +519,7 @@ def normalize_conv(
     function: str = "conv",
     boundary: object = "fill",
     fillvalue: object = 0,
+    geometry_only: bool = False,
 ) -> ConvProblem | np.ndarray:
     """Check the arguments of ``conv``/``conv1d``/``conv2d``/``conv3d`` and build the problem.
 
@@ -530,6 +539,12 @@ def normalize_conv(
         As for :func:`convkit.conv`.  A rule (wrap, symm, mirror, nearest)
         is carried in ``problem.boundary``; a non-zero fill value gives the
         problem on an input already padded with it, ``padding`` all zero.
+    geometry_only : bool
+        Check every argument and work out the geometry, but neither copy the
+        input nor check the memory budget: ``input`` may be a zero-memory
+        stand-in for data that lives elsewhere (a Dask array), which stays
+        the problem's ``input`` (unpadded: ``padding`` is kept, and a
+        non-zero ``fillvalue`` is not written anywhere).
 
     Returns
     -------
@@ -664,7 +679,8 @@ def normalize_conv(
             on_device=True,
         )
     if batch == 0 or filter_count == 0 or channels == 0:
-        _check_budget(function, (), dtype, output_shape)
+        if not geometry_only:
+            _check_budget(function, (), dtype, output_shape)
         return np.zeros(output_shape, dtype=dtype)
 
     if filter_flip:
@@ -678,15 +694,17 @@ def normalize_conv(
         padded_shape = tuple(
             size + before + after for size, (before, after) in zip(data.shape, widths)
         )
-        _check_budget(function, (data, kernels), dtype, output_shape, padded_shape)
-        if pad_mode == "constant":
+        if not geometry_only:
+            _check_budget(function, (data, kernels), dtype, output_shape, padded_shape)
+        if pad_mode != "constant":
+            rule = _RULE_OF_PAD_MODE[pad_mode]
+        elif not geometry_only:
             data = _padded_signal(data, widths, pad_mode, fillvalue, dtype)
             padding = ((0, 0),) * spatial_dims
-        else:
-            rule = _RULE_OF_PAD_MODE[pad_mode]
-    _check_budget(function, (data, kernels), dtype, output_shape)
+    if not geometry_only:
+        _check_budget(function, (data, kernels), dtype, output_shape)
     return ConvProblem(
-        input=_readonly_contiguous(data, dtype),
+        input=data if geometry_only else _readonly_contiguous(data, dtype),
         filters=_readonly_contiguous(kernels, dtype),
         padding=padding,
         stride=stride,
