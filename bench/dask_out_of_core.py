@@ -48,6 +48,7 @@ import numpy as np
 KERNEL_SIZE = 9
 SEED = 20261126
 MEMORY_LIMIT = "1G"
+CONTESTANTS = ("convkit", "dask_image")
 
 
 class PeakMemory:
@@ -148,6 +149,17 @@ def write_volume(path: Path, size: int, chunks: int) -> float:
         for _ in pool.map(write, chunk_slices(array.shape, chunks)):
             pass
     return time.perf_counter() - start
+
+
+def _reusable(path: Path, size: int, chunks: int) -> bool:
+    """Whether ``path`` already holds the seeded volume's store of this size and chunking."""
+    import zarr
+
+    try:
+        array = zarr.open_array(str(path), mode="r")
+    except (FileNotFoundError, ValueError):  # zarr's own errors are ValueErrors
+        return False
+    return array.shape == (size,) * 3 and array.chunks == (chunks,) * 3 and array.nbytes > 0
 
 
 def empty_like_store(path: Path, source) -> object:
@@ -280,7 +292,9 @@ def out_of_core(args, workdir: Path, weights: np.ndarray) -> dict:
     size, chunks = args.size, args.chunks
     source_path = workdir / f"in-{size}.zarr"
     load = os.getloadavg()
-    generation = write_volume(source_path, size, chunks)
+    generation = (
+        None if _reusable(source_path, size, chunks) else write_volume(source_path, size, chunks)
+    )
     source = zarr.open_array(str(source_path), mode="r")
     blocks = sampled_blocks(source.shape, chunks, args.samples)
     report = {
@@ -293,10 +307,13 @@ def out_of_core(args, workdir: Path, weights: np.ndarray) -> dict:
         "sampled_blocks": [[[s.start, s.stop] for s in index] for index in blocks],
         "rows": {},
     }
-    print(f"wrote {source.nbytes / 2**30:.2f} GiB in {generation:.1f} s", flush=True)
-    contestants = {"convkit": convkit_graph}
-    if not args.skip_peer:
-        contestants["dask_image"] = dask_image_graph
+    if generation is not None:
+        print(f"wrote {source.nbytes / 2**30:.2f} GiB in {generation:.1f} s", flush=True)
+    contestants = {
+        name: graph_of
+        for name, graph_of in (("convkit", convkit_graph), ("dask_image", dask_image_graph))
+        if name in (args.only or CONTESTANTS)
+    }
     cluster, client = start_cluster(args.workers)
     try:
         for name, graph_of in contestants.items():
@@ -327,7 +344,8 @@ def out_of_core(args, workdir: Path, weights: np.ndarray) -> dict:
 def in_memory(source, weights: np.ndarray, repeats: int, blocks) -> dict:
     """The in-memory convkit call on the whole volume (NumPy in and out, 2 threads).
 
-    Median of ``repeats`` timed calls after an untimed one, checked on ``blocks``.
+    Median of ``repeats`` timed calls after three untimed ones (the fftw backend
+    measures its plans on a shape's third use), checked on ``blocks``.
     The call runs without the 1G limit the Dask runs have: it is the problem that
     fits in memory.
     """
@@ -337,7 +355,8 @@ def in_memory(source, weights: np.ndarray, repeats: int, blocks) -> dict:
     convkit.set_num_threads(2)
     convkit.set_memory_limit(16 * 2**30)
     try:
-        result = convkit.convolve_nd(volume, weights, "same")
+        for _ in range(3):
+            result = convkit.convolve_nd(volume, weights, "same")
         load = os.getloadavg()
         times = []
         for _ in range(repeats):
@@ -406,6 +425,22 @@ def fits_in_memory(args, workdir: Path, weights: np.ndarray) -> dict:
     return report
 
 
+def merge(big: dict, earlier: dict) -> None:
+    """Copy into ``big`` the rows of ``earlier`` (a report's JSON) that ``big`` lacks."""
+    old = earlier["out_of_core"]
+    for key in ("size", "chunks", "workers"):
+        if old[key] != big[key]:
+            raise SystemExit(
+                f"--merge: the earlier run has {key} {old[key]}, this one {big[key]}; "
+                "merge only runs of the same volume, chunks and workers"
+            )
+    for name, row in old["rows"].items():
+        if name not in big["rows"]:
+            big["rows"][name] = {**row, "from": f"{earlier['date']}, {earlier['command']}"}
+    if big["generation_seconds"] is None:
+        big["generation_seconds"] = old["generation_seconds"]
+
+
 def machine() -> str:
     """The CPU model and core count."""
     model = platform.processor() or platform.machine()
@@ -465,7 +500,9 @@ def markdown(report: dict) -> str:
             f"CONVKIT_MEMORY_LIMIT={MEMORY_LIMIT}"
         ),
         "",
-        f"Generating the input (2 threads): {big['generation_seconds']:.1f} s.",
+        f"Generating the input (2 threads): {big['generation_seconds']:.1f} s."
+        if big["generation_seconds"] is not None
+        else "The input store was reused from an earlier run.",
         "",
         "| implementation | seconds | GB/s of input | peak RSS, all processes | load before / after "
         "| sampled blocks |",
@@ -479,6 +516,11 @@ def markdown(report: dict) -> str:
             f"{'ok' if row['ok'] else 'WRONG'} ({row['error']:.1e}, "
             f"{len(big['sampled_blocks'])} blocks) |"
         )
+    lines += [
+        f"\nThe {name} row comes from an earlier run on the same store: {row['from']}."
+        for name, row in big["rows"].items()
+        if "from" in row
+    ]
     rows = big["rows"]
     if "dask_image" in rows:
         ratio = rows["convkit"]["gb_per_s"] / rows["dask_image"]["gb_per_s"]
@@ -517,7 +559,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of --fit-size")
     parser.add_argument("--samples", type=int, default=4, help="output blocks checked")
-    parser.add_argument("--skip-peer", action="store_true", help="leave dask_image out")
+    parser.add_argument(
+        "--only", action="append", choices=CONTESTANTS, help="run only this one (repeatable)"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="take the rows this run does not measure from an earlier run's JSON (same sizes)",
+    )
     parser.add_argument("--workdir", type=Path, help="where the stores go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir")
     parser.add_argument("--out", type=Path, help="write the markdown here (and .json beside it)")
@@ -535,6 +584,8 @@ def main(argv=None) -> int:
     }
     try:
         report["out_of_core"] = out_of_core(args, workdir, weights)
+        if args.merge:
+            merge(report["out_of_core"], json.loads(args.merge.read_text()))
         if args.fit_size:
             report["fits_in_memory"] = fits_in_memory(args, workdir, weights)
     finally:
