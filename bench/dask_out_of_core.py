@@ -10,7 +10,8 @@ Steps, each timed, with the peak resident memory of every process of the run
 
 1. write a ``size``-cubed float32 volume to a zarr store under --workdir,
    chunk by chunk from a seeded generator (it never sits in memory whole);
-2. on a ``LocalCluster(processes=True, n_workers=W, threads_per_worker=1)``
+2. on a ``LocalCluster(processes=True, n_workers=W, threads_per_worker=T)``
+   (T = --threads-per-worker, default 1)
    with ``CONVKIT_MEMORY_LIMIT=1G`` for every process:
    ``convkit.convolve_nd(da.from_zarr(IN), kernel, "same")`` written with
    ``da.to_zarr``, then ``dask_image.ndfilters.convolve`` (mode "constant",
@@ -258,14 +259,14 @@ def run_to_zarr(client, graph, out_path: Path, source) -> dict:
     }
 
 
-def start_cluster(workers: int):
-    """A LocalCluster of ``workers`` processes, one thread each, and its client."""
+def start_cluster(workers: int, threads: int = 1):
+    """A LocalCluster of ``workers`` processes, ``threads`` threads each, and its client."""
     from dask.distributed import Client, LocalCluster
 
     cluster = LocalCluster(
         processes=True,
         n_workers=workers,
-        threads_per_worker=1,
+        threads_per_worker=threads,
         dashboard_address=None,
         silence_logs=40,
     )
@@ -301,6 +302,7 @@ def out_of_core(args, workdir: Path, weights: np.ndarray) -> dict:
         "size": size,
         "chunks": chunks,
         "workers": args.workers,
+        "threads_per_worker": args.threads_per_worker,
         "input_bytes": source.nbytes,
         "generation_seconds": generation,
         "generation_load_before": load,
@@ -314,7 +316,7 @@ def out_of_core(args, workdir: Path, weights: np.ndarray) -> dict:
         for name, graph_of in (("convkit", convkit_graph), ("dask_image", dask_image_graph))
         if name in (args.only or CONTESTANTS)
     }
-    cluster, client = start_cluster(args.workers)
+    cluster, client = start_cluster(args.workers, args.threads_per_worker)
     try:
         for name, graph_of in contestants.items():
             warm_up(
@@ -391,12 +393,13 @@ def fits_in_memory(args, workdir: Path, weights: np.ndarray) -> dict:
         "size": size,
         "chunks": chunks,
         "workers": args.workers,
+        "threads_per_worker": args.threads_per_worker,
         "input_bytes": source.nbytes,
         "rows": {
             "in-memory convkit (NumPy in and out)": in_memory(source, weights, args.repeats, blocks)
         },
     }
-    cluster, client = start_cluster(args.workers)
+    cluster, client = start_cluster(args.workers, args.threads_per_worker)
     try:
         out_path = workdir / f"out-fit-{size}.zarr"
         run_to_zarr(client, convkit_graph(source_path, weights), out_path, source)
@@ -407,7 +410,9 @@ def fits_in_memory(args, workdir: Path, weights: np.ndarray) -> dict:
         ]
         seconds = statistics.median(r["seconds"] for r in rows)
         error = check_blocks(source, zarr.open_array(str(out_path)), weights, blocks)
-        report["rows"][f"convkit on Dask, zarr to zarr, {args.workers} workers"] = {
+        report["rows"][
+            f"convkit on Dask, zarr to zarr, {args.workers} x {args.threads_per_worker}"
+        ] = {
             "seconds": seconds,
             "times": [r["seconds"] for r in rows],
             "gb_per_s": source.nbytes / seconds / 1e9,
@@ -496,7 +501,8 @@ def markdown(report: dict) -> str:
         "",
         (
             f'## {big["size"]}^3 float32 ({gib:.2f} GiB) * 9^3 "same", zarr to zarr, chunks '
-            f"{big['chunks']}^3, LocalCluster {big['workers']} workers x 1 thread, "
+            f"{big['chunks']}^3, LocalCluster {big['workers']} workers x "
+            f"{big.get('threads_per_worker', 1)} thread(s), "
             f"CONVKIT_MEMORY_LIMIT={MEMORY_LIMIT}"
         ),
         "",
@@ -554,6 +560,9 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=256, help="side of the volume (default 256)")
     parser.add_argument("--chunks", type=int, default=128, help="chunk side (default 128)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=1, help="threads per worker (default 1)"
+    )
     parser.add_argument(
         "--fit-size", type=int, default=0, help="side of the in-memory comparison (0: skip it)"
     )

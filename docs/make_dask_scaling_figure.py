@@ -4,7 +4,8 @@
 
 Left: GB/s of input against the chunk side, one line per number of worker
 processes, the in-memory call on the same volume as a dashed line.  Right: the
-peak resident memory of all processes of each run.  The numbers come from
+peak resident memory of all processes of each run; below, the machine and
+the load average the runs had beside them.  The numbers come from
 ``python bench/dask_scaling.py --out bench/baseline/dask_scaling.json``.
 Needs matplotlib (the ``docs`` extra).
 """
@@ -56,6 +57,13 @@ def main(argv=None) -> int:
     memory.set_ylabel("peak RSS, all processes (GiB)")
     memory.set_title("memory of the whole run", fontsize=10)
     speed.legend(fontsize=8)
+    loads = [run["load_before"][0] for run in report["runs"] if "load_before" in run]
+    if loads:
+        figure.supxlabel(
+            f"{report.get('machine', '')}; load average {min(loads):.1f}-{max(loads):.1f} "
+            "beside the runs",
+            fontsize=8,
+        )
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(arguments.out, dpi=80)
     plt.close(figure)
