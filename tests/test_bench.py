@@ -179,3 +179,31 @@ def test_gradient_rows_race_torch_backward_and_the_lowered_path(monkeypatch):
             assert not called and engine.capabilities.operations is None
             monkeypatch.undo()
             monkeypatch.syspath_prepend(str(ROOT / "bench"))
+
+
+@pytest.mark.slow
+def test_dask_out_of_core_bench_runs_on_a_tiny_volume(tmp_path):
+    for module in ("dask.distributed", "zarr", "dask_image", "psutil"):
+        pytest.importorskip(module)
+    out = tmp_path / "dask.md"
+    done = subprocess.run(  # noqa: PLW1510 - the return code is asserted
+        [
+            sys.executable,
+            str(ROOT / "bench" / "dask_out_of_core.py"),
+            *("--size", "48", "--chunks", "16", "--fit-size", "32", "--repeats", "1"),
+            *("--workdir", str(tmp_path / "stores"), "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.with_suffix(".json").read_text())
+    rows = report["out_of_core"]["rows"]
+    assert set(rows) == {"convkit", "dask_image"}
+    for row in rows.values():
+        # the caller and two workers at least, each with a Python interpreter's memory
+        assert row["ok"] and row["processes"] >= 3 and row["peak_rss_bytes"] > 3 * 2**20
+    assert all(row["ok"] for row in report["fits_in_memory"]["rows"].values())
+    assert "convkit / dask_image" in out.read_text()
+    assert not (tmp_path / "stores").exists()

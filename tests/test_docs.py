@@ -1,6 +1,7 @@
 """The docs in docs/ build without a warning; no project file cites an outside contract."""
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -112,3 +113,21 @@ def test_the_boundary_figure_script_draws_the_png(tmp_path, monkeypatch):
     assert make_boundary_figure.main(["--out", str(tmp_path / "b.png")]) == 0
     assert (tmp_path / "b.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (ROOT / "docs" / "_static" / "boundaries.png").is_file()
+
+
+def test_the_dask_scaling_figure_script_draws_the_png(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.syspath_prepend(str(ROOT / "docs"))
+    import make_dask_scaling_figure
+
+    runs = [
+        {"workers": w, "chunks": c, "gb_per_s": 0.1 * w, "peak_rss_bytes": c * 2**20}
+        for w in (1, 2)
+        for c in (64, 128)
+    ]
+    data = tmp_path / "scaling.json"
+    data.write_text(json.dumps({"size": 256, "runs": runs, "in_memory": {"gb_per_s": 0.3}}))
+    out = tmp_path / "s.png"
+    assert make_dask_scaling_figure.main(["--data", str(data), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (ROOT / "docs" / "_static" / "dask_scaling.png").is_file()
