@@ -252,3 +252,22 @@ def test_split_pieces_match_scipy_and_fit_the_budget(rng, shape1, shape2, axes, 
     expected = scipy.signal.fftconvolve(*explicit, mode, axes=axes)
     assert result.shape == expected.shape
     assert np.abs(result - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
+def test_the_plan_pool_evicts_after_a_key_lent_out_its_only_plan():
+    # A key whose only idle plan was lent out must not stay behind as an empty list: the
+    # eviction of a later give_back pops from the oldest key's list (it raised IndexError,
+    # which two threads of Dask's threaded scheduler hit through the shared pool).
+    from convkit_fftw._plans import _Pool
+
+    class FakePlan:
+        def __init__(self, nbytes):
+            self.nbytes = nbytes
+
+    pool = _Pool(100)
+    pool.give_back("A", FakePlan(60))
+    lent = pool.take("A")
+    assert lent.nbytes == 60
+    pool.give_back("B", FakePlan(120))  # over capacity: evicts, the oldest key first
+    pool.give_back("C", FakePlan(40))
+    assert pool.take("C").nbytes == 40

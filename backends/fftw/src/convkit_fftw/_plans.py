@@ -246,6 +246,8 @@ class _Pool:
             if plans:
                 plan = plans.pop()
                 self._idle_bytes -= plan.nbytes
+                if not plans:  # no empty lists: eviction pops from the oldest key's list
+                    del self._idle[key]
                 return plan
         return _build(key)
 
