@@ -497,6 +497,14 @@ class _ConvolveLayout:
     def __init__(self, signal, kernel, mode, axes, rule, fill, dtype) -> None:
         self.signal, self.kernel, self.axes = signal, kernel, axes
         self.mode, self.rule, self.fill, self.dtype = mode, rule, fill, np.dtype(dtype)
+        # Under zero fill the samples past in1's ends are no terms of the sums.  With a finite
+        # kernel, zeros there add exact zero terms (and count as the finite samples that
+        # nan_policy="interpolate" takes them for), so every block gathers the same shape and
+        # runs in "valid" mode; a non-finite kernel must meet no invented zero (0 * inf is NaN),
+        # so its edge blocks gather only in1's samples and take their part of a "full" result.
+        self.zero_terms = (
+            mode != "valid" and rule is None and fill is None and bool(np.isfinite(kernel).all())
+        )
         self.bounds = [_bounds(chunks) for chunks in signal.chunks]
         self.start: dict[int, int] = {}
         out_chunks = []
@@ -563,7 +571,7 @@ class _ConvolveLayout:
                 if self.rule is not None:
                     sources.append(extension_index(positions, n, self.rule))
                     low_kept = low
-                elif self.fill is not None:
+                elif self.fill is not None or self.zero_terms:
                     sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
                     low_kept = low
                 else:
@@ -579,7 +587,7 @@ class _ConvolveLayout:
                 sources,
                 self.bounds,
                 self.dtype,
-                self.fill,
+                0 if self.zero_terms else self.fill,
                 self._key,
                 graph,
                 lambda part, block=block: (name + "-halo", *block, part),
@@ -836,6 +844,11 @@ def conv_lazily(
     padded = any(before or after for before, after in problem.padding)
     fill = _fill_of(boundary, fillvalue, dtype, "same") if padded else None
     rule = rule if padded else None
+    # Zero padding as zeros (exact zero terms) when the filters are finite: every block then
+    # gathers the same shape; non-finite filters meet no invented zero (see _ConvolveLayout).
+    zero_terms = (
+        padded and rule is None and fill is None and bool(np.isfinite(problem.filters).all())
+    )
     choice, strict = _captured(backend)
     call = _Call(
         "conv",
@@ -893,6 +906,9 @@ def conv_lazily(
             elif fill is not None:
                 sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
                 border.append((0, 0))
+            elif zero_terms and max(low, 0) < min(high, n):
+                sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
+                border.append((0, 0))
             else:
                 kept_low, kept_high = max(low, 0), min(high, n)
                 empty |= kept_low >= kept_high
@@ -906,7 +922,7 @@ def conv_lazily(
             sources,
             bounds,
             dtype,
-            fill,
+            0 if zero_terms and fill is None else fill,
             lambda index: (data.name, *index),
             graph,
             lambda part, block=block: (name + "-halo", *block, part),
