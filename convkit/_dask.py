@@ -179,9 +179,15 @@ class _Gather:
     dtype: np.dtype
     fill: object  # the value of positions that read no sample; None when every one reads one
     pieces: tuple[_Piece, ...]
+    # Direct reads: the regions of the source array (the task's only argument) that the
+    # pieces index, one read each; empty when the task's arguments are the chunks themselves.
+    reads: tuple[tuple[slice, ...], ...] = ()
 
 
-def _gather(plan: _Gather, chunks: Sequence[np.ndarray]) -> np.ndarray:
+def _gather(plan: _Gather, arguments: Sequence[object]) -> np.ndarray:
+    chunks = (
+        [np.asarray(arguments[0][region]) for region in plan.reads] if plan.reads else arguments
+    )
     if plan.fill is None:
         gathered = np.empty(plan.shape, dtype=plan.dtype)
     else:
@@ -219,6 +225,72 @@ def _axis_runs(sources: np.ndarray, bounds: np.ndarray) -> list[tuple[int, slice
     return runs
 
 
+def _read_plan(
+    per_axis_sources: Sequence[np.ndarray], dtype: np.dtype, fill: object, source_key: object
+) -> tuple[_Gather, list]:
+    """The plan that reads what ``per_axis_sources`` names straight from the source array:
+    along each axis the samples it needs form a few contiguous ranges (one, but at a wrapped
+    edge or a halo wider than the array), and each combination of ranges is one read."""
+    partitions = []
+    for sources in per_axis_sources:
+        needed = np.unique(sources[sources >= 0])
+        if not len(needed):  # every position of this axis reads the fill value
+            partitions.append(np.zeros(2, dtype=np.int64))
+            continue
+        gaps = np.flatnonzero(np.diff(needed) > 1)
+        starts = [int(needed[0]), *(int(needed[i + 1]) for i in gaps)]
+        ends = [*(int(needed[i]) + 1 for i in gaps), int(needed[-1]) + 1]
+        partitions.append(np.array(sorted({*starts, *ends}), dtype=np.int64))
+    runs = [_axis_runs(sources, bounds) for sources, bounds in zip(per_axis_sources, partitions)]
+    reads: list[tuple[slice, ...]] = []
+    arguments: dict[tuple[int, ...], int] = {}
+    pieces = []
+    for combination in product(*runs):
+        index = tuple(chunk for chunk, _, _ in combination)
+        if index not in arguments:
+            arguments[index] = len(reads)
+            reads.append(
+                tuple(
+                    slice(int(bounds[chunk]), int(bounds[chunk + 1]))
+                    for chunk, bounds in zip(index, partitions)
+                )
+            )
+        pieces.append(
+            _Piece(
+                arguments[index],
+                tuple(target for _, target, _ in combination),
+                tuple(source for _, _, source in combination),
+            )
+        )
+    missing = any(bool(np.any(sources < 0)) for sources in per_axis_sources)
+    shape = tuple(len(sources) for sources in per_axis_sources)
+    plan = _Gather(shape, np.dtype(dtype), fill if missing else None, tuple(pieces), tuple(reads))
+    return plan, [source_key]
+
+
+def _direct_source(array: object) -> object | None:
+    """The key of the array-like that ``array`` was made from by ``dask.array.from_array``
+    or ``from_zarr`` (a zarr array, a memory map...), when its graph is just that: tasks can
+    then read exactly the region they need from it, instead of depending on whole chunks."""
+    graph = array.__dask_graph__()
+    layers = getattr(graph, "layers", None)
+    original = "original-" + str(array.name)
+    if layers is None or set(layers) != {array.name, original}:
+        return None
+    if set(graph.dependencies.get(array.name, ())) != {original}:
+        return None
+    keys = list(layers[original].keys())
+    if keys != [original]:
+        return None
+    source = layers[original][original]
+    source = getattr(source, "value", source)  # dask's DataNode wraps literal data
+    if not hasattr(source, "__getitem__") or tuple(getattr(source, "shape", ())) != tuple(
+        array.shape
+    ):
+        return None
+    return original
+
+
 def _gather_plan(
     per_axis_sources: Sequence[np.ndarray],
     per_axis_bounds: Sequence[np.ndarray],
@@ -227,14 +299,19 @@ def _gather_plan(
     chunk_key: Callable[[tuple[int, ...]], tuple],
     graph: dict,
     part_key: Callable[[int], tuple],
+    source_key: object = None,
 ) -> tuple[_Gather, list]:
     """The plan that gathers an array whose index ``i`` along axis ``a`` reads sample
     ``per_axis_sources[a][i]`` of the Dask array (-1: ``fill``), and the keys it reads.
 
     A piece that needs a whole chunk reads the chunk; a part of a chunk (a halo's sliver)
     is cut out by a task of its own, added to ``graph`` under ``part_key(i)``, so that only
-    the sliver travels to the worker that gathers, and only it is held there.
+    the sliver travels to the worker that gathers, and only it is held there.  With a
+    ``source_key`` (see :func:`_direct_source`) the task reads its samples from the source
+    array itself.
     """
+    if source_key is not None:
+        return _read_plan(per_axis_sources, dtype, fill, source_key)
     runs = [
         _axis_runs(sources, bounds) for sources, bounds in zip(per_axis_sources, per_axis_bounds)
     ]
@@ -506,6 +583,7 @@ class _ConvolveLayout:
             mode != "valid" and rule is None and fill is None and bool(np.isfinite(kernel).all())
         )
         self.bounds = [_bounds(chunks) for chunks in signal.chunks]
+        self.source = _direct_source(signal)
         self.start: dict[int, int] = {}
         out_chunks = []
         for axis, (n, m) in enumerate(zip(signal.shape, kernel.shape)):
@@ -591,6 +669,7 @@ class _ConvolveLayout:
                 self._key,
                 graph,
                 lambda part, block=block: (name + "-halo", *block, part),
+                self.source,
             )
             mode = "full" if clipped else "valid"
             if not clipped:
@@ -678,6 +757,7 @@ class _ConvolveLayout:
                     self._key,
                     graph,
                     lambda part, combination=combination: (name + "-piece", *combination, part),
+                    self.source,
                 )
                 task = _PartialTask(plan, call, tuple(kernel_slices), nonfinite_value)
                 key = (partial_name, *combination)
@@ -877,6 +957,7 @@ def conv_lazily(
     kernel_key = (name + "-filters",)
     graph: dict = {kernel_key: filters_ready}
     bounds = [_bounds(chunks) for chunks in data.chunks]
+    source = _direct_source(data)
     spatial = len(problem.stride)
     out_chunks = [tuple(data.chunks[0]), (problem.output_shape[1],)]
     for axis in range(spatial):
@@ -926,6 +1007,7 @@ def conv_lazily(
             lambda index: (data.name, *index),
             graph,
             lambda part, block=block: (name + "-halo", *block, part),
+            source,
         )
         task = _ConvTask(plan, call, tuple(border))
         graph[(name, *block)] = (_conv_block, task, kernel_key, *keys)
