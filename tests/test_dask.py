@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import convkit  # noqa: E402
-from convkit._dask import force_strategy, task_threads  # noqa: E402
+from convkit._dask import _direct_source, force_strategy, task_threads  # noqa: E402
 from convkit.plugin import ALL_DTYPES, Backend, Capabilities, resolve_backend  # noqa: E402
 from convkit.testing import Case  # noqa: E402
 from convkit.testing._check import _expectation, _nonfinite_mismatch, _problem  # noqa: E402
@@ -172,6 +172,29 @@ def _signal_reaches(case: Case) -> list[int | None]:
     return [min(first[a], second[a]) if a in convolved else 1 for a in range(len(first))]
 
 
+class _ArrayLike:
+    """An array-like that is no NumPy array (as a zarr array): from_array keeps it whole in
+    the graph, and convkit's tasks read their regions from it directly."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, index):
+        return self._array[index]
+
+
+# "chunks": tasks depend on in1's chunks (and on slivers cut from them); "source": in1 comes
+# straight from an array-like, which each task reads the region it needs from.
+READS = ("chunks", "source")
+
+
+def _lazy(array: np.ndarray, chunks, reads: str):
+    lazy = da.from_array(array if reads == "chunks" else _ArrayLike(array), chunks=chunks)
+    assert (_direct_source(lazy) is not None) == (reads == "source")
+    return lazy
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     case=st.one_of(convolve_nd_cases(max_size=9), correlate_nd_cases(max_size=9)), data=st.data()
@@ -188,7 +211,8 @@ def test_convolve_nd_and_correlate_nd_on_dask_equal_memory(case, data):
     scheduler = data.draw(st.sampled_from(SCHEDULERS), "scheduler")
     chunks1 = data.draw(chunkings(first.shape), "in1 chunks")
     chunks2 = data.draw(chunkings(second.shape, max_blocks=4), "in2 chunks")
-    operand1 = da.from_array(first, chunks=chunks1) if lazy in ("in1", "both") else first
+    reads = data.draw(st.sampled_from(READS), "how blocks read in1")
+    operand1 = _lazy(first, chunks1, reads) if lazy in ("in1", "both") else first
     operand2 = da.from_array(second, chunks=chunks2) if lazy in ("in2", "both") else second
     function = OPERATIONS[case.operation]
 
@@ -223,11 +247,12 @@ def test_conv_on_dask_equals_memory(case, data):
     spatial = first.ndim - 2
     function = data.draw(st.sampled_from([convkit.conv, FIXED_RANK[spatial]]), "function")
     filters = da.from_array(second, chunks=1) if lazy_filters else second
+    reads = data.draw(st.sampled_from(READS), "how blocks read the input")
 
     memory = function(first, second, **params)
     building = contextlib.nullcontext() if lazy_filters else _nothing_computed()
     with building:
-        result = function(da.from_array(first, chunks=chunks), filters, **params)
+        result = function(_lazy(first, chunks, reads), filters, **params)
     assert isinstance(result, da.Array), type(result)
     assert result.shape == memory.shape and result.dtype == memory.dtype
     assert result.chunks[0] == chunks[0], "the batch axis keeps the input's chunks"
@@ -782,3 +807,28 @@ def test_operands_are_not_modified(rng, strategy, policy):
         _compute_blocks(conv_result, "sync")
     assert np.array_equal(x, x_before, equal_nan=True)
     assert np.array_equal(w, w_before)
+
+
+def test_a_zarr_array_is_read_by_each_task_from_the_store(rng, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    x = rng.standard_normal((20, 18)).astype(np.float32)
+    w = rng.standard_normal((5, 4)).astype(np.float32)
+    store = zarr.open_array(tmp_path / "x.zarr", mode="w", shape=x.shape, chunks=(6, 5), dtype="f4")
+    store[...] = x
+    lazy = da.from_zarr(str(tmp_path / "x.zarr"))
+    assert _direct_source(lazy) is not None
+    result = convkit.convolve_nd(lazy, w, "same", boundary="wrap")
+    # Each output block depends on the store and the kernel only, no chunk or sliver of them.
+    graph = dict(result.__dask_graph__())
+    source = _direct_source(lazy)
+    for key in da.core.flatten(result.__dask_keys__()):
+        dependencies = dask.core.get_dependencies(graph, key)
+        assert source in dependencies
+        assert all(d == source or str(d[0]).endswith("-kernel") for d in dependencies), dependencies
+    np.testing.assert_allclose(
+        result.compute(scheduler="sync"),
+        convkit.convolve_nd(x, w, "same", boundary="wrap"),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert _direct_source(lazy.rechunk(7)) is None  # another layer: chunks and slivers
