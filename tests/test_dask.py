@@ -832,3 +832,27 @@ def test_a_zarr_array_is_read_by_each_task_from_the_store(rng, tmp_path):
         atol=1e-5,
     )
     assert _direct_source(lazy.rechunk(7)) is None  # another layer: chunks and slivers
+
+
+# (convkit boundary, dask-image / scipy.ndimage mode that extends the same way)
+DASK_IMAGE_MODES = [
+    ("fill", "constant"),
+    ("wrap", "wrap"),
+    ("symm", "reflect"),
+    ("mirror", "mirror"),
+    ("nearest", "nearest"),
+]
+
+
+@pytest.mark.parametrize(("boundary", "mode"), DASK_IMAGE_MODES)
+@pytest.mark.parametrize("reads", READS)
+def test_same_mode_equals_dask_image_convolve(rng, boundary, mode, reads):
+    """dask-image's convolve (scipy.ndimage's, per block with a halo) is the outside oracle
+    for an odd kernel in "same" mode; its chunks must be at least as deep as the halo."""
+    ndfilters = pytest.importorskip("dask_image.ndfilters")
+    x = rng.standard_normal((23, 19, 17))
+    w = rng.standard_normal((5, 3, 7))
+    lazy = _lazy(x, (8, 6, 9), reads)
+    ours = convkit.convolve_nd(lazy, w, "same", boundary=boundary).compute(scheduler="sync")
+    theirs = ndfilters.convolve(lazy, w, mode=mode, cval=0.0).compute(scheduler="sync")
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
