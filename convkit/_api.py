@@ -10,7 +10,8 @@ from numpy.typing import ArrayLike
 
 from convkit._backend import Backend, reported_working_set
 from convkit._config import get_memory_limit
-from convkit._dask import conv_lazily, convolve_lazily, is_dask_array
+from convkit._dask import conv_lazily, convolve_lazily
+from convkit._device import is_dask_array
 from convkit._errors import BackendResultError, WorkingSetTooLargeError
 from convkit._missing import check_nan_policy, with_nan_policy
 from convkit._problems import Problem

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import multiprocessing
 import os
 import sys
 import threading
@@ -48,6 +49,7 @@ from convkit._boundary import extension_index
 from convkit._config import _cores, explicit_num_threads, get_memory_limit, threads_in_this_thread
 from convkit._device import is_dask_array, stand_in
 from convkit._errors import WorkingSetTooLargeError
+from convkit._selection import current_choice
 from convkit._validation import normalize_conv, normalize_convolve, readable_bytes
 
 __all__ = [
@@ -55,7 +57,6 @@ __all__ = [
     "conv_lazily",
     "convolve_lazily",
     "force_strategy",
-    "is_dask_array",
     "task_threads",
 ]
 
@@ -94,7 +95,10 @@ def task_threads() -> int:
     default, for every worker it starts), else the cores divided by the
     worker's thread count; in a thread of Dask's threaded scheduler, the cores
     divided by its pool size (``dask.config`` ``num_workers``, else the core
-    count); in the main thread (the synchronous scheduler), every core.
+    count), and likewise in a process of Dask's multiprocessing scheduler (a
+    child process); in the main thread of the main process (the synchronous
+    scheduler), every core.  A pool size given to ``compute(num_workers=...)``
+    alone is not seen: set it with ``dask.config.set(num_workers=...)``.
     """
     explicit = explicit_num_threads()
     if explicit is not None:
@@ -106,7 +110,8 @@ def task_threads() -> int:
         if budget.isdigit() and int(budget) >= 1:
             return int(budget)
         return max(1, cores // max(1, int(worker.state.nthreads)))
-    if threading.current_thread() is threading.main_thread():
+    in_pool_process = multiprocessing.parent_process() is not None
+    if threading.current_thread() is threading.main_thread() and not in_pool_process:
         return cores
     import dask
 
@@ -154,13 +159,13 @@ class _Call:
 
         operation = convolve_nd if self.function == "convolve_nd" else conv
         with self.chosen() as backend:
-            return operation(data, kernel, **dict(self.keywords), **geometry, backend=backend)
-
-
-def _captured(backend: object) -> tuple[tuple, bool]:
-    from convkit._selection import current_choice
-
-    return current_choice(backend)
+            try:
+                return operation(data, kernel, **dict(self.keywords), **geometry, backend=backend)
+            except WorkingSetTooLargeError as error:
+                raise WorkingSetTooLargeError(
+                    f"{error} (this was one block of a Dask array of shape {data.shape} with "
+                    "its halo: rechunk the Dask array into smaller chunks)"
+                ) from None
 
 
 # --- Gathering a block and its halo from the chunks it touches ---------------------------
@@ -284,11 +289,26 @@ def _direct_source(array: object) -> object | None:
         return None
     source = layers[original][original]
     source = getattr(source, "value", source)  # dask's DataNode wraps literal data
+    if _read_with_lock(layers[array.name], array):
+        return None  # a source that needs a lock is read through Dask's own tasks
     if not hasattr(source, "__getitem__") or tuple(getattr(source, "shape", ())) != tuple(
         array.shape
     ):
         return None
     return original
+
+
+def _read_with_lock(layer: object, array: object) -> bool:
+    """Whether ``from_array`` was told to read the source under a lock (a source that is
+    not thread-safe), or that cannot be told (then it is assumed)."""
+    try:
+        task = layer[(array.name,) + (0,) * array.ndim]
+    except (KeyError, TypeError, ValueError):
+        return True
+    keywords = getattr(task, "kwargs", None)
+    if not isinstance(keywords, dict):
+        return True
+    return bool(keywords.get("lock", False))
 
 
 def _gather_plan(
@@ -396,12 +416,19 @@ def _known_chunks(value: object, function: str, argument: str) -> None:
         )
 
 
-def _as_dask(value: object) -> object:
+def _as_dask(value: object, function: str, argument: str) -> object:
+    """The large operand as a Dask array of known chunks, none of them empty."""
     import dask.array as da
 
-    if is_dask_array(value):
-        return value
-    return da.from_array(np.asarray(value), chunks="auto")
+    if not is_dask_array(value):
+        return da.from_array(np.asarray(value), chunks="auto")
+    _known_chunks(value, function, argument)
+    if any(size == 0 for sizes in value.chunks for size in sizes) and 0 not in value.shape:
+        # Empty chunks (left by boolean indexing) would be empty output blocks: drop them.
+        value = value.rechunk(
+            tuple(tuple(size for size in sizes if size) for sizes in value.chunks)
+        )
+    return value
 
 
 def _check_task_size(function: str, largest: int, description: str) -> None:
@@ -441,8 +468,7 @@ def convolve_lazily(
     import dask.array as da
 
     kernel = _in_memory(in2, function, "in2")
-    signal = _as_dask(in1)
-    _known_chunks(signal, function, "in1")
+    signal = _as_dask(in1, function, "in1")
     correlate = function == "correlate_nd"
     geometry = normalize_convolve(
         stand_in(tuple(signal.shape), np.dtype(signal.dtype)),
@@ -475,7 +501,7 @@ def convolve_lazily(
     kernel = _oriented_kernel(np.asarray(kernel), named, dtype, correlate)
     pad_mode_fill = _fill_of(boundary, fillvalue, dtype, mode)
     rule = _rule_of(boundary) if mode != "valid" else None
-    choice, strict = _captured(backend)
+    choice, strict = current_choice(backend)
     # nan_policy="fill" is applied in the tasks (a fillvalue passed on to the blocks' calls
     # would also pad their edges, which are not in1's).
     keywords = (
@@ -484,7 +510,7 @@ def convolve_lazily(
     )
     call = _Call("convolve_nd", choice, strict, keywords)
     nonfinite_value = _value_of(fillvalue, dtype) if nan_policy == "fill" else None
-    layout = _ConvolveLayout(signal, kernel, mode, named, rule, pad_mode_fill, dtype)
+    layout = _ConvolveLayout(function, signal, kernel, mode, named, rule, pad_mode_fill, dtype)
     strategy = _strategy(layout, nan_policy, preserve_nan)
     name = f"{function}-" + _tokenize(
         signal.name,
@@ -565,14 +591,17 @@ def _strategy(layout: _ConvolveLayout, nan_policy: str, preserve_nan: bool) -> s
         layout.kernel.shape[axis] - 1 > int(np.median(layout.signal.chunks[axis]))
         for axis in layout.axes
     )
-    return "overlap_add" if applies and long_kernel else "halo"
+    # Under a rule or a non-zero fill the extension would add partial results of its own
+    # (many, for a kernel longer than the signal): halos read it by index instead.
+    extends = layout.rule is not None or layout.fill is not None
+    return "overlap_add" if applies and long_kernel and not extends else "halo"
 
 
 class _ConvolveLayout:
     """Where each output block of a lazy ``convolve_nd`` lies and what it reads."""
 
-    def __init__(self, signal, kernel, mode, axes, rule, fill, dtype) -> None:
-        self.signal, self.kernel, self.axes = signal, kernel, axes
+    def __init__(self, function, signal, kernel, mode, axes, rule, fill, dtype) -> None:
+        self.function, self.signal, self.kernel, self.axes = function, signal, kernel, axes
         self.mode, self.rule, self.fill, self.dtype = mode, rule, fill, np.dtype(dtype)
         # Under zero fill the samples past in1's ends are no terms of the sums.  With a finite
         # kernel, zeros there add exact zero terms (and count as the finite samples that
@@ -687,7 +716,7 @@ class _ConvolveLayout:
             out_size = math.prod(chunks[i] for chunks, i in zip(self.out_chunks, block))
             largest = max(largest, (math.prod(plan.shape) + 2 * out_size))
         _check_task_size(
-            "convolve_nd",
+            self.function,
             largest * self.dtype.itemsize + self.kernel.nbytes,
             "an output block, the samples it reads with the kernel's halo, and the kernel",
         )
@@ -802,7 +831,7 @@ class _ConvolveLayout:
                 part_keys.append(part_key)
             graph[(name, *block)] = (_sum_parts, shape, self.dtype, tuple(targets), *part_keys)
         _check_task_size(
-            "convolve_nd",
+            self.function,
             largest * self.dtype.itemsize + self.kernel.nbytes,
             "a chunk, its partial convolution with the whole kernel, and the kernel",
         )
@@ -901,8 +930,7 @@ def conv_lazily(
     from dask.highlevelgraph import HighLevelGraph
 
     kernels = _in_memory(filters, function, "filters")
-    data = _as_dask(input)
-    _known_chunks(data, function, "input")
+    data = _as_dask(input, function, "input")
     problem = normalize_conv(
         stand_in(tuple(data.shape), np.dtype(data.dtype)),
         kernels,
@@ -929,7 +957,7 @@ def conv_lazily(
     zero_terms = (
         padded and rule is None and fill is None and bool(np.isfinite(problem.filters).all())
     )
-    choice, strict = _captured(backend)
+    choice, strict = current_choice(backend)
     call = _Call(
         "conv",
         choice,

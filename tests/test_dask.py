@@ -856,3 +856,65 @@ def test_same_mode_equals_dask_image_convolve(rng, boundary, mode, reads):
     ours = convkit.convolve_nd(lazy, w, "same", boundary=boundary).compute(scheduler="sync")
     theirs = ndfilters.convolve(lazy, w, mode=mode, cval=0.0).compute(scheduler="sync")
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_empty_chunks_are_no_empty_blocks(rng, strategy, mode):
+    # Boolean indexing leaves empty chunks; each would have been an empty output block whose
+    # "valid" call swapped its operands and returned values where none belong.
+    x = rng.standard_normal((9, 7))
+    w = rng.standard_normal((3, 2))
+    lazy = da.from_array(x, chunks=((0, 5, 0, 4), (3, 0, 4)))
+    with _strategy(strategy):
+        result = convkit.convolve_nd(lazy, w, mode)
+    expected = convkit.convolve_nd(x, w, mode)
+    np.testing.assert_allclose(_compute_blocks(result, "sync"), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_source_read_under_a_lock_is_read_through_dask(rng):
+    # from_array(..., lock=True) says the source is not thread-safe: tasks then take chunks
+    # read by Dask's getter (under the lock), never the source itself.
+    x = rng.standard_normal((12, 10))
+    w = rng.standard_normal((3, 3))
+    locked = da.from_array(_ArrayLike(x), chunks=5, lock=True)
+    assert _direct_source(locked) is None
+    result = convkit.convolve_nd(locked, w, "same").compute(scheduler="threads")
+    np.testing.assert_allclose(result, convkit.convolve_nd(x, w, "same"), rtol=1e-12, atol=1e-12)
+
+
+def test_correlate_nd_refusals_name_correlate_nd(rng):
+    convkit.set_memory_limit(1000)
+    try:
+        with pytest.raises(convkit.WorkingSetTooLargeError, match=r"^correlate_nd: .*rechunk"):
+            convkit.correlate_nd(da.ones((100, 100), chunks=50), np.ones((3, 3)), "same")
+    finally:
+        convkit.set_memory_limit(None)
+
+
+def test_a_block_over_the_limit_at_compute_time_says_rechunk(rng):
+    # The build-time check counts the gathered samples and the outputs; the engine's own
+    # buffers are counted by the in-memory call inside the task, whose refusal says to rechunk.
+    convkit.set_memory_limit(800_000)
+    try:
+        lazy = convkit.convolve_nd(
+            da.ones((200, 200), chunks=100), np.ones((9, 9)), "same", backend="scipy"
+        )
+        with pytest.raises(convkit.WorkingSetTooLargeError, match="rechunk the Dask array"):
+            lazy.compute(scheduler="sync")
+    finally:
+        convkit.set_memory_limit(None)
+
+
+def _threads_in_tasks(scheduler: str) -> set[int]:
+    probe = da.zeros(4, chunks=1).map_blocks(
+        lambda block: np.full(block.shape, task_threads()), dtype=int
+    )
+    return set(probe.compute(scheduler=scheduler).tolist())
+
+
+def test_tasks_of_the_multiprocessing_scheduler_share_the_cores():
+    cores = len(os.sched_getaffinity(0))
+    with dask.config.set(num_workers=cores):
+        assert _threads_in_tasks("processes") == {1}
+    assert _threads_in_tasks("sync") == {cores}
