@@ -166,8 +166,10 @@ def open_input(path: str | os.PathLike, chunks: str | None = None):
 
     Returns
     -------
-    dask.array.Array
-        The input, read lazily; and the zarr format to write OUTPUT in (2 or 3).
+    array : dask.array.Array
+        The input, read lazily.
+    zarr_format : int
+        The zarr format to write OUTPUT in (2 or 3).
 
     Raises
     ------
