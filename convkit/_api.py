@@ -397,9 +397,41 @@ def conv(
     >>> convkit.conv([[[1.0, 2.0, 3.0]]], [[[1.0, 1.0, 1.0]]], border_mode="half", boundary="nearest")
     array([[[4., 6., 8.]]])
     """
+    return _conv(
+        "conv",
+        None,
+        input,
+        filters,
+        border_mode,
+        subsample,
+        filter_flip,
+        filter_dilation,
+        num_groups,
+        boundary,
+        fillvalue,
+        backend,
+    )
+
+
+def _conv(
+    function: str,
+    spatial_dims: int | None,
+    input: object,
+    filters: object,
+    border_mode: object,
+    subsample: object,
+    filter_flip: object,
+    filter_dilation: object,
+    num_groups: object,
+    boundary: object,
+    fillvalue: object,
+    backend: BackendChoice,
+) -> np.ndarray:
+    """:func:`conv` or one of its fixed-rank forms (``function``, of ``spatial_dims``
+    spatial axes; None: any), with Dask operands lazily."""
     if is_dask_array(input) or is_dask_array(filters):
         return conv_lazily(
-            "conv",
+            function,
             input,
             filters,
             border_mode,
@@ -407,7 +439,7 @@ def conv(
             filter_flip,
             filter_dilation,
             num_groups,
-            None,
+            spatial_dims,
             boundary,
             fillvalue,
             backend,
@@ -420,8 +452,8 @@ def conv(
         filter_flip,
         filter_dilation,
         num_groups,
-        spatial_dims=None,
-        function="conv",
+        spatial_dims=spatial_dims,
+        function=function,
         boundary=boundary,
         fillvalue=fillvalue,
     )
@@ -444,22 +476,9 @@ def _fixed_rank(spatial_dims: int, function: str):
         fillvalue: complex = 0,
         backend: BackendChoice = None,
     ) -> np.ndarray:
-        if is_dask_array(input) or is_dask_array(filters):
-            return conv_lazily(
-                function,
-                input,
-                filters,
-                border_mode,
-                subsample,
-                filter_flip,
-                filter_dilation,
-                num_groups,
-                spatial_dims,
-                boundary,
-                fillvalue,
-                backend,
-            )
-        problem = normalize_conv(
+        return _conv(
+            function,
+            spatial_dims,
             input,
             filters,
             border_mode,
@@ -467,14 +486,10 @@ def _fixed_rank(spatial_dims: int, function: str):
             filter_flip,
             filter_dilation,
             num_groups,
-            spatial_dims=spatial_dims,
-            function=function,
-            boundary=boundary,
-            fillvalue=fillvalue,
+            boundary,
+            fillvalue,
+            backend,
         )
-        if isinstance(problem, np.ndarray):
-            return problem
-        return _run(problem, backend)
 
     convolution.__name__ = convolution.__qualname__ = function
     return convolution

@@ -674,17 +674,12 @@ class _ConvolveLayout:
                     origin.append(0)
                     continue
                 kernel_slices.append(slice(None))
-                positions = np.arange(low, high, dtype=np.int64)
-                if self.rule is not None:
-                    sources.append(extension_index(positions, n, self.rule))
-                    low_kept = low
-                elif self.fill is not None or self.zero_terms:
-                    sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
-                    low_kept = low
-                else:
-                    low_kept, high_kept = max(low, 0), min(high, n)
-                    clipped |= low_kept > low or high_kept < high
-                    sources.append(np.arange(low_kept, high_kept, dtype=np.int64))
+                samples, (cut_low, cut_high) = _samples(
+                    low, high, n, self.rule, self.fill is not None or self.zero_terms
+                )
+                sources.append(samples)
+                clipped |= bool(cut_low or cut_high)
+                low_kept = low + cut_low
                 origin.append(begin - low_kept)  # "same": output i lines up with sample i
                 # Outputs [begin, end) are full-result positions [begin + start, ...), which
                 # in the full convolution of the gathered array start at begin + start - low.
@@ -836,6 +831,26 @@ class _ConvolveLayout:
             "a chunk, its partial convolution with the whole kernel, and the kernel",
         )
         return graph
+
+
+def _samples(
+    low: int, high: int, n: int, rule: str | None, materialize: bool
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The samples of an axis of length ``n`` that positions ``[low, high)`` read, -1 for
+    a fill value, and how many positions were cut off each end instead.
+
+    Under a rule every position reads the sample it names; with ``materialize`` positions
+    past the ends read the fill value; otherwise they are cut off (the caller's call gives
+    the edge itself: no term is invented there).
+    """
+    positions = np.arange(low, high, dtype=np.int64)
+    if rule is not None:
+        return extension_index(positions, n, rule), (0, 0)
+    if materialize:
+        return np.where((positions >= 0) & (positions < n), positions, -1), (0, 0)
+    kept_low = max(low, 0)
+    kept_high = max(kept_low, min(high, n))
+    return np.arange(kept_low, kept_high, dtype=np.int64), (kept_low - low, high - kept_high)
 
 
 def _region(n: int, m: int, mode: str) -> tuple[int, int]:
@@ -1008,21 +1023,14 @@ def conv_lazily(
             extent = dilation * (problem.filters.shape[2 + axis] - 1) + 1
             low = begin * step - problem.padding[axis][0]
             high = (end - 1) * step - problem.padding[axis][0] + extent
-            positions = np.arange(low, high, dtype=np.int64)
-            if rule is not None:
-                sources.append(extension_index(positions, n, rule))
-                border.append((0, 0))
-            elif fill is not None:
-                sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
-                border.append((0, 0))
-            elif zero_terms and max(low, 0) < min(high, n):
-                sources.append(np.where((positions >= 0) & (positions < n), positions, -1))
-                border.append((0, 0))
-            else:
-                kept_low, kept_high = max(low, 0), min(high, n)
-                empty |= kept_low >= kept_high
-                sources.append(np.arange(kept_low, max(kept_low, kept_high), dtype=np.int64))
-                border.append((kept_low - low, high - max(kept_low, kept_high)))
+            # A window wholly in the zero padding is no terms at all, even with zero terms.
+            reads_data = max(low, 0) < min(high, n)
+            samples, cut = _samples(
+                low, high, n, rule, fill is not None or (zero_terms and reads_data)
+            )
+            sources.append(samples)
+            border.append(cut)
+            empty |= not len(samples)
         shape = tuple(chunks[index] for chunks, index in zip(out_chunks, block))
         if empty:  # every window lies in the zero padding: no terms at all
             graph[(name, *block)] = (np.zeros, shape, dtype)

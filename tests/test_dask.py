@@ -33,6 +33,7 @@ from convkit.plugin import ALL_DTYPES, Backend, Capabilities, resolve_backend  #
 from convkit.testing import Case  # noqa: E402
 from convkit.testing._check import _expectation, _nonfinite_mismatch, _problem  # noqa: E402
 from convkit.testing.strategies import (  # noqa: E402
+    chunkings,
     conv_cases,
     convolve_nd_cases,
     correlate_nd_cases,
@@ -60,8 +61,6 @@ OPERATIONS = {
     "conv": convkit.conv,
 }
 FIXED_RANK = {1: convkit.conv1d, 2: convkit.conv2d, 3: convkit.conv3d}
-# Graphs of more blocks than this make an example slow without testing anything more.
-MAX_BLOCKS = 64
 
 
 def _strategy(name: str | None):
@@ -77,29 +76,6 @@ def _nothing_computed():
 
     with dask.config.set(scheduler=refuse):
         yield
-
-
-@st.composite
-def chunkings(draw, shape: tuple[int, ...], max_blocks: int = MAX_BLOCKS):
-    """Chunks for ``shape``, per axis: whole, regular ones of 1 or 2 samples, or cut at
-    random places (uneven); axes past the block budget stay whole."""
-    chunks, blocks = [], 1
-    for size in shape:
-        kind = draw(st.sampled_from(["whole", "tiny", "cuts"]))
-        if size > 1 and kind == "tiny":
-            step = draw(st.integers(1, 2))
-            axis_chunks = (step,) * (size // step) + ((size % step,) if size % step else ())
-        elif size > 1 and kind == "cuts":
-            cuts = sorted(draw(st.sets(st.integers(1, size - 1), min_size=1, max_size=4)))
-            edges = [0, *cuts, size]
-            axis_chunks = tuple(end - start for start, end in zip(edges, edges[1:]))
-        else:
-            axis_chunks = (size,)
-        if blocks * len(axis_chunks) > max_blocks:
-            axis_chunks = (size,)
-        blocks *= len(axis_chunks)
-        chunks.append(axis_chunks)
-    return tuple(chunks)
 
 
 class _AnyMethod:

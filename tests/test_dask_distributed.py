@@ -28,7 +28,11 @@ from hypothesis import strategies as st  # noqa: E402
 import convkit  # noqa: E402
 from convkit._dask import force_strategy, task_threads  # noqa: E402
 from convkit.testing._check import _expectation, _nonfinite_mismatch, _problem  # noqa: E402
-from convkit.testing.strategies import conv_cases, convolve_nd_cases  # noqa: E402
+from convkit.testing.strategies import (  # noqa: E402
+    chunkings,
+    conv_cases,
+    convolve_nd_cases,
+)
 
 TIMEOUT = 120
 SPY_MODULE = "convkit_dask_spy"
@@ -111,28 +115,6 @@ def _strategy(name):
     return contextlib.nullcontext() if name is None else force_strategy(name)
 
 
-@st.composite
-def chunkings(draw, shape, max_blocks=32):
-    """Per axis: whole, regular chunks of 1 or 2 samples, or cuts at random places."""
-    chunks, blocks = [], 1
-    for size in shape:
-        kind = draw(st.sampled_from(["whole", "tiny", "cuts"]))
-        if size > 1 and kind == "tiny":
-            step = draw(st.integers(1, 2))
-            axis_chunks = (step,) * (size // step) + ((size % step,) if size % step else ())
-        elif size > 1 and kind == "cuts":
-            cuts = sorted(draw(st.sets(st.integers(1, size - 1), min_size=1, max_size=3)))
-            edges = [0, *cuts, size]
-            axis_chunks = tuple(end - start for start, end in zip(edges, edges[1:]))
-        else:
-            axis_chunks = (size,)
-        if blocks * len(axis_chunks) > max_blocks:
-            axis_chunks = (size,)
-        blocks *= len(axis_chunks)
-        chunks.append(axis_chunks)
-    return tuple(chunks)
-
-
 class _AnyMethod:
     """Stands for the blocks' backends in the kit's bound: the FFT one, the wider."""
 
@@ -179,7 +161,7 @@ def test_convolve_nd_on_the_cluster_equals_memory(client, case, data):
     strategy = data.draw(
         st.sampled_from([None, "halo"] + (["overlap_add"] if policy != "interpolate" else []))
     )
-    chunks = data.draw(chunkings(first.shape))
+    chunks = data.draw(chunkings(first.shape, max_blocks=32, max_cuts=3))
     memory = convkit.convolve_nd(first, second, **params)
     with _strategy(strategy):
         result = convkit.convolve_nd(da.from_array(first, chunks=chunks), second, **params)
@@ -203,7 +185,7 @@ def test_convolve_nd_on_the_cluster_equals_memory(client, case, data):
 def test_conv_on_the_cluster_equals_memory(client, case, data):
     first, second = case.arrays()
     params = case.kwargs
-    chunks = data.draw(chunkings(first.shape))
+    chunks = data.draw(chunkings(first.shape, max_blocks=32, max_cuts=3))
     memory = convkit.conv(first, second, **params)
     result = convkit.conv(da.from_array(first, chunks=chunks), second, **params)
     assert isinstance(result, da.Array)

@@ -29,6 +29,7 @@ __all__ = [
     "NAN_POLICIES",
     "boundaries",
     "cases",
+    "chunkings",
     "conv_cases",
     "convolve_nd_cases",
     "correlate_nd_cases",
@@ -217,3 +218,39 @@ def correlate_nd_cases(
 def cases(dtypes=DTYPES) -> st.SearchStrategy[Case]:
     """Any kind of case: conv, convolve_nd or correlate_nd."""
     return st.one_of(conv_cases(dtypes), convolve_nd_cases(dtypes), correlate_nd_cases(dtypes))
+
+
+@st.composite
+def chunkings(draw, shape: tuple[int, ...], max_blocks: int = 64, max_cuts: int = 4):
+    """Chunks of a chunked (e.g. Dask) array of ``shape``: per axis, whole, regular chunks
+    of 1 or 2 samples (shorter than most kernels' reach), or up to ``max_cuts`` cuts at
+    random places (uneven chunks); an axis that would take the blocks past ``max_blocks``
+    stays whole.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> from convkit.testing.strategies import chunkings
+    >>> @settings(max_examples=5)
+    ... @given(chunkings((5, 4)))
+    ... def test_chunks_cover_the_shape(chunks):
+    ...     assert tuple(map(sum, chunks)) == (5, 4)
+    >>> test_chunks_cover_the_shape()
+    """
+    chunks, blocks = [], 1
+    for size in shape:
+        kind = draw(st.sampled_from(["whole", "tiny", "cuts"]))
+        if size > 1 and kind == "tiny":
+            step = draw(st.integers(1, 2))
+            axis_chunks = (step,) * (size // step) + ((size % step,) if size % step else ())
+        elif size > 1 and kind == "cuts":
+            cuts = sorted(draw(st.sets(st.integers(1, size - 1), min_size=1, max_size=max_cuts)))
+            edges = [0, *cuts, size]
+            axis_chunks = tuple(end - start for start, end in zip(edges, edges[1:]))
+        else:
+            axis_chunks = (size,)
+        if blocks * len(axis_chunks) > max_blocks:
+            axis_chunks = (size,)
+        blocks *= len(axis_chunks)
+        chunks.append(axis_chunks)
+    return tuple(chunks)
