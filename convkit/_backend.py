@@ -202,7 +202,8 @@ class Backend:
         """How this backend rounds on ``problem``: ``"direct"`` or ``"fft"``.
 
         Sums of products (any blocking or order) are ``"direct"``; anything
-        that goes through a Fourier transform is ``"fft"``.  The conformance
+        that goes through a fast transform, Fourier's or Winograd's (whose
+        rounding spreads over neighbouring outputs too), is ``"fft"``.  The conformance
         kit holds each method to its own error bound (see
         ``convkit.testing.error_bound``).
         """

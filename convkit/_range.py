@@ -22,7 +22,9 @@ values; the products of two spectra, summed over the channels of a group,
 reach ``channels * points1 * points2`` times the two largest magnitudes; an
 inverse transform sums at most its length, the full result's extent with each
 axis at most doubled for a fast length.  Direct sums stay below ``channels *
-points2`` and Winograd F(2x2, 3x3) below 9 times that.  Four more bits cover
+points2``, Winograd F(2x2, 3x3) below 9 times that and F(4x4, 3x3) below
+2**12 times that (its input transform's rows sum to at most 7 in magnitude,
+its filter transform's to 28/15, its output transform's to 89/8).  Four more bits cover
 complex products and rounding.  Each operand alone is also kept
 ``2**growth`` below the top, for the transforms of one operand.  With the
 usual magnitudes all of this is far from the limit and nothing is scaled.

@@ -1,9 +1,13 @@
-"""The numba backend's Winograd F(2x2, 3x3) path for 3x3, stride-1 layers.
+"""The numba backend's Winograd paths, F(4x4, 3x3) and F(2x2, 3x3), for 3x3 stride-1 layers.
 
-The conformance matrix's layers are mostly too small to take this path (it
-needs >= 16 channels and filters, and enough work for a GEMM), so it is
-checked here against the direct definition, held to the bound of a direct
-method, over paddings, odd and tiny sizes, both float dtypes and both flips.
+The conformance matrix's layers are mostly too small to take these paths
+(they need >= 16 channels and filters, and enough work for a GEMM), so they
+are checked here against the direct definition: held to the bound of a
+direct method over paddings, odd and tiny sizes, boundary rules, both float
+dtypes and both flips, and on data whose magnitudes change sharply from
+sample to sample (regions of zeros or of much smaller values, spikes); held
+to the transform bound the backend declares for them on data of any
+dynamic range.
 """
 
 import os
@@ -17,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convkit
-from convkit.plugin import normalize_conv
+from convkit.plugin import explicit_boundary, normalize_conv, normalize_conv_grad_input
 from convkit.testing import direct_conv, error_bound
 
 pytest.importorskip("convkit_numba")
@@ -26,21 +30,21 @@ from convkit_numba import _winograd
 from convkit_numba._backend import NumbaBackend
 
 
-def _assert_within_direct_bound(problem, got):
-    expected = direct_conv(problem)
-    scale = direct_conv(
-        problem.with_operands(np.abs(problem.input), np.abs(problem.filters), np.float64)
-    )
+def _assert_within_direct_bound(problem, got, method="direct"):
+    padded = explicit_boundary(problem)  # a boundary rule's samples, in a padded copy
+    expected = direct_conv(padded)
+    scale = direct_conv(padded, absolute=True)
     assert got.shape == expected.shape and got.dtype == problem.dtype
-    assert (np.abs(got - expected) <= error_bound(problem, scale, "direct")).all()
+    assert (np.abs(got - expected) <= error_bound(problem, scale, method)).all()
 
 
+@pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("border", ["valid", "half", "full", (2, 0), (0, 3)])
 @pytest.mark.parametrize(
     "shape", [(2, 16, 9, 10, 20), (1, 17, 5, 7, 16), (3, 16, 3, 4, 16), (1, 16, 1, 2, 18)]
 )
-def test_winograd_is_within_the_direct_bound(dtype, border, shape):
+def test_winograd_is_within_the_direct_bound(tile, dtype, border, shape):
     batch, channels, height, width, filters = shape
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal((batch, channels, height, width)).astype(dtype)
@@ -51,7 +55,103 @@ def test_winograd_is_within_the_direct_bound(dtype, border, shape):
         except ValueError:
             continue  # "valid" with an input smaller than the kernel
         assert _winograd.applies(problem)
-        _assert_within_direct_bound(problem, _winograd.conv_winograd(problem))
+        _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, tile))
+
+
+def test_the_larger_tiles_are_taken_where_the_output_has_room_for_them():
+    def problem(size):
+        x = np.ones((1, 16, size, size), np.float32)
+        return normalize_conv(
+            x, np.ones((16, 16, 3, 3), np.float32), "half", 1, True, 1, 1, None, "conv2d"
+        )
+
+    assert _winograd.tile_size(problem(_winograd.MIN_OUTPUT_FOR_4X4)) == 4
+    assert _winograd.tile_size(problem(_winograd.MIN_OUTPUT_FOR_4X4 - 1)) == 2
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symm", "mirror", "nearest"])
+def test_the_larger_tiles_follow_the_boundary_rules(boundary):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 16, 13, 10)).astype(np.float32)
+    w = rng.standard_normal((17, 16, 3, 3)).astype(np.float32)
+    for border in ("half", "full", (3, 4)):
+        problem = normalize_conv(x, w, border, 1, True, 1, 1, None, "conv2d", boundary=boundary)
+        _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, 4))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_outputs_whose_window_lies_in_deep_zero_padding_are_exact_zeros(dtype):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 16, 9, 11)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(dtype)
+    problem = normalize_conv(x, w, (4, 5), 1, True, 1, 1, None, "conv2d")
+    got = _winograd.conv_winograd(problem, 4)
+    assert (got[:, :, :2] == 0).all() and (got[:, :, -2:] == 0).all()
+    assert (got[:, :, :, :3] == 0).all() and (got[:, :, :, -3:] == 0).all()
+    _assert_within_direct_bound(problem, got)
+
+
+@pytest.mark.parametrize("scale", [1e-1, 1e-2, 1e-4, 1e-9, 0.0])
+@pytest.mark.parametrize("cut", [13, 14, 15])
+def test_regions_of_small_values_beside_large_ones_stay_within_the_direct_bound(scale, cut):
+    # A 4x4 tile mixes all 36 samples of its patch, so an output whose own window is small
+    # (or zero) would get the rounding of its large neighbours: those tiles go direct.
+    rng = np.random.default_rng(cut)
+    x = rng.standard_normal((1, 32, 40, 40)).astype(np.float32)
+    x[:, :, :, :cut] *= scale
+    x[:, :, cut + 9 :, :] *= scale
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+    _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, 4))
+
+
+def test_spikes_and_rectified_data_stay_within_the_direct_bound():
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    spikes = rng.standard_normal((1, 32, 40, 40)).astype(np.float32) * 1e-3
+    spikes[:, :, ::7, ::5] = 1e3
+    rectified = np.maximum(rng.standard_normal((1, 32, 40, 40)), 0).astype(np.float32)
+    for x in (spikes, rectified):
+        problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+        _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, 4))
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("sigma", [1, 2, 3, 5])
+def test_any_dynamic_range_stays_within_the_declared_transform_bound(tile, sigma):
+    rng = np.random.default_rng(sigma)
+    shape = (2, 32, 30, 30)
+    x = (rng.standard_normal(shape) * np.exp(sigma * rng.standard_normal(shape))).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+    assert NumbaBackend().method(problem) == "fft"
+    _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, tile), "fft")
+
+
+def test_the_backend_declares_the_winograd_paths_as_transform_methods():
+    rng = np.random.default_rng(14)
+    backend = NumbaBackend()
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((2, 32, 30, 30)).astype(np.float32)
+    assert backend.method(normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")) == "fft"
+    strided = normalize_conv(x, w, "half", 2, True, 1, 1, None, "conv2d")
+    assert backend.method(strided) == "direct"
+    gradient = normalize_conv_grad_input(
+        rng.standard_normal((2, 32, 30, 30)).astype(np.float32), w, x.shape, "half"
+    )
+    assert backend.method(gradient) == "fft"  # it runs as the forward layer
+
+
+def test_one_image_is_shared_by_every_thread_and_gives_the_same_result():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((1, 16, 37, 29)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+    convkit.set_num_threads(1)  # the suite's fixture resets it
+    alone = _winograd.conv_winograd(problem, 4)
+    convkit.set_num_threads(3)  # bands of one image for each thread
+    shared = _winograd.conv_winograd(problem, 4)
+    np.testing.assert_array_equal(alone, shared)
 
 
 def test_the_backend_takes_the_path_for_a_layer_and_keeps_nonfinite_values_local():
@@ -140,7 +240,7 @@ def test_winograd_property(batch, channels, filters, height, width, pad, dtype, 
 
 BOUNDS_CHECKED = textwrap.dedent("""\
     import numpy as np
-    from convkit.plugin import normalize_conv
+    from convkit.plugin import explicit_boundary, normalize_conv
     from convkit.testing import direct_conv
     from convkit_numba import _winograd
     rng = np.random.default_rng(0)
@@ -148,8 +248,13 @@ BOUNDS_CHECKED = textwrap.dedent("""\
         x = rng.standard_normal(shape)
         w = rng.standard_normal((16, 16, 3, 3))
         problem = normalize_conv(x, w, border, 1, True, 1, 1, None, "conv2d")
-        _winograd.BAND_BYTES = 1  # one tile row per band: every band offset is exercised
-        assert np.allclose(_winograd.conv_winograd(problem), direct_conv(problem))
+        _winograd.BAND_BYTES = {2: 1, 4: 1}  # one tile row per band: every band offset
+        for tile in (2, 4):
+            assert np.allclose(_winograd.conv_winograd(problem, tile), direct_conv(problem))
+    x = rng.standard_normal((1, 16, 17, 18))
+    x[:, :, :, :7] = 0  # tiles beside the zeros go direct
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d", boundary="symm")
+    assert np.allclose(_winograd.conv_winograd(problem, 4), direct_conv(explicit_boundary(problem)))
     print("ok")
 """)
 

@@ -75,18 +75,35 @@ class NumbaBackend(Backend):
         """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
         59-256 GFLOP/s (100 typical), Winograd ~190 (direct-method flops), direct conv ~30,
         direct convolve_nd 50-120."""
-        from convkit_numba import _gradients, _winograd
+        from convkit_numba import _gradients
 
         if problem.operation in GRADIENTS:
             return _gradients.estimate_seconds(self, problem)
         flops = 2.0 * problem.multiply_adds
         if isinstance(problem, ConvProblem):
-            if self._uses_gemm(problem) and _winograd.applies(problem):
+            if self._winograd_applies(problem):
                 return 30e-6 + flops / 190e9
             if self._uses_gemm(problem):
                 return 30e-6 + flops / 100e9
             return 20e-6 + flops / 30e9
         return 20e-6 + flops / 60e9
+
+    def method(self, problem: Problem) -> str:
+        """ "fft" where the layer runs by Winograd's transforms (a 3x3 stride-1 layer, or the
+        input gradient that runs as one): like an FFT's, their rounding spreads over each
+        output's neighbours (``_winograd``); "direct" elsewhere."""
+        from convkit_numba import _gradients
+
+        if isinstance(problem, ConvGradInputProblem):
+            problem = _gradients.forward_layer(problem)
+        if isinstance(problem, ConvProblem) and self._winograd_applies(problem):
+            return "fft"
+        return "direct"
+
+    def _winograd_applies(self, problem: ConvProblem) -> bool:
+        from convkit_numba import _winograd
+
+        return self._uses_gemm(problem) and _winograd.applies(problem)
 
     def working_set_bytes(self, problem: Problem) -> int:
         if problem.operation in GRADIENTS:
@@ -123,7 +140,7 @@ class NumbaBackend(Backend):
             return _conv_direct(problem)
         from convkit_numba import _winograd
 
-        if _winograd.applies(problem) and _winograd.finite(problem):
+        if self._winograd_applies(problem) and _winograd.finite(problem):
             return _winograd.conv_winograd(problem)
         padded = any(before or after for before, after in problem.padding)
         if fill and padded and not np.isfinite(problem.filters).all():

@@ -50,6 +50,7 @@ __all__ = [
     "col2im",
     "conv_grad_filters",
     "conv_grad_input",
+    "forward_layer",
     "estimate_seconds",
     "working_set_bytes",
 ]
@@ -233,6 +234,11 @@ def _stride_one_conv(problem: ConvGradInputProblem, geometry_only: bool = False)
         dtype=problem.dtype,
         filter_flip=False,
     )
+
+
+def forward_layer(problem: ConvGradInputProblem) -> ConvProblem | None:
+    """The forward layer (shapes only) the input gradient runs as, or None if it does not."""
+    return _stride_one_conv(problem, geometry_only=True) if _runs_as_conv(problem) else None
 
 
 def _runs_as_conv(problem) -> bool:
