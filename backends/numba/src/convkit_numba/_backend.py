@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -234,7 +235,7 @@ def _quiet():
 
 
 def _conv_gemm(problem: ConvProblem) -> np.ndarray:
-    from convkit_numba._kernels import RULE_CODES, im2col
+    from convkit_numba._kernels import RULE_CODES
 
     rule = RULE_CODES[problem.boundary]
     spatial = problem.spatial_dims
@@ -251,12 +252,16 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     positions = math.prod(problem.output_shape[2:])
     taps = group_channels * math.prod(problem.kernel_shape)
     weights = problem.filters.reshape(groups, group_filters, taps)
+    layout = _Unfolding(group_channels, kernel, padding, stride, dilation, output_spatial)
     out = np.empty((batch, filters, positions), dtype=problem.dtype)
     pointwise = taps == group_channels and not padding.any() and (stride == 1).all()
     per_image = taps * positions * problem.dtype.itemsize
-    if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS and not pointwise and batch > 1:
-        # Wide images: each worker unfolds its own images and runs their GEMMs (single-threaded
-        # BLAS), so Numba's and the BLAS's thread pools never hand the cores to each other.
+    threads = max(1, get_num_threads())
+    per_worker = positions >= PER_IMAGE_GEMM_POSITIONS or batch >= 2 * threads
+    if groups == 1 and per_worker and not pointwise and batch > 1:
+        # Wide images, or images enough for every thread: each worker unfolds its own images
+        # and runs their GEMMs (single-threaded BLAS), so Numba's and the BLAS's thread pools
+        # never hand the cores to each other (bench/NOTES.md).
         def work(images: range) -> None:
             with _quiet():  # numpy's error state is per thread
                 _unfold_and_multiply(images)
@@ -264,19 +269,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
         def _unfold_and_multiply(images: range) -> None:
             for n in images:
                 columns = thread_buffer("columns", (taps, positions), problem.dtype)
-                im2col(
-                    x[n : n + 1],
-                    0,
-                    kernel,
-                    padding,
-                    stride,
-                    dilation,
-                    output_spatial,
-                    rule,
-                    columns,
-                    0,
-                    taps,
-                )
+                _unfold(x[n : n + 1], 0, layout, rule, columns, parallel=False)
                 np.matmul(weights[0], columns, out=out[n])
 
         on_workers(work, batch)
@@ -298,19 +291,7 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                         out[first : first + count, filter_slice] = np.matmul(weights[g], images)
                     continue
                 columns = thread_buffer("columns", (taps, count * positions), problem.dtype)
-                run_parallel(
-                    im2col,
-                    x[first : first + count],
-                    g * group_channels,
-                    kernel,
-                    padding,
-                    stride,
-                    dilation,
-                    output_spatial,
-                    rule,
-                    columns,
-                    tasks=taps * count,
-                )
+                _unfold(x[first : first + count], g * group_channels, layout, rule, columns)
                 if groups == 1 and positions >= PER_IMAGE_GEMM_POSITIONS:
                     for image in range(count):  # each GEMM writes its image's output in place
                         np.matmul(
@@ -324,6 +305,96 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                         group_filters, count, positions
                     ).transpose(1, 0, 2)
     return out.reshape(problem.output_shape)
+
+
+@dataclass(frozen=True)
+class _Unfolding:
+    """How a layer's input unfolds into GEMM columns (each array over (depth, height, width))."""
+
+    channels: int
+    kernel: np.ndarray
+    padding: np.ndarray
+    stride: np.ndarray
+    dilation: np.ndarray
+    output_spatial: np.ndarray
+
+    @property
+    def planar(self) -> bool:
+        """A 1-D or 2-D layer: unfolded through its stride phases (``split_phases``)."""
+        return self.kernel[0] == 1 and self.output_spatial[0] == 1
+
+    def phases_shape(self, batch: int) -> tuple[int, ...]:
+        """``split_phases``'s array for ``batch`` images: (N, C, sy, sx, rows, columns)."""
+        reach = [
+            (int(k) - 1) * int(d) // int(s) + int(o)
+            for k, d, s, o in zip(
+                self.kernel[1:], self.dilation[1:], self.stride[1:], self.output_spatial[1:]
+            )
+        ]
+        return (batch, self.channels, int(self.stride[1]), int(self.stride[2]), *reach)
+
+
+def _unfold(
+    x: np.ndarray,
+    first_channel: int,
+    layout: _Unfolding,
+    rule: int,
+    columns: np.ndarray,
+    parallel: bool = True,
+) -> None:
+    """Write the GEMM columns of ``x`` (N, C, D, H, W), channels from ``first_channel``.
+
+    A 1-D or 2-D layer is split into its stride phases first (one pass over
+    the input), so that every tap copies contiguous runs; others take
+    ``im2col``.  ``parallel``: on convkit's threads, else on this one.
+    """
+    from convkit_numba._kernels import im2col, im2col_phases, split_phases
+
+    batch = x.shape[0]
+    rows = layout.channels * math.prod(layout.kernel) * batch
+
+    def run(kernel, *arguments, tasks: int) -> None:
+        if parallel:
+            run_parallel(kernel, *arguments, tasks=tasks)
+        else:
+            kernel(*arguments, 0, tasks)
+
+    if not layout.planar:
+        run(
+            im2col,
+            x,
+            first_channel,
+            layout.kernel,
+            layout.padding,
+            layout.stride,
+            layout.dilation,
+            layout.output_spatial,
+            rule,
+            columns,
+            tasks=rows,
+        )
+        return
+    phases = thread_buffer("phases", layout.phases_shape(batch), x.dtype)
+    run(
+        split_phases,
+        x,
+        first_channel,
+        layout.padding,
+        layout.stride,
+        rule,
+        phases,
+        tasks=batch * layout.channels,
+    )
+    run(
+        im2col_phases,
+        phases,
+        layout.kernel,
+        layout.stride,
+        layout.dilation,
+        layout.output_spatial,
+        columns,
+        tasks=rows,
+    )
 
 
 def _convolve(problem: ConvolveProblem) -> np.ndarray:

@@ -41,6 +41,8 @@ __all__ = [
     "convolve_rows",
     "extended_index",
     "im2col",
+    "im2col_phases",
+    "split_phases",
 ]
 
 FASTMATH = {"contract", "reassoc"}
@@ -586,38 +588,39 @@ def _unfold_row(
     kz = tap // (kernel_height * kernel_width)
     ky = (tap // kernel_width) % kernel_height
     kx = tap % kernel_width
-    target = columns[row_index, n * positions : (n + 1) * positions]
+    # Indexed directly, no views: a view costs more than copying one of these short rows.
+    row_start = n * positions
+    channel = first_channel + c
+    step_x = stride[2]
     shift_x = kx * dilation[2] - padding[2]
     # The outputs [low, high) of a row read inside the input row.
-    low = min(width_out, max(0, -(shift_x // stride[2])))
-    high = max(low, min(width_out, (width - 1 - shift_x) // stride[2] + 1))
+    low = min(width_out, max(0, -(shift_x // step_x)))
+    high = max(low, min(width_out, (width - 1 - shift_x) // step_x + 1))
     for oz in range(depth_out):
         iz = extended_index(oz * stride[0] - padding[0] + kz * dilation[0], depth, rule)
         for oy in range(height_out):
             iy = extended_index(oy * stride[1] - padding[1] + ky * dilation[1], height, rule)
-            base = (oz * height_out + oy) * width_out
+            base = row_start + (oz * height_out + oy) * width_out
             if iz < 0 or iy < 0:
-                target[base : base + width_out] = 0
+                for o in range(width_out):
+                    columns[row_index, base + o] = 0
                 continue
-            source = x[n, first_channel + c, iz, iy]
             if rule == FILL:
-                target[base : base + low] = 0
-                target[base + high : base + width_out] = 0
+                for o in range(low):
+                    columns[row_index, base + o] = 0
+                for o in range(high, width_out):
+                    columns[row_index, base + o] = 0
             else:  # table[k] reads position k - padding[2]
                 for o in range(low):
-                    target[base + o] = source[table[o * stride[2] + kx * dilation[2]]]
+                    columns[row_index, base + o] = x[
+                        n, channel, iz, iy, table[o * step_x + kx * dilation[2]]
+                    ]
                 for o in range(high, width_out):
-                    target[base + o] = source[table[o * stride[2] + kx * dilation[2]]]
-            if low == high:
-                continue
-            first = low * stride[2] + shift_x
-            if stride[2] == 1:
-                _copy(target[base + low : base + high], source[first : first + high - low])
-            else:
-                _copy(
-                    target[base + low : base + high],
-                    source[first : first + (high - low - 1) * stride[2] + 1 : stride[2]],
-                )
+                    columns[row_index, base + o] = x[
+                        n, channel, iz, iy, table[o * step_x + kx * dilation[2]]
+                    ]
+            for o in range(low, high):
+                columns[row_index, base + o] = x[n, channel, iz, iy, o * step_x + shift_x]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -663,3 +666,76 @@ def im2col(
             columns,
             r,
         )
+
+
+@numba.njit(cache=True, nogil=True)
+def split_phases(x, first_channel, padding, stride, rule, phases, begin, end):
+    """The extended 2-D images of ``x``, split by stride phase (images x channels ``begin:end``).
+
+    x: (N, C, 1, H, W); phases: (N, Cg, sy, sx, Hq, Wq) with
+    ``phases[n, c, py, px, i, j]`` the sample at row ``i * sy + py - padding[1]``
+    and column ``j * sx + px - padding[2]`` of channel ``first_channel + c``:
+    zero outside the image under zero fill, else the sample that ``rule``
+    names.  Every tap of a strided layer then reads a contiguous run of one
+    phase (``im2col_phases``).
+    """
+    height, width = x.shape[3], x.shape[4]
+    channels = phases.shape[1]
+    steps_y, steps_x = phases.shape[2], phases.shape[3]
+    rows, cols = phases.shape[4], phases.shape[5]
+    # The input column each phase column reads (-1: zero), once for every row.
+    sources = np.empty((steps_x, cols), dtype=np.int64)
+    for px in range(steps_x):
+        for j in range(cols):
+            sources[px, j] = extended_index(j * stride[2] + px - padding[2], width, rule)
+    for task in range(begin, end):
+        n = task // channels
+        c = task % channels
+        for py in range(steps_y):
+            for i in range(rows):
+                y = extended_index(i * stride[1] + py - padding[1], height, rule)
+                for px in range(steps_x):
+                    target = phases[n, c, py, px, i]
+                    if y < 0:
+                        target[:] = 0
+                        continue
+                    line = x[n, first_channel + c, 0, y]
+                    for j in range(cols):
+                        column = sources[px, j]
+                        target[j] = line[column] if column >= 0 else 0
+
+
+@numba.njit(cache=True, nogil=True)
+def im2col_phases(phases, kernel_shape, stride, dilation, output_spatial, columns, begin, end):
+    """``im2col`` of a 2-D layer from ``split_phases`` (rows ``begin:end`` over (row, image)).
+
+    Each (channel, tap, image) row copies ``Ho`` contiguous runs of ``Wo``
+    samples of one phase, indexed directly: a view per run would cost more
+    than copying these short runs.
+    """
+    batch = phases.shape[0]
+    kernel_height, kernel_width = kernel_shape[1], kernel_shape[2]
+    height_out, width_out = output_spatial[1], output_spatial[2]
+    positions = height_out * width_out
+    taps = kernel_height * kernel_width
+    for r in range(begin, end):
+        row_index = r // batch
+        n = r % batch
+        c = row_index // taps
+        ky = (row_index % taps) // kernel_width
+        kx = row_index % kernel_width
+        reach_y, reach_x = ky * dilation[1], kx * dilation[2]
+        py, px = reach_y % stride[1], reach_x % stride[2]
+        top, left = reach_y // stride[1], reach_x // stride[2]
+        # Unsigned indices: no negative-index wraparound, which keeps the compiler from
+        # vectorizing the copy (bench/NOTES.md).
+        row, image, channel = np.uint64(row_index), np.uint64(n), np.uint64(c)
+        phase_y, phase_x, first = np.uint64(py), np.uint64(px), np.uint64(left)
+        for oy in range(height_out):
+            base = np.uint64(n * positions + oy * width_out)
+            source_row = np.uint64(top + oy)
+            for o in range(width_out):
+                u = np.uint64(o)
+                columns[row, base + u] = phases[
+                    image, channel, phase_y, phase_x, source_row, first + u
+                ]
