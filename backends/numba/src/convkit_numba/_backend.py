@@ -74,16 +74,17 @@ class NumbaBackend(Backend):
 
     def estimate_seconds(self, problem: Problem) -> float | None:
         """Calibrated on bench/baseline (2-core AVX-512 VM, bench/NOTES.md): GEMM path
-        59-256 GFLOP/s (100 typical), Winograd ~190 (direct-method flops), direct conv ~30,
-        direct convolve_nd 50-120."""
-        from convkit_numba import _gradients
+        59-256 GFLOP/s (100 typical), Winograd ~250 with 4x4 tiles and ~190 with 2x2
+        (direct-method flops), direct conv ~30, direct convolve_nd 50-120."""
+        from convkit_numba import _gradients, _winograd
 
         if problem.operation in GRADIENTS:
             return _gradients.estimate_seconds(self, problem)
         flops = 2.0 * problem.multiply_adds
         if isinstance(problem, ConvProblem):
             if self._winograd_applies(problem):
-                return 30e-6 + flops / 190e9
+                rate = 250e9 if _winograd.tile_size(problem) == 4 else 190e9
+                return 30e-6 + flops / rate
             if self._uses_gemm(problem):
                 return 30e-6 + flops / 100e9
             return 20e-6 + flops / 30e9
