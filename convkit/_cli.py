@@ -274,7 +274,8 @@ def check(backend: str, level: str, worst: int) -> int:
 
 
 # Representative problems per path a backend may compile (small, direct, strided, 3x3 layers
-# wide enough for Winograd, 5x5 layers for im2col + GEMM, convolve_nd): (label, call).
+# wide enough for Winograd's 4x4 tiles, with tiles beside zeros, and small enough for its 2x2
+# tiles, 5x5 layers for im2col + GEMM, convolve_nd): (label, call).
 WARMUP_CALLS = (
     (
         "conv2d 3x3, stride 1",
@@ -289,6 +290,16 @@ WARMUP_CALLS = (
     (
         "conv2d 3x3 layer, 16 channels",
         lambda x: convkit.conv2d(x((2, 16, 32, 32)), x((16, 16, 3, 3)), border_mode="half"),
+    ),
+    (
+        "conv2d 3x3 layer, zeros beside values",
+        lambda x: convkit.conv2d(
+            x((2, 16, 32, 32)) * (np.arange(32) >= 13), x((16, 16, 3, 3)), border_mode="half"
+        ),
+    ),
+    (
+        "conv2d 3x3 layer, 6x6 images",
+        lambda x: convkit.conv2d(x((4, 64, 6, 6)), x((64, 64, 3, 3)), border_mode="half"),
     ),
     (
         "conv2d 5x5 layer, stride 2",

@@ -34,6 +34,8 @@ DIRECT_MULTIPLY_ADDS = 2**21
 # Images with at least this many output positions get one GEMM each, written in
 # place; smaller ones share one wider GEMM (BLAS is inefficient on narrow ones).
 PER_IMAGE_GEMM_POSITIONS = 2048
+# Output positions per block of a worker's unfold + GEMM pipeline: its columns stay in cache.
+BLOCK_POSITIONS = 3136
 # Upper bound of one im2col buffer; larger problems are unfolded in batch chunks.
 COLUMN_BYTES = 64 * 2**20
 # The gradients, computed natively by convkit_numba._gradients.
@@ -254,14 +256,16 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
     taps = group_channels * math.prod(problem.kernel_shape)
     weights = problem.filters.reshape(groups, group_filters, taps)
     layout = _Unfolding(group_channels, kernel, padding, stride, dilation, output_spatial)
-    out = np.empty((batch, filters, positions), dtype=problem.dtype)
     pointwise = taps == group_channels and not padding.any() and (stride == 1).all()
     per_image = taps * positions * problem.dtype.itemsize
     threads = max(1, get_num_threads())
-    per_worker = positions >= PER_IMAGE_GEMM_POSITIONS or batch >= 2 * threads
-    if groups == 1 and per_worker and not pointwise and batch > 1:
-        # Wide images, or images enough for every thread: each worker unfolds its own images
-        # and runs their GEMMs (single-threaded BLAS), so Numba's and the BLAS's thread pools
+    wide = positions >= PER_IMAGE_GEMM_POSITIONS
+    if groups == 1 and wide and not pointwise and layout.planar:
+        return _conv_gemm_blocks(problem, x, weights[0], layout, rule).reshape(problem.output_shape)
+    out = np.empty((batch, filters, positions), dtype=problem.dtype)
+    if groups == 1 and (wide or batch >= 2 * threads) and not pointwise and batch > 1:
+        # Wide 3-D images, or images enough for every thread: each worker unfolds its own
+        # images and runs their GEMMs (single-threaded BLAS), so Numba's and the BLAS's thread pools
         # never hand the cores to each other (bench/NOTES.md).
         def work(images: range) -> None:
             with _quiet():  # numpy's error state is per thread
@@ -306,6 +310,73 @@ def _conv_gemm(problem: ConvProblem) -> np.ndarray:
                         group_filters, count, positions
                     ).transpose(1, 0, 2)
     return out.reshape(problem.output_shape)
+
+
+def _conv_gemm_blocks(
+    problem: ConvProblem, x: np.ndarray, weights: np.ndarray, layout: _Unfolding, rule: int
+) -> np.ndarray:
+    """A 1-D or 2-D layer (one group) in blocks of output rows, each a worker's pipeline.
+
+    The input is split into its stride phases once (on every thread); then
+    each worker unfolds a block of about ``BLOCK_POSITIONS`` output positions
+    of one image, which stays in cache for its GEMM (single-threaded BLAS),
+    and copies the product into place.  Numba's and the BLAS's thread pools
+    never hand the cores to each other, and one image keeps every thread busy.
+    """
+    from convkit_numba._kernels import split_phases, unfold_block
+
+    batch = x.shape[0]
+    filters, taps = weights.shape
+    height_out, width_out = (int(size) for size in layout.output_spatial[1:])
+    positions = height_out * width_out
+    phases = thread_buffer("phases", layout.phases_shape(batch), x.dtype)
+    run_parallel(
+        split_phases,
+        x,
+        0,
+        layout.padding,
+        layout.stride,
+        rule,
+        phases,
+        tasks=batch * layout.channels,
+        work=phases.size,
+    )
+    rows = max(1, min(height_out, BLOCK_POSITIONS // width_out))
+    count = math.ceil(height_out / rows)
+    threads = max(1, get_num_threads())
+    if batch * count < threads:  # blocks of one image for every thread
+        count = min(height_out, math.ceil(threads / batch))
+    cuts = [height_out * k // count for k in range(count + 1)]
+    blocks = [
+        (n, first, last)
+        for n in range(batch)
+        for first, last in zip(cuts, cuts[1:])
+        if last > first
+    ]
+    out = np.empty((batch, filters, positions), dtype=problem.dtype)
+
+    def work(items: range) -> None:
+        with _quiet():  # numpy's error state is per thread
+            for item in items:
+                n, first, last = blocks[item]
+                size = (last - first) * width_out
+                columns = thread_buffer("columns", (taps, size), x.dtype)
+                unfold_block(
+                    phases,
+                    n,
+                    first,
+                    layout.kernel,
+                    layout.stride,
+                    layout.dilation,
+                    width_out,
+                    columns,
+                )
+                product = thread_buffer("product", (filters, size), x.dtype)
+                np.matmul(weights, columns, out=product)
+                out[n, :, first * width_out : last * width_out] = product
+
+    on_workers(work, len(blocks))
+    return out
 
 
 @dataclass(frozen=True)

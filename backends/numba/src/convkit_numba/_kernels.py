@@ -43,6 +43,7 @@ __all__ = [
     "im2col",
     "im2col_phases",
     "split_phases",
+    "unfold_block",
 ]
 
 FASTMATH = {"contract", "reassoc"}
@@ -739,3 +740,33 @@ def im2col_phases(phases, kernel_shape, stride, dilation, output_spatial, column
                 columns[row, base + u] = phases[
                     image, channel, phase_y, phase_x, source_row, first + u
                 ]
+
+
+@numba.njit(cache=True, nogil=True)
+def unfold_block(phases, image, first_row, kernel_shape, stride, dilation, width_out, columns):
+    """GEMM columns of output rows ``first_row`` on of one image, from ``split_phases``.
+
+    columns: (C * KH * KW, rows * Wo), the block's positions; each tap copies
+    contiguous runs of one phase, with unsigned indices (see ``im2col_phases``).
+    """
+    channels = phases.shape[1]
+    kernel_height, kernel_width = kernel_shape[1], kernel_shape[2]
+    taps = kernel_height * kernel_width
+    rows = columns.shape[1] // width_out
+    n = np.uint64(image)
+    for row_index in range(channels * taps):
+        c = row_index // taps
+        ky = (row_index % taps) // kernel_width
+        kx = row_index % kernel_width
+        reach_y, reach_x = ky * dilation[1], kx * dilation[2]
+        row, channel = np.uint64(row_index), np.uint64(c)
+        phase_y = np.uint64(reach_y % stride[1])
+        phase_x = np.uint64(reach_x % stride[2])
+        top = reach_y // stride[1] + first_row
+        first = np.uint64(reach_x // stride[2])
+        for oy in range(rows):
+            base = np.uint64(oy * width_out)
+            source_row = np.uint64(top + oy)
+            for o in range(width_out):
+                u = np.uint64(o)
+                columns[row, base + u] = phases[n, channel, phase_y, phase_x, source_row, first + u]
