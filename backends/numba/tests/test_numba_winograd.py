@@ -128,6 +128,23 @@ def test_any_dynamic_range_stays_within_the_declared_transform_bound(tile, sigma
     _assert_within_direct_bound(problem, _winograd.conv_winograd(problem, tile), "fft")
 
 
+@pytest.mark.parametrize("dominance", [1e2, 1e4, np.inf])
+def test_kernels_with_a_dominant_tap_take_the_smaller_tiles(dominance):
+    # The 4x4 tiles' filter transform spreads a dominant tap's rounding (measured 1-2x the
+    # transform bound); the 2x2 tiles keep it within (0.13 of it).
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((2, 32, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    w[:, :, 2, 2] = 1e4 if dominance == np.inf else w[:, :, 2, 2] * dominance
+    if dominance == np.inf:
+        w[:, :, :2] = 0  # most taps zero: the median is 0
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+    assert _winograd.tile_size(problem) == 4
+    assert not _winograd.even_taps(problem.filters, _winograd.MAX_TAP_SPREAD)
+    _assert_within_direct_bound(problem, _winograd.conv_winograd(problem), "fft")
+    assert _winograd.even_taps(np.ones((2, 2, 3, 3), np.float32), _winograd.MAX_TAP_SPREAD)
+
+
 def test_the_backend_declares_the_winograd_paths_as_transform_methods():
     rng = np.random.default_rng(14)
     backend = NumbaBackend()
@@ -255,6 +272,9 @@ BOUNDS_CHECKED = textwrap.dedent("""\
     x[:, :, :, :7] = 0  # tiles beside the zeros go direct
     problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d", boundary="symm")
     assert np.allclose(_winograd.conv_winograd(problem, 4), direct_conv(explicit_boundary(problem)))
+    w[0, 0, 1, 1] = 1e6  # a dominant tap: the default choice checks every kernel, then 2x2 tiles
+    problem = normalize_conv(x, w, "half", 1, True, 1, 1, None, "conv2d")
+    assert np.allclose(_winograd.conv_winograd(problem), direct_conv(problem), rtol=1e-9, atol=1e-3)
     print("ok")
 """)
 

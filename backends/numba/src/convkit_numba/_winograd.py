@@ -43,6 +43,7 @@ __all__ = [
     "output_transform",
     "output_transform_4x4",
     "direct_tiles",
+    "even_taps",
     "patches_4x4",
     "risky_tiles",
     "tile_size",
@@ -72,6 +73,8 @@ _G6 = np.array(
 # A 4x4 tile is computed directly where an output's 3x3 window holds less than this share of
 # its 6x6 patch's magnitude (``risky_tiles``; measured in bench/NOTES.md).
 RISKY_RATIO = 1 / 16
+# Kernels whose largest tap exceeds this many times their median take 2x2 tiles (``even_taps``).
+MAX_TAP_SPREAD = 32.0
 # Outputs below which a 4x4 tile wastes too much of its work on the cut edge.
 MIN_OUTPUT_FOR_4X4 = 8
 
@@ -82,23 +85,30 @@ def filter_transform(filters: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(transformed.reshape(16, *filters.shape[:2]), dtype=filters.dtype)
 
 
-def filter_transform_4x4(filters: np.ndarray) -> np.ndarray:
-    """``U`` (36, C, F): ``G g G^T`` of every (filter, channel) 3x3 kernel, in its dtype.
+def filter_transform_4x4(
+    filters: np.ndarray, u: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``U`` (36, C, F): ``G g G^T`` of every (filter, channel) 3x3 kernel, in its dtype, and
+    each channel's largest ``|g|`` over its filters and taps (float64, for ``patches_4x4``).
 
     Computed in float64 and rounded once; laid out for ``V @ U`` (tiles x
-    channels times channels x filters).
+    channels times channels x filters); into ``u`` if given.
     """
-    u = np.empty((36, filters.shape[1], filters.shape[0]), dtype=filters.dtype)
+    if u is None:
+        u = np.empty((36, filters.shape[1], filters.shape[0]), dtype=filters.dtype)
+    largest = np.empty(filters.shape[1])
     # Channels-first and filters last, so that every step runs along the filters.
-    _filter_transform_4x4(np.ascontiguousarray(filters.transpose(1, 2, 3, 0), np.float64), _G6, u)
-    return u
+    kernels = np.ascontiguousarray(filters.transpose(1, 2, 3, 0), np.float64)
+    _filter_transform_4x4(kernels, _G6, u, largest)
+    return u, largest
 
 
 @numba.njit(cache=True, nogil=True)
-def _filter_transform_4x4(kernels, g6, u):
+def _filter_transform_4x4(kernels, g6, u, largest):
     channels, _, _, filters = kernels.shape
     left = np.empty((6, 3, filters))
     for c in range(channels):
+        largest[c] = np.abs(kernels[c]).max()
         for i in range(6):  # G g
             for k in range(3):
                 for f in range(filters):
@@ -435,6 +445,32 @@ def finite(problem: ConvProblem) -> bool:
     return all_finite(problem.filters) and all_finite(problem.input)
 
 
+@numba.njit(cache=True, nogil=True)
+def even_taps(filters, spread):
+    """Whether every 3x3 kernel's largest ``|g|`` is at most ``spread`` times its median.
+
+    F(4x4, 3x3)'s filter transform mixes the nine taps with weights up to
+    28/15: a tap far larger than the others puts its rounding on the outputs
+    where the samples it meets are small (a tap 100x the others measured 1.0x
+    the transform bound, 1e4x 1.3-2x; F(2x2, 3x3) stays at 0.13).
+    """
+    for f in range(filters.shape[0]):
+        for c in range(filters.shape[1]):
+            kernel = filters[f, c]
+            largest = 0.0
+            for i in range(3):
+                for j in range(3):
+                    largest = max(largest, abs(np.float64(kernel[i, j])))
+            # The median is below largest / spread when five of the nine taps are.
+            small = 0
+            for i in range(3):
+                for j in range(3):
+                    small += spread * abs(np.float64(kernel[i, j])) < largest
+            if small >= 5:
+                return False
+    return True
+
+
 def tile_size(problem: ConvProblem) -> int:
     """4 (F(4x4, 3x3)) where the output is at least ``MIN_OUTPUT_FOR_4X4`` both ways, else 2."""
     return 4 if min(problem.output_shape[2:]) >= MIN_OUTPUT_FOR_4X4 else 2
@@ -459,7 +495,8 @@ def _buffers(
 
 
 def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
-    """The layer by F(4x4, 3x3) or F(2x2, 3x3) (``tile``, default ``tile_size``).
+    """The layer by F(4x4, 3x3) or F(2x2, 3x3) (``tile``; by default ``tile_size``, and 2x2
+    tiles where a kernel has a dominant tap, ``even_taps``).
 
     The work is cut into bands of tile rows of one image, small enough for
     V and M to stay in cache, and at least as many bands as threads; each
@@ -469,7 +506,10 @@ def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
     channels-last (each worker transposes its image, and its band of the
     output back), so that its transforms run along the channels.
     """
-    tile = tile_size(problem) if tile is None else tile
+    if tile is None:
+        tile = tile_size(problem)
+        if tile == 4 and not even_taps(problem.filters, MAX_TAP_SPREAD):
+            tile = 2  # a dominant tap: the smaller tiles round it as a transform method may
     x, dtype = problem.input, problem.dtype
     batch, channels = x.shape[:2]
     filters = problem.filters.shape[0]
@@ -508,9 +548,11 @@ def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
         if last > first
     ]
     if tile == 4:
-        u = filter_transform_4x4(problem.filters)
-        kernels = np.ascontiguousarray(problem.filters.transpose(2, 3, 1, 0))
-        weights = np.abs(problem.filters).max(axis=(0, 2, 3)).astype(np.float64)
+        # This thread's buffer, reused between calls (fresh pages cost page faults every call),
+        # and only read by the workers until the call returns.
+        u, weights = filter_transform_4x4(
+            problem.filters, thread_buffer("winograd-u", (36, channels, filters), dtype)
+        )
 
         def work(items: range) -> None:
             for item in items:
@@ -529,6 +571,7 @@ def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
                 begin, end = 4 * first_row, min(height, 4 * (first_row + rows))
                 risky = risky_tiles(magnitude, rows, tiles_x, end - begin, width, RISKY_RATIO)
                 if risky.size:
+                    kernels = np.ascontiguousarray(problem.filters.transpose(2, 3, 1, 0))
                     direct_tiles(patches, kernels, risky, tiles_x, band_out)
                 region[n, :, begin:end] = band_out[: end - begin, :width].transpose(2, 0, 1)
 
