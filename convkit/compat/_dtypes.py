@@ -33,3 +33,47 @@ def exact_as_integers(bound: int, dtype: np.dtype) -> bool:
     (so SciPy's integer arithmetic, which wraps on overflow, gives the same values)."""
     info = np.iinfo(dtype)
     return bound < _INTEGER_SAFE and bound <= min(info.max, -info.min if info.min else info.max)
+
+
+# Below these bounds every sum of integer-valued products is exact in the dtype, and a
+# rounded (FFT) result lies well within 0.5 of it.
+_INTEGRAL_SAFE = {np.dtype(np.float64): 2**40, np.dtype(np.float32): 2**18}
+
+
+def _integral(array: np.ndarray) -> bool:
+    """Whether every value of ``array`` is an integer (real and imaginary parts)."""
+    if array.dtype.kind in "biu":
+        return True
+    if array.size == 0:
+        return True
+    first = array.reshape(-1)[:1]
+    if not np.array_equal(first, np.rint(first)):  # the common case, decided at once
+        return False
+    return bool(np.array_equal(array, np.rint(array)))
+
+
+def _magnitude(array: np.ndarray) -> float:
+    if array.dtype.kind in "biu":
+        return float(largest_magnitude(array))
+    return float(np.abs(array).max(initial=0))
+
+
+def exact_where_integral(
+    result: np.ndarray, first: np.ndarray, second: np.ndarray, terms: int, fill: complex = 0
+) -> np.ndarray:
+    """``result`` rounded to integers when the operands (and ``fill``) hold only integers
+    small enough that SciPy's direct sums of them are exact.
+
+    SciPy's direct methods then give exact integers; convkit's FFT methods leave rounding
+    noise (1e-13 where the answer is 0), which rounding removes.  ``terms`` bounds the
+    number of products in one sum.
+    """
+    limit = _INTEGRAL_SAFE.get(np.dtype(result.real.dtype))
+    if limit is None or not (_integral(first) and _integral(second)):
+        return result
+    if fill != np.round(fill):
+        return result
+    reach = max(_magnitude(first), abs(fill))
+    if reach * _magnitude(second) * terms >= limit:
+        return result
+    return np.rint(result, out=result if result.flags.writeable else None)

@@ -20,9 +20,10 @@ from collections.abc import Iterable
 
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
-from scipy.ndimage import _filters, _ni_support
+from scipy.ndimage import _filters, _nd_image, _ni_support
 
 from convkit import correlate_nd
+from convkit.compat._dtypes import exact_where_integral
 
 __all__ = [
     "convolve",
@@ -38,7 +39,19 @@ __all__ = [
 # ndimage's extension codes (as _ni_support names them for filters) and convkit's
 # boundaries: ndimage's "reflect" repeats the edge sample (convkit's "symm"), its
 # "mirror" does not; the "grid-" forms mean the same for filters.
-_BOUNDARY_OF_CODE = {0: "nearest", 1: "wrap", 2: "symm", 3: "mirror", 4: "fill", 5: "wrap", 6: "fill"}
+_BOUNDARY_OF_CODE = {
+    0: "nearest",
+    1: "wrap",
+    2: "symm",
+    3: "mirror",
+    4: "fill",
+    5: "wrap",
+    6: "fill",
+}
+
+# The dtypes ndimage's C filters read and write; SciPy itself gets the others (and
+# refuses them as it does).
+_NDIMAGE_DTYPES = frozenset(np.dtype(code) for code in "?bBhHiIlLqQfd")
 
 # Sums that land this close (relative to the largest output) to an integer are that
 # integer before an integer output truncates them: ndimage's exact double sum and an FFT
@@ -62,21 +75,26 @@ def _correlate_into(input, weights, output, mode, cval, origins, divisor=1):
     """ndimage's correlation of a real ``input``: ``output[i] = sum_j weights[j] *
     input[i + j - (weights.shape // 2 + origins)]``, ``input`` extended by ``mode``, over
     the axes where ``weights`` is longer than 1, divided by ``divisor``."""
-    boundary = _BOUNDARY_OF_CODE[_ni_support._extend_mode_to_code(mode)]
+    code = _ni_support._extend_mode_to_code(mode)
+    if input.dtype not in _NDIMAGE_DTYPES or output.dtype not in _NDIMAGE_DTYPES:
+        _nd_image.correlate(input, weights / divisor, output, code, cval, origins)
+        return
     if input.size == 0:
         return
+    boundary = _BOUNDARY_OF_CODE[code]
     axes = tuple(axis for axis in range(input.ndim) if weights.shape[axis] > 1)
     if not axes:
         result = input * weights.reshape(())
     else:
         shifted = any(origins[axis] for axis in axes)
+        fill = cval if boundary == "fill" else 0
         result = correlate_nd(
             input,
             weights,
             "full" if shifted else "same",
             axes=axes,
             boundary=boundary,
-            fillvalue=cval if boundary == "fill" else 0,
+            fillvalue=fill,
         )
         if shifted:
             # "full" holds every lag; the origin picks which input.shape of them.
@@ -85,6 +103,8 @@ def _correlate_into(input, weights, output, mode, cval, origins, divisor=1):
                 start = weights.shape[axis] - 1 - (weights.shape[axis] // 2 + origins[axis])
                 window[axis] = slice(start, start + input.shape[axis])
             result = result[tuple(window)]
+        terms = int(np.prod([weights.shape[axis] for axis in axes]))
+        result = exact_where_integral(result, input, weights, terms, fill)
     if divisor != 1:
         result = result / divisor
     _store(output, result)
@@ -399,9 +419,7 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
     sizes = _ni_support._normalize_sequence(size, count)
     origins = _ni_support._normalize_sequence(origin, count)
     modes = _ni_support._normalize_sequence(mode, count)
-    passes = [
-        (axes[i], sizes[i], origins[i], modes[i]) for i in range(count) if sizes[i] > 1
-    ]
+    passes = [(axes[i], sizes[i], origins[i], modes[i]) for i in range(count) if sizes[i] > 1]
     if not passes:
         output[...] = input[...]
         return output
@@ -412,7 +430,16 @@ def uniform_filter(input, size=3, output=None, mode="reflect", cval=0.0, origin=
 
 
 def gaussian_filter1d(
-    input, sigma, axis=-1, order=0, output=None, mode="reflect", cval=0.0, truncate=4.0, *, radius=None
+    input,
+    sigma,
+    axis=-1,
+    order=0,
+    output=None,
+    mode="reflect",
+    cval=0.0,
+    truncate=4.0,
+    *,
+    radius=None,
 ):
     """A 1-D Gaussian filter (or its derivatives), as :func:`scipy.ndimage.gaussian_filter1d`.
 

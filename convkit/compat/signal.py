@@ -21,8 +21,13 @@ import numpy as np
 import scipy.signal as _scipy_signal
 from scipy.signal import _signaltools
 
-from convkit import convolve_nd, correlate_nd
-from convkit.compat._dtypes import computed_by_convkit, exact_as_integers, largest_magnitude
+from convkit import WorkingSetTooLargeError, convolve_nd, correlate_nd
+from convkit.compat._dtypes import (
+    computed_by_convkit,
+    exact_as_integers,
+    exact_where_integral,
+    largest_magnitude,
+)
 
 __all__ = [
     "choose_conv_method",
@@ -143,28 +148,24 @@ def oaconvolve(in1, in2, mode="full", axes=None):
     return _frequency_method(in1, in2, mode, axes, True, _scipy_oaconvolve)
 
 
-def _integer_sums(volume, kernel, dtype, compute):
-    """``compute()``'s float64 result as ``dtype`` when it is exact, else None."""
-    bound = (
-        largest_magnitude(volume) * largest_magnitude(kernel) * min(volume.size, kernel.size)
-    )
-    if not exact_as_integers(bound, dtype):
-        return None
-    return np.rint(compute()).astype(dtype)
-
-
 def _direct(volume, kernel, mode, operation, original):
-    """SciPy's direct method: the dtype of NumPy's promotion, integers exact."""
+    """SciPy's direct method: the dtype of NumPy's promotion, exact sums of integers.
+
+    A problem whose working set convkit refuses on the chosen backend runs in SciPy,
+    whose direct method needs little more than the output."""
     dtype = np.result_type(volume, kernel)
-    if volume.size and kernel.size and computed_by_convkit(volume, kernel):
-        if dtype.kind in "fc" and dtype.itemsize >= 4:
-            return operation(volume, kernel, mode).astype(dtype, copy=False)
-        if dtype.kind in "iu":
-            exact = _integer_sums(
-                volume, kernel, dtype, lambda: operation(volume, kernel, mode)
-            )
-            if exact is not None:
-                return exact
+    terms = min(volume.size, kernel.size)
+    try:
+        if volume.size and kernel.size and computed_by_convkit(volume, kernel):
+            if dtype.kind in "fc" and dtype.itemsize >= 4:
+                output = operation(volume, kernel, mode).astype(dtype, copy=False)
+                return exact_where_integral(output, volume, kernel, terms)
+            if dtype.kind in "iu":
+                bound = largest_magnitude(volume) * largest_magnitude(kernel) * terms
+                if exact_as_integers(bound, dtype):
+                    return np.rint(operation(volume, kernel, mode)).astype(dtype)
+    except WorkingSetTooLargeError:
+        pass
     return original(volume, kernel, mode, method="direct")
 
 
@@ -265,7 +266,7 @@ def correlate(in1, in2, mode="full", method="auto"):
 
 
 def _two_dimensional(in1, in2, mode, boundary, fillvalue, operation, original, name):
-    """convolve2d and correlate2d: SciPy's checks, result dtype and integer sums."""
+    """convolve2d and correlate2d: SciPy's checks, result dtype and exact integer sums."""
     in1 = np.asarray(in1)
     in2 = np.asarray(in2)
     if not in1.ndim == in2.ndim == 2:
@@ -275,25 +276,32 @@ def _two_dimensional(in1, in2, mode, boundary, fillvalue, operation, original, n
         in1, in2 = in2, in1
     _signaltools._valfrommode(mode)
     _signaltools._bvalfromboundary(boundary)
+    given = (in2, in1) if swapped else (in1, in2)
     if not (in1.size and in2.size and computed_by_convkit(in1, in2)):
-        return original(*((in2, in1) if swapped else (in1, in2)), mode, boundary, fillvalue)
+        return original(*given, mode, boundary, fillvalue)
     # SciPy's own call on 1x1 operands of the same dtypes: its result dtype, and its error
     # or warning for a fill value that does not suit them.
     dtype = original(in1[:1, :1], in2[:1, :1], "full", boundary, fillvalue).dtype
     extension = _BOUNDARIES[boundary]
     fill = fillvalue if extension == "fill" else 0
-    if dtype.kind in "fc" and dtype.itemsize >= 4:
-        output = operation(in1, in2, mode, boundary=extension, fillvalue=fill)
-        output = output.astype(dtype, copy=False)
-    elif dtype.kind in "iu":
-        reach = max(largest_magnitude(in1), abs(int(np.real(fill))))
-        bound = reach * largest_magnitude(in2) * in2.size
-        if not exact_as_integers(bound, dtype):
-            return original(*((in2, in1) if swapped else (in1, in2)), mode, boundary, fillvalue)
-        output = np.rint(operation(in1, in2, mode, boundary=extension, fillvalue=fill))
-        output = output.astype(dtype)
-    else:
-        return original(*((in2, in1) if swapped else (in1, in2)), mode, boundary, fillvalue)
+    if dtype.kind != "c":
+        fill = np.real(fill)  # SciPy's probe above warned, or refused, as it does
+    try:
+        if dtype.kind in "fc" and dtype.itemsize >= 4:
+            output = operation(in1, in2, mode, boundary=extension, fillvalue=fill)
+            output = output.astype(dtype, copy=False)
+            output = exact_where_integral(output, in1, in2, in2.size, np.asarray(fill).item())
+        elif dtype.kind in "iu":
+            reach = max(largest_magnitude(in1), abs(int(np.real(fill))))
+            if not exact_as_integers(reach * largest_magnitude(in2) * in2.size, dtype):
+                return original(*given, mode, boundary, fillvalue)
+            output = np.rint(operation(in1, in2, mode, boundary=extension, fillvalue=fill))
+            output = output.astype(dtype)
+        else:
+            return original(*given, mode, boundary, fillvalue)
+    except WorkingSetTooLargeError:
+        # SciPy's direct method needs little more than the output.
+        return original(*given, mode, boundary, fillvalue)
     if swapped and operation is correlate_nd:
         output = output[::-1, ::-1]
     return output
