@@ -92,6 +92,12 @@ DELIBERATE: dict[str, tuple[frozenset[str], str, bool]] = {
         "numpy.convolve gives -1.8e-15, and the test's relative tolerance of that 0 is 0",
         True,
     ),
+    "TestNdimageFilters::test_gauss03": (
+        frozenset({"numba"}),
+        "float32 input into a float32 output sums in float32 (ndimage sums in double): the "
+        "test's total over 10^4 outputs drifts by more than its +-1.5",
+        True,
+    ),
     "TestThreading::test_correlate1d": (frozenset({"fftw"}), FFTW_PLANS, False),
     "TestThreading::test_correlate[": (frozenset({"fftw"}), FFTW_PLANS, False),
 }

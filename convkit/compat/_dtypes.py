@@ -46,8 +46,8 @@ def _integral(array: np.ndarray) -> bool:
         return True
     if array.size == 0:
         return True
-    first = array.reshape(-1)[:1]
-    if not np.array_equal(first, np.rint(first)):  # the common case, decided at once
+    first = array[(0,) * array.ndim]
+    if first != np.rint(first):  # the common case, decided at once
         return False
     return bool(np.array_equal(array, np.rint(array)))
 

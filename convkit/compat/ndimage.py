@@ -53,6 +53,11 @@ _BOUNDARY_OF_CODE = {
 # refuses them as it does).
 _NDIMAGE_DTYPES = frozenset(np.dtype(code) for code in "?bBhHiIlLqQfd")
 
+# Single-axis passes over arrays of at least _STRIPPED samples run in strips of _STRIP
+# columns (see _strips).
+_STRIP = 256
+_STRIPPED = 2**20
+
 # Sums that land this close (relative to the largest output) to an integer are that
 # integer before an integer output truncates them: ndimage's exact double sum and an FFT
 # method's rounded one then truncate alike.
@@ -71,43 +76,68 @@ def _store(output: np.ndarray, result: np.ndarray) -> None:
         np.copyto(output, result, casting="unsafe")
 
 
-def _correlate_into(input, weights, output, mode, cval, origins, divisor=1):
+def _correlation(input, weights, boundary, fill, origins, axes):
+    """The correlation of ``input`` with ``weights`` over ``axes``, ndimage's window."""
+    shifted = any(origins[axis] for axis in axes)
+    result = correlate_nd(
+        input, weights, "full" if shifted else "same", axes=axes, boundary=boundary, fillvalue=fill
+    )
+    if shifted:
+        # "full" holds every lag; the origin picks which input.shape of them.
+        window = [slice(None)] * input.ndim
+        for axis in axes:
+            start = weights.shape[axis] - 1 - (weights.shape[axis] // 2 + origins[axis])
+            window[axis] = slice(start, start + input.shape[axis])
+        result = result[tuple(window)]
+    terms = int(np.prod([weights.shape[axis] for axis in axes]))
+    return exact_where_integral(result, input, weights, terms, fill)
+
+
+def _strips(input: np.ndarray, axes: tuple[int, ...]) -> list[slice]:
+    """Slices of the last axis to filter one at a time: a pass along another single axis
+    of a large array runs in strips of _STRIP columns, whose rows stay in cache (on two
+    cores this made a column pass of a 4096^2 float32 image about 1.7x faster), else the whole array."""
+    columns = input.shape[-1] if input.ndim else 0
+    if (
+        len(axes) != 1
+        or axes[0] == input.ndim - 1
+        or input.size < _STRIPPED
+        or columns < 2 * _STRIP
+    ):
+        return [slice(None)]
+    return [slice(start, start + _STRIP) for start in range(0, columns, _STRIP)]
+
+
+def _correlate_into(input, weights, output, mode, cval, origins, native, divisor=1):
     """ndimage's correlation of a real ``input``: ``output[i] = sum_j weights[j] *
     input[i + j - (weights.shape // 2 + origins)]``, ``input`` extended by ``mode``, over
-    the axes where ``weights`` is longer than 1, divided by ``divisor``."""
+    the axes where ``weights`` is longer than 1, divided by ``divisor``.
+
+    ndimage sums in double precision; so does this, except that float32 input into a
+    float32 output sums in float32 (convkit's rule for float32 operands).  ``native(code)``
+    is SciPy's own C call for this pass: it runs (and refuses as SciPy refuses) dtypes
+    ndimage's C filters do not take, and complex ``cval`` with a real input."""
     code = _ni_support._extend_mode_to_code(mode)
-    if input.dtype not in _NDIMAGE_DTYPES or output.dtype not in _NDIMAGE_DTYPES:
-        _nd_image.correlate(input, weights / divisor, output, code, cval, origins)
+    unsupported = input.dtype not in _NDIMAGE_DTYPES or output.dtype not in _NDIMAGE_DTYPES
+    if unsupported or np.iscomplexobj(cval):
+        native(code)
         return
     if input.size == 0:
         return
+    if input.dtype == output.dtype == np.float32:
+        weights = weights.astype(np.float32)
     boundary = _BOUNDARY_OF_CODE[code]
+    fill = cval if boundary == "fill" else 0
     axes = tuple(axis for axis in range(input.ndim) if weights.shape[axis] > 1)
-    if not axes:
-        result = input * weights.reshape(())
-    else:
-        shifted = any(origins[axis] for axis in axes)
-        fill = cval if boundary == "fill" else 0
-        result = correlate_nd(
-            input,
-            weights,
-            "full" if shifted else "same",
-            axes=axes,
-            boundary=boundary,
-            fillvalue=fill,
-        )
-        if shifted:
-            # "full" holds every lag; the origin picks which input.shape of them.
-            window = [slice(None)] * input.ndim
-            for axis in axes:
-                start = weights.shape[axis] - 1 - (weights.shape[axis] // 2 + origins[axis])
-                window[axis] = slice(start, start + input.shape[axis])
-            result = result[tuple(window)]
-        terms = int(np.prod([weights.shape[axis] for axis in axes]))
-        result = exact_where_integral(result, input, weights, terms, fill)
-    if divisor != 1:
-        result = result / divisor
-    _store(output, result)
+    for strip in _strips(input, axes):
+        part = input[..., strip] if input.ndim else input
+        if not axes:
+            result = part * weights.reshape(())
+        else:
+            result = _correlation(part, weights, boundary, fill, origins, axes)
+        if divisor != 1:
+            result = result / weights.dtype.type(divisor)
+        _store(output[..., strip] if output.ndim else output, result)
 
 
 def _along(axis: int, ndim: int, weights: np.ndarray) -> np.ndarray:
@@ -170,7 +200,15 @@ def correlate1d(input, weights, axis=-1, output=None, mode="reflect", cval=0.0, 
         )
     origins = [0] * input.ndim
     origins[axis] = origin
-    _correlate_into(input, _along(axis, input.ndim, weights), output, mode, cval, origins)
+    _correlate_into(
+        input,
+        _along(axis, input.ndim, weights),
+        output,
+        mode,
+        cval,
+        origins,
+        lambda code: _nd_image.correlate1d(input, weights, axis, output, code, cval, origin),
+    )
     return output
 
 
@@ -256,7 +294,15 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
     output = _ni_support._get_output(output, input)
     if not isinstance(mode, str) and isinstance(mode, Iterable):
         raise RuntimeError("A sequence of modes is not supported")
-    _correlate_into(input, weights, output, mode, cval, origins)
+    _correlate_into(
+        input,
+        weights,
+        output,
+        mode,
+        cval,
+        origins,
+        lambda code: _nd_image.correlate(input, weights, output, code, cval, origins),
+    )
     return output
 
 
@@ -373,10 +419,25 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     origins = [0] * input.ndim
     origins[axis] = origin
     if not complex_output:
-        _correlate_into(input, window, output, mode, cval, origins, divisor=size)
+        parts = [(input, output, cval)]
     else:
-        _correlate_into(input.real, window, output.real, mode, np.real(cval), origins, size)
-        _correlate_into(input.imag, window, output.imag, mode, np.imag(cval), origins, size)
+        parts = [
+            (input.real, output.real, np.real(cval)),
+            (input.imag, output.imag, np.imag(cval)),
+        ]
+    for part, written, part_cval in parts:
+        _correlate_into(
+            part,
+            window,
+            written,
+            mode,
+            part_cval,
+            origins,
+            lambda code, part=part, written=written, part_cval=part_cval: (
+                _nd_image.uniform_filter1d(part, size, axis, written, code, part_cval, origin)
+            ),
+            divisor=size,
+        )
     return output
 
 

@@ -286,6 +286,8 @@ def _two_dimensional(in1, in2, mode, boundary, fillvalue, operation, original, n
     fill = fillvalue if extension == "fill" else 0
     if dtype.kind != "c":
         fill = np.real(fill)  # SciPy's probe above warned, or refused, as it does
+    if operation is correlate_nd and mode == "same" and any(n % 2 == 0 for n in in2.shape):
+        operation = _correlate2d_same
     try:
         if dtype.kind in "fc" and dtype.itemsize >= 4:
             output = operation(in1, in2, mode, boundary=extension, fillvalue=fill)
@@ -302,9 +304,17 @@ def _two_dimensional(in1, in2, mode, boundary, fillvalue, operation, original, n
     except WorkingSetTooLargeError:
         # SciPy's direct method needs little more than the output.
         return original(*given, mode, boundary, fillvalue)
-    if swapped and operation is correlate_nd:
+    if swapped and operation is not convolve_nd:
         output = output[::-1, ::-1]
     return output
+
+
+def _correlate2d_same(in1, in2, mode, boundary, fillvalue):
+    """correlate2d's "same" mode: for an even kernel length m it keeps the outputs from
+    m // 2 of "full" on, one later than correlate's "same" (which starts at (m - 1) // 2)."""
+    full = correlate_nd(in1, in2, "full", boundary=boundary, fillvalue=fillvalue)
+    rows, columns = in2.shape[0] // 2, in2.shape[1] // 2
+    return full[rows : rows + in1.shape[0], columns : columns + in1.shape[1]]
 
 
 def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0):
