@@ -136,7 +136,7 @@ def _correlate_into(input, weights, output, mode, cval, origins, native, divisor
         else:
             result = _correlation(part, weights, boundary, fill, origins, axes)
         if divisor != 1:
-            result = result / weights.dtype.type(divisor)
+            result = np.divide(result, weights.dtype.type(divisor), out=result)
         _store(output[..., strip] if output.ndim else output, result)
 
 
