@@ -71,5 +71,5 @@ def test_scipys_own_tests_pass_on(backend, tmp_path):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     assert passed >= AT_LEAST, summary
-    assert "failed" not in summary and "error" not in summary, summary
+    assert not re.search(r"\d+ (failed|errors?)\b", summary), summary
     print(f"{backend}: {summary}")
