@@ -368,3 +368,21 @@ def test_choose_conv_method_is_scipys_and_measures_the_drop_ins():
     assert signal.choose_conv_method(a, b) == scipy.signal.choose_conv_method(a, b)
     method, times = signal.choose_conv_method(a[:50], b[:20], measure=True)
     assert method in ("fft", "direct") and set(times) == {"fft", "direct"}
+
+
+def test_the_compat_bench_runs_on_tiny_twins(tmp_path):
+    """bench/compat.py end to end on its --quick sizes (speed itself is never asserted)."""
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "compat.py"
+    out = tmp_path / "compat.md"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = out.read_text()
+    assert table.count("| yes |") == 14 and "ndimage.gaussian_filter" in table
