@@ -386,3 +386,43 @@ def test_the_compat_bench_runs_on_tiny_twins(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = out.read_text()
     assert table.count("| yes |") == 14 and "ndimage.gaussian_filter" in table
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (np.int8, np.float32),
+        (np.uint16, np.complex64),
+        (np.bool_, np.float32),
+        (np.float16, np.bool_),
+        (np.float16, np.int8),
+    ],
+)
+def test_fft_convolutions_take_scipys_result_dtype_for_mixed_operands(backend, first, second):
+    # SciPy transforms each input in its own dtype (integers as float64), so int8 with
+    # float32 gives float64, where NumPy's promotion of the pair gives float32.
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal((6, 7)) * 4).astype(first)
+    b = (rng.standard_normal((3, 2)) * 4).astype(second)
+    with convkit.use_backend(backend):
+        for name in ("fftconvolve", "oaconvolve"):
+            got = getattr(signal, name)(a, b)
+            expected = getattr(scipy.signal, name)(a, b)
+            assert got.dtype == expected.dtype, (name, got.dtype, expected.dtype)
+            # SciPy transforms float32 and complex64 inputs in single precision.
+            np.testing.assert_allclose(got, expected, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("name", ["convolve2d", "correlate2d"])
+def test_2d_fill_value_is_converted_to_an_integer_result_dtype(backend, name):
+    # SciPy converts fillvalue to the result dtype before filling: 2.7 fills int64 with 2.
+    image = np.arange(12).reshape(3, 4)
+    kernel = np.ones((2, 2), dtype=np.int64)
+    with convkit.use_backend(backend):
+        got = getattr(signal, name)(image, kernel, fillvalue=2.7)
+    expected = getattr(scipy.signal, name)(image, kernel, fillvalue=2.7)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+

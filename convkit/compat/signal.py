@@ -83,11 +83,22 @@ def _frequency_method(in1, in2, mode, axes, sorted_axes, original):
         if mode == "same":
             return _signaltools._centered(product, first_shape).copy()
         return product
-    result = convolve_nd(in1, in2, mode, axes=axes)
+    result = convolve_nd(_transformed(in1), _transformed(in2), mode, axes=axes)
     if mode == "same" and result.shape != first_shape:
         # SciPy cuts the broadcast axes to in1's length too, around their centre.
         result = _signaltools._centered(result, first_shape).copy()
     return result
+
+
+def _transformed(operand: np.ndarray) -> np.ndarray:
+    """``operand`` in the dtype SciPy's FFT computes it in: booleans and integers as float64,
+    float16 as float32.  SciPy transforms each input on its own, so float32 with int8 gives
+    float64 there, where NumPy's promotion of the pair would give float32."""
+    if operand.dtype.kind in "biu":
+        return operand.astype(np.float64)
+    if operand.dtype == np.float16:
+        return operand.astype(np.float32)
+    return operand
 
 
 def fftconvolve(in1, in2, mode="full", axes=None):
@@ -286,6 +297,10 @@ def _two_dimensional(in1, in2, mode, boundary, fillvalue, operation, original, n
     fill = fillvalue if extension == "fill" else 0
     if dtype.kind != "c":
         fill = np.real(fill)  # SciPy's probe above warned, or refused, as it does
+    if dtype.kind in "iu":
+        # SciPy converts the fill value to the result dtype first: 2.7 fills with 2.
+        with np.errstate(invalid="ignore", over="ignore"):
+            fill = np.asarray(fill).astype(dtype).item()
     if operation is correlate_nd and mode == "same" and any(n % 2 == 0 for n in in2.shape):
         operation = _correlate2d_same
     try:
