@@ -426,3 +426,22 @@ def test_2d_fill_value_is_converted_to_an_integer_result_dtype(backend, name):
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
 
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_bool_ndimage_outputs_are_ndimages_truncated_bytes(backend):
+    # ndimage writes a bool output as the C cast of its double sum to a byte: a mean of 1/3
+    # is False there, not NumPy's "nonzero is True".
+    mask = np.array([0, 1, 0, 0, 1, 1, 1, 0], dtype=bool)
+    values = np.array([0.3, 1.7, 2.2, -1.5, -0.5, 300.0])
+    with convkit.use_backend(backend):
+        cases = [
+            (ndimage.uniform_filter1d(mask, 3), scipy.ndimage.uniform_filter1d(mask, 3)),
+            (ndimage.gaussian_filter(mask, 1.0), scipy.ndimage.gaussian_filter(mask, 1.0)),
+            (
+                ndimage.correlate1d(values, [1.0], output=bool, mode="constant"),
+                scipy.ndimage.correlate1d(values, [1.0], output=bool, mode="constant"),
+            ),
+        ]
+    for got, expected in cases:
+        assert got.dtype == expected.dtype == np.bool_
+        np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))

@@ -72,6 +72,10 @@ def _store(output: np.ndarray, result: np.ndarray) -> None:
         scale = float(np.abs(result[finite]).max(initial=1.0))
         snap = finite & (np.abs(result - nearest) <= _SNAP * scale)
         result = np.where(snap, nearest, result)
+    if output.dtype == np.bool_:
+        # ndimage stores a bool as a C cast to its byte (truncation toward zero, so 0.5 is
+        # False and 2.0 the byte 2), not as NumPy's "nonzero is True".
+        output = output.view(np.uint8)
     with np.errstate(invalid="ignore", over="ignore"):
         np.copyto(output, result, casting="unsafe")
 
