@@ -445,3 +445,38 @@ def test_bool_ndimage_outputs_are_ndimages_truncated_bytes(backend):
     for got, expected in cases:
         assert got.dtype == expected.dtype == np.bool_
         np.testing.assert_array_equal(got.view(np.uint8), expected.view(np.uint8))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_byte_swapped_ndimage_inputs_are_filtered_like_native_ones(backend):
+    rng = np.random.default_rng(5)
+    image = rng.standard_normal((6, 7)).astype(">f8")
+    weights = rng.standard_normal((3, 2))
+    calls = [
+        ("convolve", (weights,)),
+        ("correlate", (weights,)),
+        ("convolve1d", (weights[:, 0],)),
+        ("correlate1d", (weights[:, 0],)),
+        ("gaussian_filter", (1.0,)),
+        ("uniform_filter", (3,)),
+    ]
+    with convkit.use_backend(backend):
+        for name, args in calls:
+            got = getattr(ndimage, name)(image, *args)
+            expected = getattr(scipy.ndimage, name)(image, *args)
+            assert got.dtype == expected.dtype
+            _close(got, expected, np.dtype(np.float64))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("name", ["convolve", "correlate"])
+def test_nd_filters_leave_out_nan_and_negligible_weights_as_ndimage_does(backend, name):
+    # ndimage's N-d filter sums only the weights with |w| > DBL_EPSILON: a NaN weight is
+    # left out, not spread over every output.
+    image = np.random.default_rng(6).standard_normal((5, 6))
+    weights = np.array([[1.0, np.nan], [1e-17, 2.0]])
+    with convkit.use_backend(backend):
+        got = getattr(ndimage, name)(image, weights)
+    expected = getattr(scipy.ndimage, name)(image, weights)
+    assert np.isfinite(expected).all()
+    _close(got, expected, np.dtype(np.float64))

@@ -53,6 +53,9 @@ _BOUNDARY_OF_CODE = {
 # refuses them as it does).
 _NDIMAGE_DTYPES = frozenset(np.dtype(code) for code in "?bBhHiIlLqQfd")
 
+# ndimage's N-d correlation sums only the weights larger than this in magnitude.
+_FOOTPRINT = np.finfo(np.float64).eps
+
 # Single-axis passes over arrays of at least _STRIPPED samples run in strips of _STRIP
 # columns (see _strips).
 _STRIP = 256
@@ -112,6 +115,11 @@ def _strips(input: np.ndarray, axes: tuple[int, ...]) -> list[slice]:
     return [slice(start, start + _STRIP) for start in range(0, columns, _STRIP)]
 
 
+def _ndimage_takes(dtype: np.dtype) -> bool:
+    """Whether ndimage's C filters take ``dtype``, in either byte order."""
+    return dtype.newbyteorder("=") in _NDIMAGE_DTYPES
+
+
 def _correlate_into(input, weights, output, mode, cval, origins, native, divisor=1):
     """ndimage's correlation of a real ``input``: ``output[i] = sum_j weights[j] *
     input[i + j - (weights.shape // 2 + origins)]``, ``input`` extended by ``mode``, over
@@ -122,7 +130,7 @@ def _correlate_into(input, weights, output, mode, cval, origins, native, divisor
     is SciPy's own C call for this pass: it runs (and refuses as SciPy refuses) dtypes
     ndimage's C filters do not take, and complex ``cval`` with a real input."""
     code = _ni_support._extend_mode_to_code(mode)
-    unsupported = input.dtype not in _NDIMAGE_DTYPES or output.dtype not in _NDIMAGE_DTYPES
+    unsupported = not (_ndimage_takes(input.dtype) and _ndimage_takes(output.dtype))
     if unsupported or np.iscomplexobj(cval):
         native(code)
         return
@@ -278,6 +286,8 @@ def _correlate_or_convolve(input, weights, output, mode, cval, origin, convoluti
         )
     axes = _ni_support._check_axes(axes, input.ndim)
     weights = np.asarray(weights, dtype=np.float64)
+    # ndimage's N-d filter leaves out the weights with |w| <= DBL_EPSILON (NaN included).
+    weights = np.where(np.abs(weights) > _FOOTPRINT, weights, 0.0)
     weights = _filters._expand_footprint(input.ndim, axes, weights, "weights")
     origins = _filters._expand_origin(input.ndim, axes, origin)
     kept = [length for length in weights.shape if length > 0]
