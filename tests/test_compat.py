@@ -297,6 +297,7 @@ def test_signal_errors_are_scipys(name, args, kwargs):
         ("correlate1d", (np.ones(5), np.ones(3)), {"axis": 2}),
         ("uniform_filter1d", (np.ones(5), 0), {}),
         ("uniform_filter1d", (np.ones(5), 3), {"origin": 2}),
+        ("uniform_filter1d", (np.ones(5), 2.0), {}),
         ("uniform_filter", (np.ones((5, 5)),), {"size": (3, 3, 3)}),
         ("gaussian_filter", (np.ones(5, np.float16), 1.0), {}),
         ("gaussian_filter1d", (np.ones(5), 1.0), {"radius": -1}),

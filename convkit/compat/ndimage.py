@@ -16,6 +16,7 @@ one 1-D pass per axis, as in SciPy.
 from __future__ import annotations
 
 import numbers
+import operator
 from collections.abc import Iterable
 
 import numpy as np
@@ -429,6 +430,7 @@ def uniform_filter1d(input, size, axis=-1, output=None, mode="reflect", cval=0.0
     output = _ni_support._get_output(output, input, complex_output=complex_output)
     if (size // 2 + origin < 0) or (size // 2 + origin >= size):
         raise ValueError("invalid origin")
+    size = operator.index(size)  # SciPy's C call takes an integer only, and says so
     window = _along(axis, input.ndim, np.ones(size))
     origins = [0] * input.ndim
     origins[axis] = origin
