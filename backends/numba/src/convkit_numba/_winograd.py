@@ -503,8 +503,8 @@ def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
     worker runs transform, GEMMs (single-threaded BLAS) and inverse transform
     for its bands, so no thread pool hands the cores to another between the
     steps, and a single image keeps every core busy.  F(4x4, 3x3) works
-    channels-last (each worker transposes its image, and its band of the
-    output back), so that its transforms run along the channels.
+    channels-last (each band's samples gathered so by ``patches_4x4``, its
+    output transposed back), so that its transforms run along the channels.
     """
     if tile is None:
         tile = tile_size(problem)
@@ -520,12 +520,7 @@ def conv_winograd(problem: ConvProblem, tile: int | None = None) -> np.ndarray:
         (max(0, before - 2), size - max(0, after - 2)) if problem.boundary == "fill" else (0, size)
         for (before, after), size in zip(problem.padding, problem.output_shape[2:])
     )
-    whole = (first_y, last_y, first_x, last_x) == (
-        0,
-        problem.output_shape[2],
-        0,
-        problem.output_shape[3],
-    )
+    whole = (first_y, first_x) == (0, 0) and (last_y, last_x) == tuple(problem.output_shape[2:])
     out = (np.empty if whole else np.zeros)(problem.output_shape, dtype=dtype)
     region = out[:, :, first_y:last_y, first_x:last_x]
     height, width = region.shape[2:]
