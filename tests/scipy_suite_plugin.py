@@ -66,7 +66,7 @@ NDIMAGE_NAMES = (
 
 # Deliberate differences: test id (the part after "::" of the module) -> (backends on
 # which it differs, reason, strict).  Strict xfails fail the run if the test passes;
-# the three that compare two calls bit for bit on fftw are not strict, as whether
+# the four that compare two calls to the last bits on fftw are not strict, as whether
 # FFTW's plans for the two calls differ depends on when its measurement ran.  FFT_BACKENDS compute convolve_nd through FFTs.
 FFT_BACKENDS = frozenset({"scipy", "fftw"})
 EVERY_BACKEND = frozenset({"scipy", "numba", "fftw"})
@@ -97,6 +97,14 @@ DELIBERATE: dict[str, tuple[frozenset[str], str, bool]] = {
         "float32 input into a float32 output sums in float32 (ndimage sums in double): the "
         "test's total over 10^4 outputs drifts by more than its +-1.5",
         True,
+    ),
+    "TestConvolve::test_convolve_method[": (
+        frozenset({"fftw"}),
+        "float32 sums near zero round by FFTW's plan: method='fft' and method='direct' "
+        "(both FFTW here) differ by up to 1.2e-6 where the test allows 1e-6 absolute, "
+        "well inside convkit's bound for 100-term float32 sums; whether they do depends on "
+        "when FFTW's measurement ran",
+        False,
     ),
     "TestThreading::test_correlate1d": (frozenset({"fftw"}), FFTW_PLANS, False),
     "TestNdimageFilters::test_gauss_memory_overlap": (frozenset({"fftw"}), FFTW_PLANS, False),
